@@ -1,0 +1,54 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// MaxResponseBody bounds a non-streaming upstream answer held in memory.
+const MaxResponseBody = 64 << 20
+
+// Post sends a JSON body. A transport failure comes back classified; an HTTP
+// error status comes back as a response for the dialect to read its body.
+func Post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, &Error{Kind: KindInternal, Message: "bad upstream URL", Err: err}
+	}
+	req.Header = header
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, ClassifyTransport(err)
+	}
+	return resp, nil
+}
+
+// ReadBody reads a whole upstream body, bounded by MaxResponseBody.
+func ReadBody(resp *http.Response) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))
+	if err != nil {
+		return nil, ClassifyTransport(err)
+	}
+	if len(b) > MaxResponseBody {
+		return nil, &Error{Kind: KindBadResponse, Message: fmt.Sprintf("upstream answer over %d bytes", MaxResponseBody)}
+	}
+	return b, nil
+}
+
+// BadResponse reports an upstream answer that could not be read.
+func BadResponse(format string, args ...any) *Error {
+	return &Error{Kind: KindBadResponse, Message: fmt.Sprintf(format, args...)}
+}
+
+// Snippet shortens an upstream body for an error message.
+func Snippet(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > 200 {
+		return string(b[:200]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,332 @@
+// Package openai is the OpenAI chat-completions dialect, spoken by OpenAI and,
+// through presets, by every OpenAI-compatible vendor and self-hosted server.
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/sse"
+)
+
+// Client calls one OpenAI-compatible upstream.
+type Client struct {
+	Name    string // the provider's configured name, for errors
+	Preset  provider.Preset
+	BaseURL string // overrides Preset.BaseURL when set
+	APIKey  string
+	HTTP    *http.Client
+}
+
+func (c *Client) url(path string) string {
+	base := c.BaseURL
+	if base == "" {
+		base = c.Preset.BaseURL
+	}
+	return strings.TrimRight(base, "/") + path
+}
+
+func (c *Client) header() http.Header {
+	h := make(http.Header, 4)
+	if c.APIKey != "" {
+		h.Set("Authorization", "Bearer "+c.APIKey)
+	}
+	return h
+}
+
+func (c *Client) post(ctx context.Context, path string, body []byte) (*http.Response, error) {
+	resp, err := provider.Post(ctx, c.HTTP, c.url(path), c.header(), body)
+	if err != nil {
+		provider.AsError(err).Provider = c.Name
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, rerr := provider.ReadBody(resp)
+		if rerr != nil {
+			return nil, rerr
+		}
+		return nil, c.fail(resp.StatusCode, resp.Header, b)
+	}
+	return resp, nil
+}
+
+func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
+	e := classify(c.Name, status, h, body)
+	e.Message = provider.Redact(e.Message, c.APIKey)
+	return e
+}
+
+// errorIn returns the error a 2xx body hides (MiniMax, Baidu and others answer
+// errors with status 200), or nil.
+func (c *Client) errorIn(resp *http.Response, body []byte) *provider.Error {
+	if _, _, _, _, isErr := bodyError(body); !isErr {
+		return nil
+	}
+	return c.fail(resp.StatusCode, resp.Header, body)
+}
+
+// prepare applies the preset's quirks to a copy of the request and encodes it.
+func (c *Client) prepare(req *llm.ChatRequest, stream bool) ([]byte, error) {
+	r := *req
+	r.Stream = stream
+	if stream {
+		// Always ask for usage: metering needs it; the gateway drops it for
+		// clients that did not ask.
+		r.StreamOptions = &llm.StreamOptions{IncludeUsage: true}
+	} else {
+		r.StreamOptions = nil
+	}
+	if r.TopP != nil {
+		p := *r.TopP
+		if c.Preset.TopPMax > 0 && p > c.Preset.TopPMax {
+			p = c.Preset.TopPMax
+		}
+		if c.Preset.TopPOpen {
+			p = min(max(p, 0.0001), 0.9999)
+		}
+		r.TopP = &p
+	}
+	if len(c.Preset.DefaultBody) > 0 {
+		extra := make(map[string]json.RawMessage, len(r.Extra)+len(c.Preset.DefaultBody))
+		for k, v := range r.Extra {
+			extra[k] = v
+		}
+		for k, v := range c.Preset.DefaultBody {
+			if _, set := extra[k]; !set {
+				extra[k], _ = json.Marshal(v)
+			}
+		}
+		r.Extra = extra
+	}
+	return json.Marshal(r)
+}
+
+func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
+	body, err := c.prepare(req, false)
+	if err != nil {
+		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Message: "cannot encode request", Err: err}
+	}
+	resp, err := c.post(ctx, "/chat/completions", body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := provider.ReadBody(resp)
+	if err != nil {
+		return nil, err
+	}
+	if e := c.errorIn(resp, b); e != nil {
+		return nil, e
+	}
+	var out llm.ChatResponse
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, provider.BadResponse("upstream %s sent unreadable JSON: %s", c.Name, provider.Snippet(b))
+	}
+	if out.Choices == nil {
+		return nil, provider.BadResponse("upstream %s answered without choices", c.Name)
+	}
+	if out.Object == "" {
+		out.Object = "chat.completion"
+	}
+	normalizeUsage(out.Usage, b, "usage")
+	if c.Preset.ThinkTags {
+		for i := range out.Choices {
+			m := &out.Choices[i].Message
+			if m.ReasoningContent == "" && m.Content.Parts == nil {
+				m.ReasoningContent, m.Content.Text = splitThink(m.Content.Text)
+			}
+		}
+	}
+	return &out, nil
+}
+
+// normalizeUsage keeps the raw usage and fills OpenAI's cached-token detail
+// from DeepSeek's prompt_cache_hit_tokens.
+func normalizeUsage(u *llm.Usage, body []byte, field string) {
+	if u == nil {
+		return
+	}
+	var raw struct {
+		Usage json.RawMessage `json:"usage"`
+	}
+	if json.Unmarshal(body, &raw) != nil || len(raw.Usage) == 0 {
+		return
+	}
+	u.Raw = raw.Usage
+	var ds struct {
+		Hit *int `json:"prompt_cache_hit_tokens"`
+	}
+	if json.Unmarshal(raw.Usage, &ds) == nil && ds.Hit != nil && u.PromptTokensDetails == nil {
+		u.PromptTokensDetails = &llm.PromptTokensDetails{CachedTokens: *ds.Hit}
+	}
+	if u.TotalTokens == 0 {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+}
+
+// splitThink separates a leading <think>…</think> block from the answer.
+func splitThink(s string) (reasoning, content string) {
+	t := strings.TrimLeft(s, " \n")
+	if !strings.HasPrefix(t, "<think>") {
+		return "", s
+	}
+	inner, rest, found := strings.Cut(t[len("<think>"):], "</think>")
+	if !found {
+		return "", s
+	}
+	return strings.TrimSpace(inner), strings.TrimLeft(rest, "\n")
+}
+
+func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) (provider.ChatStream, error) {
+	body, err := c.prepare(req, true)
+	if err != nil {
+		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Message: "cannot encode request", Err: err}
+	}
+	resp, err := c.post(ctx, "/chat/completions", body)
+	if err != nil {
+		return nil, err
+	}
+	ct := resp.Header.Get("Content-Type")
+	if strings.HasPrefix(ct, "application/json") {
+		// Some vendors answer a stream request with a plain JSON error and status 200.
+		defer resp.Body.Close()
+		b, err := provider.ReadBody(resp)
+		if err != nil {
+			return nil, err
+		}
+		if e := c.errorIn(resp, b); e != nil {
+			return nil, e
+		}
+		return nil, provider.BadResponse("upstream %s answered a stream request with JSON", c.Name)
+	}
+	return &stream{c: c, body: resp.Body, r: sse.NewReader(resp.Body), header: resp.Header}, nil
+}
+
+type stream struct {
+	c      *Client
+	body   interface{ Close() error }
+	r      *sse.Reader
+	header http.Header
+	chunk  llm.ChatChunk
+	err    error
+	done   bool
+	// finished counts choices that sent a finish_reason: a stream that ends
+	// without [DONE] but finished every choice is complete.
+	finished int
+}
+
+func (s *stream) Next() bool {
+	if s.done || s.err != nil {
+		return false
+	}
+	for s.r.Next() {
+		ev := s.r.Event()
+		data := bytes.TrimSpace(ev.Data)
+		if bytes.Equal(data, []byte("[DONE]")) {
+			s.done = true
+			return false
+		}
+		if len(data) == 0 {
+			continue
+		}
+		if ev.Name == "error" || bytes.HasPrefix(data, []byte(`{"error"`)) {
+			s.err = s.c.fail(http.StatusOK, nil, data)
+			return false
+		}
+		s.chunk = llm.ChatChunk{}
+		if err := json.Unmarshal(data, &s.chunk); err != nil {
+			s.err = provider.BadResponse("upstream %s sent a malformed stream event: %s", s.c.Name, provider.Snippet(data))
+			return false
+		}
+		if s.chunk.Choices == nil && s.chunk.Usage == nil {
+			if _, _, _, _, isErr := bodyError(data); isErr {
+				s.err = s.c.fail(http.StatusOK, nil, data)
+				return false
+			}
+			continue
+		}
+		if s.chunk.Usage != nil {
+			normalizeUsage(s.chunk.Usage, data, "usage")
+		}
+		for _, ch := range s.chunk.Choices {
+			if ch.FinishReason != nil && *ch.FinishReason != "" {
+				s.finished++
+			}
+		}
+		if s.chunk.Object == "" {
+			s.chunk.Object = "chat.completion.chunk"
+		}
+		return true
+	}
+	if err := s.r.Err(); err != nil {
+		s.err = provider.ClassifyTransport(err)
+		if err == sse.ErrLineTooLong {
+			s.err = provider.BadResponse("upstream %s sent an oversized stream event", s.c.Name)
+		}
+		provider.AsError(s.err).Provider = s.c.Name
+		return false
+	}
+	if s.finished == 0 {
+		s.err = &provider.Error{Kind: provider.KindUnavailable, Provider: s.c.Name, Message: "upstream stream ended before it finished"}
+	}
+	return false
+}
+
+func (s *stream) Chunk() *llm.ChatChunk { return &s.chunk }
+func (s *stream) Err() error            { return s.err }
+func (s *stream) Close() error          { return s.body.Close() }
+
+func (c *Client) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Message: "cannot encode request", Err: err}
+	}
+	var out llm.EmbeddingResponse
+	if err := c.callJSON(ctx, "/embeddings", body, &out); err != nil {
+		return nil, err
+	}
+	if out.Data == nil {
+		return nil, provider.BadResponse("upstream %s answered without data", c.Name)
+	}
+	return &out, nil
+}
+
+func (c *Client) ImageGeneration(ctx context.Context, req *llm.ImageRequest) (*llm.ImageResponse, error) {
+	if !c.Preset.Images {
+		return nil, provider.Errorf(provider.KindUnsupported, "unsupported", "provider %s does not generate images", c.Name)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Message: "cannot encode request", Err: err}
+	}
+	var out llm.ImageResponse
+	if err := c.callJSON(ctx, "/images/generations", body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (c *Client) callJSON(ctx context.Context, path string, body []byte, out any) error {
+	resp, err := c.post(ctx, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := provider.ReadBody(resp)
+	if err != nil {
+		return err
+	}
+	if e := c.errorIn(resp, b); e != nil {
+		return e
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return provider.BadResponse("upstream %s sent unreadable JSON: %s", c.Name, provider.Snippet(b))
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+// Package sim is tidegate's simulated model fleet: models with a configured
+// time to first token, decode rate, output length and faults, deterministic
+// under a seed. It serves in-process as a provider and over HTTP as an
+// OpenAI-compatible upstream, for the demo, tests, chaos drills and benchmarks.
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/llm"
+)
+
+// Marker starts every simulated answer, so no one mistakes it for a model's.
+const Marker = "[simulated]"
+
+// Fingerprint is the system_fingerprint of simulated answers.
+const Fingerprint = "tidegate-sim"
+
+// Fault kinds.
+const (
+	FaultNone      = ""
+	Fault429       = "429"
+	Fault500       = "500"
+	Fault503       = "503"
+	FaultCut       = "cut"       // the connection is cut after AfterChunks chunks
+	FaultStall     = "stall"     // output stops after AfterChunks chunks until the caller gives up
+	FaultMalformed = "malformed" // an unparsable event after AfterChunks chunks
+	FaultHang      = "hang"      // no answer at all, not even headers
+)
+
+// Fault is a failure a model injects into a share of its requests.
+type Fault struct {
+	Kind        string  `yaml:"kind"`
+	Rate        float64 `yaml:"rate"` // share of requests, 0..1; 0 means 1 when Kind is set
+	AfterChunks int     `yaml:"after_chunks"`
+	RetryAfter  time.Duration `yaml:"retry_after"`
+}
+
+// Model is one simulated model.
+type Model struct {
+	Name            string        `yaml:"name"`
+	TTFT            time.Duration `yaml:"ttft"`
+	TokensPerSecond float64       `yaml:"tokens_per_second"` // 0: no pacing
+	OutputTokens    int           `yaml:"output_tokens"`     // 0: 16
+	ContextWindow   int           `yaml:"context_window"`    // 0: unlimited
+	Fault           Fault         `yaml:"fault"`
+}
+
+// DefaultFleet is the demo fleet: fast, balanced and slow models, one that
+// reasons, and a flaky one for chaos drills.
+func DefaultFleet() []Model {
+	return []Model{
+		{Name: "fast", TTFT: 30 * time.Millisecond, TokensPerSecond: 200, OutputTokens: 32},
+		{Name: "balanced", TTFT: 150 * time.Millisecond, TokensPerSecond: 80, OutputTokens: 64},
+		{Name: "slow", TTFT: 800 * time.Millisecond, TokensPerSecond: 20, OutputTokens: 64},
+		{Name: "flaky", TTFT: 50 * time.Millisecond, TokensPerSecond: 100, OutputTokens: 32, Fault: Fault{Kind: Fault503, Rate: 0.3}},
+		{Name: "embed", OutputTokens: 8},
+	}
+}
+
+var words = strings.Fields(`the tide gate opens at dawn and every token finds its way home through
+quiet water while models answer questions about ships harbors lanterns maps rivers bridges
+clocks gardens lighthouses engines letters stars mountains valleys islands markets bells
+kites orchards windows roads signals compasses anchors sails`)
+
+// plan is what a model will answer to one request, decided up front.
+type plan struct {
+	choices      [][]string // per choice, the text pieces in order
+	toolCall     *llm.ToolCall
+	promptTokens int
+	outputTokens int // one per text piece: the sim's own tokenizer
+	finish       string
+	fault        string
+	afterChunks  int
+	retryAfter   time.Duration
+}
+
+// engine decides answers; it is safe for concurrent use (it holds no state
+// but its configuration: randomness comes from the seed and the request).
+type engine struct {
+	seed uint64
+}
+
+func hashRequest(req *llm.ChatRequest) uint64 {
+	h := fnv.New64a()
+	for _, m := range req.Messages {
+		h.Write([]byte(m.Role))
+		h.Write([]byte(m.Content.String()))
+		for _, tc := range m.ToolCalls {
+			h.Write([]byte(tc.Function.Name))
+		}
+	}
+	if req.Seed != nil {
+		fmt.Fprint(h, *req.Seed)
+	}
+	return h.Sum64()
+}
+
+// EstimateTokens is the sim's token count for a text: about four bytes a token.
+func EstimateTokens(s string) int {
+	if s == "" {
+		return 0
+	}
+	return (len(s) + 3) / 4
+}
+
+func promptTokens(req *llm.ChatRequest) int {
+	n := 0
+	for _, m := range req.Messages {
+		n += 4 + EstimateTokens(m.Content.String())
+		for _, tc := range m.ToolCalls {
+			n += EstimateTokens(tc.Function.Name) + EstimateTokens(tc.Function.Arguments)
+		}
+	}
+	for _, t := range req.Tools {
+		n += EstimateTokens(t.Function.Name) + EstimateTokens(string(t.Function.Parameters))
+	}
+	return n
+}
+
+func (e engine) plan(m Model, req *llm.ChatRequest, serial uint64) plan {
+	h := hashRequest(req)
+	rng := rand.New(rand.NewPCG(e.seed, h))
+	p := plan{promptTokens: promptTokens(req), finish: llm.FinishStop}
+
+	if m.Fault.Kind != FaultNone {
+		rate := m.Fault.Rate
+		if rate == 0 {
+			rate = 1
+		}
+		// Faults draw from the request serial, so a flaky model fails a
+		// steady share of calls even when they all ask the same thing.
+		frng := rand.New(rand.NewPCG(e.seed, serial))
+		if frng.Float64() < rate {
+			p.fault, p.afterChunks, p.retryAfter = m.Fault.Kind, m.Fault.AfterChunks, m.Fault.RetryAfter
+		}
+	}
+
+	if tool := chooseTool(req); tool != nil {
+		p.toolCall = &llm.ToolCall{
+			ID:   fmt.Sprintf("call_sim_%08x", rng.Uint32()),
+			Type: "function",
+			Function: llm.FunctionCall{
+				Name:      tool.Function.Name,
+				Arguments: argumentsFor(tool.Function.Parameters, rng),
+			},
+		}
+		p.finish = llm.FinishToolCalls
+		p.choices = [][]string{nil}
+		return p
+	}
+
+	n := m.OutputTokens
+	if n <= 0 {
+		n = 16
+	}
+	if limit := req.MaxOutputTokens(); limit > 0 && limit < n {
+		n, p.finish = limit, llm.FinishLength
+	}
+	for c := 0; c < req.Choices(); c++ {
+		pieces := make([]string, 0, n)
+		for i := 0; i < n; i++ {
+			if i == 0 {
+				pieces = append(pieces, Marker)
+			} else {
+				pieces = append(pieces, " "+words[rng.IntN(len(words))])
+			}
+		}
+		p.outputTokens += n
+		if jsonWanted(req) {
+			// JSON mode: the words go inside one string member.
+			text, _ := json.Marshal(strings.Join(pieces, ""))
+			pieces = []string{`{"answer":`, string(text), `}`}
+		}
+		p.choices = append(p.choices, pieces)
+	}
+	return p
+}
+
+func jsonWanted(req *llm.ChatRequest) bool {
+	return req.ResponseFormat != nil && (req.ResponseFormat.Type == "json_object" || req.ResponseFormat.Type == "json_schema")
+}
+
+// chooseTool picks the tool the sim calls: the named one, else the first, and
+// none after a tool result (the model then answers in text).
+func chooseTool(req *llm.ChatRequest) *llm.Tool {
+	if len(req.Tools) == 0 || len(req.Messages) == 0 || req.Messages[len(req.Messages)-1].Role == "tool" {
+		return nil
+	}
+	choice := strings.Trim(string(req.ToolChoice), `"`)
+	if choice == "none" {
+		return nil
+	}
+	var named struct {
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if json.Unmarshal(req.ToolChoice, &named) == nil && named.Function.Name != "" {
+		for i := range req.Tools {
+			if req.Tools[i].Function.Name == named.Function.Name {
+				return &req.Tools[i]
+			}
+		}
+	}
+	return &req.Tools[0]
+}
+
+// argumentsFor fills a JSON object from a function's parameter schema.
+func argumentsFor(schema json.RawMessage, rng *rand.Rand) string {
+	var s struct {
+		Properties map[string]struct {
+			Type string   `json:"type"`
+			Enum []string `json:"enum"`
+		} `json:"properties"`
+	}
+	_ = json.Unmarshal(schema, &s)
+	args := make(map[string]any, len(s.Properties))
+	for name, prop := range s.Properties {
+		switch {
+		case len(prop.Enum) > 0:
+			args[name] = prop.Enum[rng.IntN(len(prop.Enum))]
+		case prop.Type == "integer" || prop.Type == "number":
+			args[name] = rng.IntN(100)
+		case prop.Type == "boolean":
+			args[name] = rng.IntN(2) == 1
+		default:
+			args[name] = words[rng.IntN(len(words))]
+		}
+	}
+	b, _ := json.Marshal(args)
+	return string(b)
+}
+
+func (p *plan) completionTokens() int {
+	if p.toolCall != nil {
+		return EstimateTokens(p.toolCall.Function.Name) + EstimateTokens(p.toolCall.Function.Arguments)
+	}
+	return p.outputTokens
+}
+
+func (p *plan) usage() *llm.Usage {
+	c := p.completionTokens()
+	return &llm.Usage{PromptTokens: p.promptTokens, CompletionTokens: c, TotalTokens: p.promptTokens + c}
+}
+
+// tokenInterval is the pause between two output pieces.
+func (m Model) tokenInterval() time.Duration {
+	if m.TokensPerSecond <= 0 {
+		return 0
+	}
+	return time.Duration(float64(time.Second) / m.TokensPerSecond)
+}

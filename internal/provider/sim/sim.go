@@ -1,0 +1,318 @@
+package sim
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/provider"
+)
+
+// Fleet is the in-process sim provider.
+type Fleet struct {
+	name   string
+	engine engine
+	models map[string]Model
+	serial atomic.Uint64
+	now    func() time.Time
+}
+
+// New builds a fleet; an empty model list means DefaultFleet.
+func New(name string, seed uint64, models []Model) *Fleet {
+	if len(models) == 0 {
+		models = DefaultFleet()
+	}
+	f := &Fleet{name: name, engine: engine{seed: seed}, models: make(map[string]Model, len(models)), now: time.Now}
+	for _, m := range models {
+		f.models[m.Name] = m
+	}
+	return f
+}
+
+// Models lists the fleet's model names.
+func (f *Fleet) Models() []string {
+	out := make([]string, 0, len(f.models))
+	for n := range f.models {
+		out = append(out, n)
+	}
+	return out
+}
+
+func (f *Fleet) model(name string) (Model, error) {
+	m, ok := f.models[name]
+	if !ok {
+		return Model{}, &provider.Error{Kind: provider.KindNotFound, Code: "model_not_found", Provider: f.name,
+			Message: fmt.Sprintf("the sim fleet has no model %q", name), Status: 404}
+	}
+	return m, nil
+}
+
+// start decides the answer and applies faults that happen before any output.
+func (f *Fleet) start(ctx context.Context, req *llm.ChatRequest) (Model, plan, error) {
+	m, err := f.model(req.Model)
+	if err != nil {
+		return m, plan{}, err
+	}
+	p := f.engine.plan(m, req, f.serial.Add(1))
+	if m.ContextWindow > 0 && p.promptTokens > m.ContextWindow {
+		return m, p, &provider.Error{Kind: provider.KindContextLength, Code: "context_length_exceeded", Provider: f.name, Status: 400,
+			Message: fmt.Sprintf("prompt has %d tokens; the model's context is %d", p.promptTokens, m.ContextWindow)}
+	}
+	if err := faultError(f.name, p); err != nil {
+		return m, p, err
+	}
+	if p.fault == FaultHang {
+		<-ctx.Done()
+		return m, p, provider.ClassifyTransport(ctx.Err())
+	}
+	if err := sleep(ctx, m.TTFT); err != nil {
+		return m, p, err
+	}
+	return m, p, nil
+}
+
+// faultError is the error of an HTTP-status fault, nil for others.
+func faultError(name string, p plan) *provider.Error {
+	e := &provider.Error{Provider: name, RetryAfter: p.retryAfter}
+	switch p.fault {
+	case Fault429:
+		e.Kind, e.Status, e.Code, e.Message = provider.KindRateLimited, 429, "rate_limit_exceeded", "simulated rate limit"
+	case Fault500:
+		e.Kind, e.Status, e.Code, e.Message = provider.KindUpstream, 500, "server_error", "simulated server error"
+	case Fault503:
+		e.Kind, e.Status, e.Code, e.Message = provider.KindOverloaded, 503, "overloaded", "simulated overload"
+	default:
+		return nil
+	}
+	return e
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return provider.ClassifyTransport(ctx.Err())
+	}
+}
+
+func (f *Fleet) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
+	m, p, err := f.start(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return f.complete(ctx, m, p, req)
+}
+
+func (f *Fleet) complete(ctx context.Context, m Model, p plan, req *llm.ChatRequest) (*llm.ChatResponse, error) {
+	// A whole answer takes as long as its decode would.
+	if err := sleep(ctx, time.Duration(p.completionTokens())*m.tokenInterval()); err != nil {
+		return nil, err
+	}
+	if p.fault == FaultCut || p.fault == FaultStall || p.fault == FaultMalformed {
+		return nil, &provider.Error{Kind: provider.KindUnavailable, Provider: f.name, Message: "simulated connection cut"}
+	}
+	return p.response(f.responseID(), req.Model, f.now().Unix()), nil
+}
+
+func (f *Fleet) responseID() string {
+	return fmt.Sprintf("chatcmpl-sim-%d", f.serial.Load())
+}
+
+func (p *plan) response(id, model string, created int64) *llm.ChatResponse {
+	resp := &llm.ChatResponse{ID: id, Object: "chat.completion", Created: created, Model: model,
+		SystemFingerprint: Fingerprint, Usage: p.usage()}
+	for i, pieces := range p.choices {
+		msg := llm.Message{Role: "assistant"}
+		if p.toolCall != nil {
+			msg.ToolCalls = []llm.ToolCall{*p.toolCall}
+		} else {
+			msg.Content = llm.TextContent(strings.Join(pieces, ""))
+		}
+		resp.Choices = append(resp.Choices, llm.Choice{Index: i, Message: msg, FinishReason: p.finish})
+	}
+	return resp
+}
+
+// chunks lays out the whole stream: a role chunk per choice, the pieces
+// interleaved across choices, a finish chunk per choice, then usage.
+func (p *plan) chunks(id, model string, created int64) []llm.ChatChunk {
+	base := llm.ChatChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, SystemFingerprint: Fingerprint}
+	one := func(i int, d llm.Delta, finish *string) llm.ChatChunk {
+		c := base
+		c.Choices = []llm.ChunkChoice{{Index: i, Delta: d, FinishReason: finish}}
+		return c
+	}
+	var out []llm.ChatChunk
+	for i := range p.choices {
+		out = append(out, one(i, llm.Delta{Role: "assistant", Content: llm.Ptr("")}, nil))
+	}
+	if p.toolCall != nil {
+		tc := *p.toolCall
+		tc.Index = llm.Ptr(0)
+		args := tc.Function.Arguments
+		tc.Function.Arguments = ""
+		out = append(out, one(0, llm.Delta{ToolCalls: []llm.ToolCall{tc}}, nil))
+		// Arguments arrive in pieces, as real models send them.
+		for len(args) > 0 {
+			n := min(len(args), 8)
+			out = append(out, one(0, llm.Delta{ToolCalls: []llm.ToolCall{{Index: llm.Ptr(0), Function: llm.FunctionCall{Arguments: args[:n]}}}}, nil))
+			args = args[n:]
+		}
+	} else {
+		longest := 0
+		for _, c := range p.choices {
+			longest = max(longest, len(c))
+		}
+		for t := 0; t < longest; t++ {
+			for i, c := range p.choices {
+				if t < len(c) {
+					out = append(out, one(i, llm.Delta{Content: llm.Ptr(c[t])}, nil))
+				}
+			}
+		}
+	}
+	for i := range p.choices {
+		out = append(out, one(i, llm.Delta{}, llm.Ptr(p.finish)))
+	}
+	u := base
+	u.Choices = []llm.ChunkChoice{}
+	u.Usage = p.usage()
+	return append(out, u)
+}
+
+func (f *Fleet) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) (provider.ChatStream, error) {
+	m, p, err := f.start(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &stream{ctx: ctx, name: f.name, model: m, plan: p, chunks: p.chunks(f.responseID(), req.Model, f.now().Unix())}, nil
+}
+
+type stream struct {
+	ctx    context.Context
+	name   string
+	model  Model
+	plan   plan
+	chunks []llm.ChatChunk
+	i      int
+	sent   int // content chunks sent, for faults
+	cur    llm.ChatChunk
+	err    error
+}
+
+func (s *stream) Next() bool {
+	if s.err != nil || s.i >= len(s.chunks) {
+		return false
+	}
+	if s.plan.fault != FaultNone && s.sent >= s.plan.afterChunks {
+		switch s.plan.fault {
+		case FaultCut:
+			s.err = &provider.Error{Kind: provider.KindUnavailable, Provider: s.name, Message: "simulated connection cut"}
+			return false
+		case FaultMalformed:
+			s.err = provider.BadResponse("upstream %s sent a malformed stream event", s.name)
+			return false
+		case FaultStall:
+			<-s.ctx.Done()
+			s.err = provider.ClassifyTransport(s.ctx.Err())
+			return false
+		}
+	}
+	s.cur = s.chunks[s.i]
+	s.i++
+	if s.cur.HasContent() {
+		if s.sent > 0 {
+			if err := sleep(s.ctx, s.model.tokenInterval()); err != nil {
+				s.err = err
+				return false
+			}
+		}
+		s.sent++
+	}
+	return true
+}
+
+func (s *stream) Chunk() *llm.ChatChunk { return &s.cur }
+func (s *stream) Err() error            { return s.err }
+func (s *stream) Close() error          { return nil }
+
+// Embeddings returns unit vectors derived from a hash of each input: the same
+// text always maps to the same vector.
+func (f *Fleet) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error) {
+	if _, err := f.model(req.Model); err != nil {
+		return nil, err
+	}
+	texts, ok := req.Inputs()
+	if !ok {
+		return nil, provider.Errorf(provider.KindInvalidRequest, "invalid_input", "the sim embeds strings only")
+	}
+	dims := 8
+	if req.Dimensions != nil && *req.Dimensions > 0 && *req.Dimensions <= 4096 {
+		dims = *req.Dimensions
+	}
+	resp := &llm.EmbeddingResponse{Object: "list", Model: req.Model, Usage: &llm.Usage{}}
+	for i, t := range texts {
+		vec := vectorFor(f.engine.seed, t, dims)
+		var raw json.RawMessage
+		if req.EncodingFormat == "base64" {
+			buf := make([]byte, 4*len(vec))
+			for j, v := range vec {
+				binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(v))
+			}
+			raw, _ = json.Marshal(base64.StdEncoding.EncodeToString(buf))
+		} else {
+			raw, _ = json.Marshal(vec)
+		}
+		resp.Data = append(resp.Data, llm.Embedding{Object: "embedding", Index: i, Embedding: raw})
+		resp.Usage.PromptTokens += EstimateTokens(t)
+	}
+	resp.Usage.TotalTokens = resp.Usage.PromptTokens
+	return resp, nil
+}
+
+func vectorFor(seed uint64, text string, dims int) []float32 {
+	vec := make([]float32, dims)
+	var norm float64
+	for i := range vec {
+		h := sha256.Sum256(fmt.Appendf(nil, "%d/%d/%s", seed, i, text))
+		v := float64(int32(binary.LittleEndian.Uint32(h[:4]))) / math.MaxInt32
+		vec[i] = float32(v)
+		norm += v * v
+	}
+	norm = math.Sqrt(norm)
+	for i := range vec {
+		vec[i] = float32(float64(vec[i]) / norm)
+	}
+	return vec
+}
+
+// ImageGeneration returns a tiny PNG per image, tinted by the prompt.
+func (f *Fleet) ImageGeneration(ctx context.Context, req *llm.ImageRequest) (*llm.ImageResponse, error) {
+	if _, err := f.model(req.Model); err != nil {
+		return nil, err
+	}
+	n := 1
+	if req.N != nil {
+		n = *req.N
+	}
+	resp := &llm.ImageResponse{Created: f.now().Unix()}
+	for i := 0; i < n; i++ {
+		resp.Data = append(resp.Data, llm.ImageData{B64JSON: base64.StdEncoding.EncodeToString(tinyPNG(req.Prompt, i)),
+			RevisedPrompt: Marker + " " + req.Prompt})
+	}
+	return resp, nil
+}
