@@ -50,7 +50,7 @@ var kinds = [...]kindInfo{
 	KindTooLarge:       {"too_large", 413, "invalid_request_error", "request_too_large", false},
 	KindContextLength:  {"context_length", 400, "invalid_request_error", "invalid_request_error", false},
 	KindContentFilter:  {"content_filter", 400, "invalid_request_error", "invalid_request_error", false},
-	KindUnsupported:    {"unsupported", 400, "invalid_request_error", "invalid_request_error", false},
+	KindUnsupported:    {"unsupported", 400, "invalid_request_error", "invalid_request_error", true},
 	KindRateLimited:    {"rate_limited", 429, "rate_limit_error", "rate_limit_error", true},
 	KindQuotaExceeded:  {"quota_exceeded", 429, "insufficient_quota", "rate_limit_error", true},
 	KindUpstreamAuth:   {"upstream_auth", 502, "upstream_error", "api_error", true},

@@ -1,0 +1,298 @@
+// Package config reads tidegate's YAML configuration: the only YAML reader.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/provider/sim"
+	"github.com/tidegate/tidegate/internal/router"
+)
+
+// Config is the whole configuration. Zero fields take Default's values.
+type Config struct {
+	Listen    string     `yaml:"listen"`
+	Store     string     `yaml:"store"`
+	MasterKey string     `yaml:"master_key"`
+	LogLevel  string     `yaml:"log_level"`
+	Server    Server     `yaml:"server"`
+	Providers []Provider `yaml:"providers"`
+	Models    []Model    `yaml:"models"`
+}
+
+// Server holds the HTTP server's limits and timeouts.
+type Server struct {
+	BodyLimit         int64         `yaml:"body_limit"`          // bytes; default 32 MiB
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 10s
+	BodyReadTimeout   time.Duration `yaml:"body_read_timeout"`   // reading the request body; default 60s
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // keep-alive idle; default 120s
+	WriteTimeout      time.Duration `yaml:"write_timeout"`       // each write to a client; default 30s
+	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`      // running streams may finish; default 30s
+}
+
+// Provider is one upstream account.
+type Provider struct {
+	Name    string   `yaml:"name"`
+	Type    string   `yaml:"type"`
+	BaseURL string   `yaml:"base_url"`
+	APIKey  string   `yaml:"api_key"`
+	Models  []string `yaml:"models"`
+	// Timeout bounds the wait for the upstream's response headers; default 60s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Sim configures a sim fleet (type sim).
+	Sim *Sim `yaml:"sim"`
+}
+
+// Sim is the configuration of a sim fleet.
+type Sim struct {
+	Seed   uint64      `yaml:"seed"`
+	Models []sim.Model `yaml:"models"`
+}
+
+// Model is a public model name and its ordered targets.
+type Model struct {
+	Name    string   `yaml:"name"`
+	Targets []string `yaml:"targets"`
+}
+
+// DataDir is where the demo keeps its state.
+const DataDir = "./tidegate-data"
+
+// Default is the demo: the sim fleet, SQLite under ./tidegate-data/.
+func Default() *Config {
+	c := &Config{
+		Listen: "127.0.0.1:8080",
+		Store:  "sqlite:" + DataDir + "/tidegate.db",
+		Providers: []Provider{{Name: "sim", Type: "sim"}},
+		Models: []Model{
+			{Name: "chat", Targets: []string{"sim/balanced", "sim/fast"}},
+			{Name: "chat-fast", Targets: []string{"sim/fast"}},
+			{Name: "chat-flaky", Targets: []string{"sim/flaky", "sim/fast"}},
+			{Name: "embed", Targets: []string{"sim/embed"}},
+		},
+	}
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	s := &c.Server
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.Store == "" {
+		c.Store = "sqlite:" + DataDir + "/tidegate.db"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if s.BodyLimit == 0 {
+		s.BodyLimit = 32 << 20
+	}
+	if s.ReadHeaderTimeout == 0 {
+		s.ReadHeaderTimeout = 10 * time.Second
+	}
+	if s.BodyReadTimeout == 0 {
+		s.BodyReadTimeout = 60 * time.Second
+	}
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = 120 * time.Second
+	}
+	if s.WriteTimeout == 0 {
+		s.WriteTimeout = 30 * time.Second
+	}
+	if s.ShutdownGrace == 0 {
+		s.ShutdownGrace = 30 * time.Second
+	}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		if p.Timeout == 0 {
+			p.Timeout = 60 * time.Second
+		}
+		if p.Type == "sim" && len(p.Models) == 0 {
+			fleet := sim.DefaultFleet()
+			if p.Sim != nil && len(p.Sim.Models) > 0 {
+				fleet = p.Sim.Models
+			}
+			for _, m := range fleet {
+				p.Models = append(p.Models, m.Name)
+			}
+		}
+	}
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, os.LookupEnv)
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// Expand replaces ${VAR} and ${VAR:-default}. An unset variable without a
+// default is an error naming it: a missing key should stop start-up, not
+// reach a provider as an empty string.
+func Expand(data []byte, lookup func(string) (string, bool)) ([]byte, error) {
+	var errs []error
+	out := envRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		sub := envRef.FindSubmatch(m)
+		name := string(sub[1])
+		if v, ok := lookup(name); ok {
+			return []byte(yamlSafe(v))
+		}
+		if len(sub[2]) > 0 {
+			return sub[3]
+		}
+		line := 1 + bytes.Count(data[:bytes.Index(data, m)], []byte("\n"))
+		errs = append(errs, fmt.Errorf("line %d: environment variable %s is not set", line, name))
+		return nil
+	})
+	return out, errors.Join(errs...)
+}
+
+// yamlSafe keeps an expanded value from breaking the YAML around it.
+func yamlSafe(v string) string {
+	if strings.ContainsAny(v, "\n:#{}[]&*!|>'\"%@`") {
+		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v) + `"`
+	}
+	return v
+}
+
+// Parse expands, decodes (rejecting unknown fields) and validates a config.
+func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	expanded, err := Expand(data, lookup)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// Types lists every provider type.
+func Types() []string {
+	ts := append(provider.PresetTypes(), "anthropic", "gemini", "sim")
+	slices.Sort(ts)
+	return ts
+}
+
+// Validate checks the config; each problem names its field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		bad("store", "want sqlite:PATH or postgres://…, got %q", c.Store)
+	}
+	if c.Server.BodyLimit < 1024 {
+		bad("server.body_limit", "must be at least 1024 bytes")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	types := Types()
+	providers := map[string]*Provider{}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		f := fmt.Sprintf("providers[%d]", i)
+		switch {
+		case p.Name == "":
+			bad(f+".name", "is required")
+		case !nameRE.MatchString(p.Name):
+			bad(f+".name", "%q must be lower-case letters, digits, '-' or '_'", p.Name)
+		case providers[p.Name] != nil:
+			bad(f+".name", "%q is used twice", p.Name)
+		}
+		providers[p.Name] = p
+		if !slices.Contains(types, p.Type) {
+			bad(f+".type", "unknown type %q (want one of %s)", p.Type, strings.Join(types, ", "))
+			continue
+		}
+		if p.BaseURL != "" {
+			if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad(f+".base_url", "%q is not an http(s) URL", p.BaseURL)
+			}
+		}
+		preset, isPreset := provider.LookupPreset(p.Type)
+		needsKey := p.Type == "anthropic" || p.Type == "gemini" || (isPreset && !preset.NoKey)
+		if needsKey && p.APIKey == "" {
+			bad(f+".api_key", "is required for type %s", p.Type)
+		}
+		if p.Sim != nil && p.Type != "sim" {
+			bad(f+".sim", "is only for type sim")
+		}
+		if p.Timeout < 0 {
+			bad(f+".timeout", "must not be negative")
+		}
+	}
+	public := map[string]bool{}
+	for i, m := range c.Models {
+		f := fmt.Sprintf("models[%d]", i)
+		if m.Name == "" {
+			bad(f+".name", "is required")
+		} else if public[m.Name] {
+			bad(f+".name", "%q is used twice", m.Name)
+		}
+		public[m.Name] = true
+		if len(m.Targets) == 0 {
+			bad(f+".targets", "needs at least one provider/model")
+		}
+		for j, t := range m.Targets {
+			tf := fmt.Sprintf("%s.targets[%d]", f, j)
+			tg, ok := router.ParseTarget(t)
+			if !ok {
+				bad(tf, "%q is not provider/model", t)
+				continue
+			}
+			p := providers[tg.Provider]
+			if p == nil {
+				bad(tf, "no provider is named %q", tg.Provider)
+				continue
+			}
+			if len(p.Models) > 0 && !slices.Contains(p.Models, tg.Model) {
+				bad(tf, "provider %q does not list model %q", tg.Provider, tg.Model)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Routes converts the models section for the router.
+func (c *Config) Routes() []router.Route {
+	out := make([]router.Route, 0, len(c.Models))
+	for _, m := range c.Models {
+		r := router.Route{Name: m.Name}
+		for _, t := range m.Targets {
+			tg, _ := router.ParseTarget(t)
+			r.Targets = append(r.Targets, tg)
+		}
+		out = append(out, r)
+	}
+	return out
+}

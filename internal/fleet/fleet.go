@@ -1,0 +1,68 @@
+// Package fleet builds the configured providers: the one place that knows
+// every dialect package.
+package fleet
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/config"
+	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/provider/anthropic"
+	"github.com/tidegate/tidegate/internal/provider/gemini"
+	"github.com/tidegate/tidegate/internal/provider/openai"
+	"github.com/tidegate/tidegate/internal/provider/sim"
+)
+
+// HTTPClient is the upstream client for one provider. There is no overall
+// timeout (streams run long); the response-header timeout bounds the wait
+// for an answer to start, and the request context bounds the rest.
+func HTTPClient(headerTimeout time.Duration) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		ExpectContinueTimeout: time.Second,
+	}}
+}
+
+// Build creates every configured provider, by name.
+func Build(cfgs []config.Provider) (map[string]provider.Provider, error) {
+	out := make(map[string]provider.Provider, len(cfgs))
+	for _, c := range cfgs {
+		p, err := build(c)
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", c.Name, err)
+		}
+		out[c.Name] = p
+	}
+	return out, nil
+}
+
+func build(c config.Provider) (provider.Provider, error) {
+	switch c.Type {
+	case "sim":
+		var seed uint64
+		var models []sim.Model
+		if c.Sim != nil {
+			seed, models = c.Sim.Seed, c.Sim.Models
+		}
+		return sim.New(c.Name, seed, models), nil
+	case "anthropic":
+		return &anthropic.Client{Name: c.Name, BaseURL: c.BaseURL, APIKey: c.APIKey, HTTP: HTTPClient(c.Timeout)}, nil
+	case "gemini":
+		return &gemini.Client{Name: c.Name, BaseURL: c.BaseURL, APIKey: c.APIKey, HTTP: HTTPClient(c.Timeout)}, nil
+	}
+	preset, ok := provider.LookupPreset(c.Type)
+	if !ok {
+		return nil, fmt.Errorf("unknown type %q", c.Type)
+	}
+	return &openai.Client{Name: c.Name, Preset: preset, BaseURL: c.BaseURL, APIKey: c.APIKey, HTTP: HTTPClient(c.Timeout)}, nil
+}

@@ -1,0 +1,191 @@
+// Package gateway holds tidegate's use cases: route a request, call the
+// providers in the plan's order, fail over while nothing reached the client.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/router"
+)
+
+// Gateway is safe for concurrent use once built.
+type Gateway struct {
+	Router    *router.Router
+	Providers map[string]provider.Provider
+	Logger    *slog.Logger
+	// Created is the timestamp GET /v1/models reports.
+	Created time.Time
+}
+
+// Outcome tells the client which target answered and after how many attempts.
+type Outcome struct {
+	Route    router.Target // zero when no target answered
+	Attempts int
+}
+
+// try runs call on each target of the plan in order until one succeeds or
+// fails in a way another target cannot fix.
+func try[T any](ctx context.Context, g *Gateway, model string, call func(p provider.Provider, t router.Target) (T, error)) (T, Outcome, error) {
+	var zero T
+	var out Outcome
+	plan, err := g.Router.Plan(model)
+	if err != nil {
+		return zero, out, err
+	}
+	var last error
+	for _, t := range plan {
+		p, ok := g.Providers[t.Provider]
+		if !ok {
+			return zero, out, &provider.Error{Kind: provider.KindInternal, Message: "route names an unknown provider " + t.Provider}
+		}
+		out.Attempts++
+		v, err := call(p, t)
+		if err == nil {
+			out.Route = t
+			return v, out, nil
+		}
+		last = err
+		e := provider.AsError(err)
+		if e.Provider == "" {
+			e.Provider = t.Provider
+		}
+		if ctx.Err() != nil || !e.Kind.Retryable() {
+			break
+		}
+		g.Logger.LogAttrs(ctx, slog.LevelWarn, "attempt failed, trying next target",
+			slog.String("target", t.String()), slog.String("kind", e.Kind.String()), slog.Int("status", e.Status))
+	}
+	if ctx.Err() != nil {
+		return zero, out, provider.ClassifyTransport(ctx.Err())
+	}
+	return zero, out, last
+}
+
+// forTarget copies a request with the target's own model name.
+func forTarget(req *llm.ChatRequest, t router.Target) *llm.ChatRequest {
+	r := *req
+	r.Model = t.Model
+	return &r
+}
+
+// Chat answers a non-streaming chat completion.
+func (g *Gateway) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, Outcome, error) {
+	return try(ctx, g, req.Model, func(p provider.Provider, t router.Target) (*llm.ChatResponse, error) {
+		return p.ChatCompletion(ctx, forTarget(req, t))
+	})
+}
+
+// ChatStream opens a stream and holds it until its first chunk, so that a
+// target failing before it produced anything costs the client nothing: the
+// next target is tried. The first chunk is replayed by the returned stream.
+func (g *Gateway) ChatStream(ctx context.Context, req *llm.ChatRequest) (*Stream, Outcome, error) {
+	return try(ctx, g, req.Model, func(p provider.Provider, t router.Target) (*Stream, error) {
+		s, err := p.ChatCompletionStream(ctx, forTarget(req, t))
+		if err != nil {
+			return nil, err
+		}
+		if !s.Next() {
+			err := s.Err()
+			s.Close()
+			if err == nil {
+				err = &provider.Error{Kind: provider.KindBadResponse, Provider: t.Provider, Message: "upstream stream ended with no output"}
+			}
+			return nil, err
+		}
+		return &Stream{inner: s, pending: true, wantUsage: req.WantsUsage()}, nil
+	})
+}
+
+// Stream relays an upstream stream: it replays the held first chunk, and
+// keeps the usage for metering while passing it on only to clients that asked.
+type Stream struct {
+	inner     provider.ChatStream
+	pending   bool
+	wantUsage bool
+	cur       *llm.ChatChunk
+	usage     *llm.Usage
+	// Started reports whether any content reached the caller.
+	started bool
+}
+
+func (s *Stream) Next() bool {
+	for {
+		if s.pending {
+			s.pending = false
+		} else if !s.inner.Next() {
+			return false
+		}
+		c := s.inner.Chunk()
+		if c.Usage != nil {
+			s.usage = c.Usage
+			if !s.wantUsage {
+				if len(c.Choices) == 0 {
+					continue
+				}
+				cp := *c
+				cp.Usage = nil
+				c = &cp
+			}
+		}
+		s.cur = c
+		s.started = true
+		return true
+	}
+}
+
+func (s *Stream) Chunk() *llm.ChatChunk { return s.cur }
+func (s *Stream) Err() error            { return s.inner.Err() }
+func (s *Stream) Close() error          { return s.inner.Close() }
+
+// Usage is the provider's final usage, nil if it sent none.
+func (s *Stream) Usage() *llm.Usage { return s.usage }
+
+// Embeddings answers an embeddings request.
+func (g *Gateway) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, Outcome, error) {
+	return try(ctx, g, req.Model, func(p provider.Provider, t router.Target) (*llm.EmbeddingResponse, error) {
+		e, ok := p.(provider.Embedder)
+		if !ok {
+			return nil, unsupported(t, "embeddings")
+		}
+		r := *req
+		r.Model = t.Model
+		return e.Embeddings(ctx, &r)
+	})
+}
+
+// Images answers an image generation request.
+func (g *Gateway) Images(ctx context.Context, req *llm.ImageRequest) (*llm.ImageResponse, Outcome, error) {
+	return try(ctx, g, req.Model, func(p provider.Provider, t router.Target) (*llm.ImageResponse, error) {
+		ig, ok := p.(provider.ImageGenerator)
+		if !ok {
+			return nil, unsupported(t, "image generation")
+		}
+		r := *req
+		r.Model = t.Model
+		return ig.ImageGeneration(ctx, &r)
+	})
+}
+
+func unsupported(t router.Target, what string) error {
+	return &provider.Error{Kind: provider.KindUnsupported, Code: "unsupported_operation", Provider: t.Provider,
+		Message: fmt.Sprintf("%s does not offer %s", t, what)}
+}
+
+// Models lists the models a client can address.
+func (g *Gateway) Models() []llm.Model {
+	names := g.Router.Models()
+	out := make([]llm.Model, 0, len(names))
+	for _, n := range names {
+		owner := "tidegate"
+		if t, ok := router.ParseTarget(n); ok {
+			owner = t.Provider
+		}
+		out = append(out, llm.Model{ID: n, Object: "model", Created: g.Created.Unix(), OwnedBy: owner})
+	}
+	return out
+}

@@ -1,0 +1,214 @@
+package anthropic
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/provider"
+)
+
+// Validate checks what Anthropic's API itself rejects.
+func (mr *MessagesRequest) Validate() error {
+	bad := func(param, msg string) error {
+		return &provider.Error{Kind: provider.KindInvalidRequest, Param: param, Message: msg}
+	}
+	if mr.Model == "" {
+		return bad("model", "model: Field required")
+	}
+	if mr.MaxTokens < 1 {
+		return bad("max_tokens", "max_tokens: must be at least 1")
+	}
+	if len(mr.Messages) == 0 {
+		return bad("messages", "messages: at least one message is required")
+	}
+	for i, m := range mr.Messages {
+		if m.Role != "user" && m.Role != "assistant" {
+			return bad("messages", fmt.Sprintf("messages.%d.role: must be user or assistant, got %q", i, m.Role))
+		}
+	}
+	return nil
+}
+
+// ToChatRequest translates an Anthropic request into an OpenAI chat request,
+// so any provider can serve /v1/messages.
+func ToChatRequest(mr *MessagesRequest) *llm.ChatRequest {
+	req := &llm.ChatRequest{Model: mr.Model, Stream: mr.Stream, Temperature: mr.Temperature, TopP: mr.TopP,
+		MaxTokens: llm.Ptr(mr.MaxTokens)}
+	if len(mr.StopSequences) > 0 {
+		req.Stop = mr.StopSequences
+	}
+	if mr.Stream {
+		req.StreamOptions = &llm.StreamOptions{IncludeUsage: true}
+	}
+	if mr.TopK != nil {
+		req.Extra = map[string]json.RawMessage{"top_k": json.RawMessage(fmt.Sprint(*mr.TopK))}
+	}
+	if mr.Metadata != nil {
+		req.User = mr.Metadata.UserID
+	}
+	if mr.Thinking != nil && mr.Thinking.Type == "enabled" {
+		switch b := mr.Thinking.BudgetTokens; {
+		case b < 2048:
+			req.ReasoningEffort = "low"
+		case b < 8192:
+			req.ReasoningEffort = "medium"
+		default:
+			req.ReasoningEffort = "high"
+		}
+	}
+	for _, t := range mr.Tools {
+		req.Tools = append(req.Tools, llm.Tool{Type: "function",
+			Function: llm.ToolFunction{Name: t.Name, Description: t.Description, Parameters: t.InputSchema}})
+	}
+	if tc := mr.ToolChoice; tc != nil && len(mr.Tools) > 0 {
+		switch tc.Type {
+		case "any":
+			req.ToolChoice = json.RawMessage(`"required"`)
+		case "none":
+			req.ToolChoice = json.RawMessage(`"none"`)
+		case "tool":
+			b, _ := json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": tc.Name}})
+			req.ToolChoice = b
+		default:
+			req.ToolChoice = json.RawMessage(`"auto"`)
+		}
+		if tc.DisableParallelToolUse {
+			req.ParallelToolCalls = llm.Ptr(false)
+		}
+	}
+	if len(mr.System) > 0 {
+		var sys []string
+		for _, b := range mr.System {
+			sys = append(sys, b.Text)
+		}
+		req.Messages = append(req.Messages, llm.Message{Role: "system", Content: llm.TextContent(strings.Join(sys, "\n\n"))})
+	}
+	for _, m := range mr.Messages {
+		if m.Role == "assistant" {
+			req.Messages = append(req.Messages, assistantMessage(m.Content))
+			continue
+		}
+		// Tool results become tool messages, which OpenAI wants right after
+		// the assistant's calls; any other user content follows them.
+		var parts []llm.ContentPart
+		for _, b := range m.Content {
+			switch b.Type {
+			case "tool_result":
+				req.Messages = append(req.Messages, llm.Message{Role: "tool", ToolCallID: b.ToolUseID,
+					Content: llm.TextContent(toolResultText(b))})
+			case "text":
+				parts = append(parts, llm.ContentPart{Type: "text", Text: b.Text})
+			case "image":
+				if b.Source != nil {
+					u := b.Source.URL
+					if b.Source.Type == "base64" {
+						u = "data:" + b.Source.MediaType + ";base64," + b.Source.Data
+					}
+					parts = append(parts, llm.ContentPart{Type: "image_url", ImageURL: &llm.ImageURL{URL: u}})
+				}
+			}
+		}
+		switch {
+		case len(parts) == 1 && parts[0].Type == "text":
+			req.Messages = append(req.Messages, llm.Message{Role: "user", Content: llm.TextContent(parts[0].Text)})
+		case len(parts) > 0:
+			req.Messages = append(req.Messages, llm.Message{Role: "user", Content: llm.Content{Parts: parts, Set: true}})
+		}
+	}
+	return req
+}
+
+func assistantMessage(blocks Blocks) llm.Message {
+	msg := llm.Message{Role: "assistant"}
+	var text, thinking strings.Builder
+	for _, b := range blocks {
+		switch b.Type {
+		case "text":
+			text.WriteString(b.Text)
+		case "thinking":
+			thinking.WriteString(b.Thinking)
+		case "tool_use":
+			args := string(b.Input)
+			if args == "" {
+				args = "{}"
+			}
+			msg.ToolCalls = append(msg.ToolCalls, llm.ToolCall{ID: b.ID, Type: "function",
+				Function: llm.FunctionCall{Name: b.Name, Arguments: args}})
+		}
+	}
+	if text.Len() > 0 || len(msg.ToolCalls) == 0 {
+		msg.Content = llm.TextContent(text.String())
+	}
+	msg.ReasoningContent = thinking.String()
+	return msg
+}
+
+// toolResultText flattens a tool_result's content (a string or text blocks).
+func toolResultText(b Block) string {
+	var s string
+	if json.Unmarshal(b.Content, &s) == nil {
+		return s
+	}
+	var blocks []Block
+	_ = json.Unmarshal(b.Content, &blocks)
+	var out []string
+	for _, x := range blocks {
+		if x.Type == "text" {
+			out = append(out, x.Text)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// AnthropicUsage converts the normal form back: input excludes cached tokens.
+func AnthropicUsage(u *llm.Usage) Usage {
+	if u == nil {
+		return Usage{}
+	}
+	cached, written := 0, 0
+	if u.PromptTokensDetails != nil {
+		cached, written = u.PromptTokensDetails.CachedTokens, u.PromptTokensDetails.CacheWriteTokens
+	}
+	return Usage{InputTokens: max(0, u.PromptTokens-cached-written), OutputTokens: u.CompletionTokens,
+		CacheReadInputTokens: cached, CacheCreationInputTokens: written}
+}
+
+// MessageID gives an answer an Anthropic-style id.
+func MessageID(id string) string {
+	if strings.HasPrefix(id, "msg_") {
+		return id
+	}
+	return "msg_" + id
+}
+
+// FromChatResponse translates an OpenAI answer into an Anthropic one.
+func FromChatResponse(resp *llm.ChatResponse) *MessagesResponse {
+	out := &MessagesResponse{ID: MessageID(resp.ID), Type: "message", Role: "assistant", Model: resp.Model,
+		Content: []Block{}, Usage: AnthropicUsage(resp.Usage)}
+	stop := "end_turn"
+	if len(resp.Choices) > 0 {
+		ch := resp.Choices[0]
+		if ch.Message.ReasoningContent != "" {
+			out.Content = append(out.Content, Block{Type: "thinking", Thinking: ch.Message.ReasoningContent})
+		}
+		if text := ch.Message.Content.String(); text != "" {
+			out.Content = append(out.Content, Block{Type: "text", Text: text})
+		}
+		for _, tc := range ch.Message.ToolCalls {
+			out.Content = append(out.Content, Block{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: toolInput(tc.Function.Arguments)})
+		}
+		stop = StopReason(ch.FinishReason)
+	}
+	out.StopReason = &stop
+	return out
+}
+
+// toolInput turns OpenAI's argument string into Anthropic's input object.
+func toolInput(args string) json.RawMessage {
+	if args == "" || !json.Valid([]byte(args)) {
+		return json.RawMessage("{}")
+	}
+	return json.RawMessage(args)
+}
