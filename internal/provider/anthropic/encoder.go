@@ -55,11 +55,11 @@ func (e *StreamEncoder) openBlock(b Block) error {
 	}
 	e.open, e.index = b.Type, e.nextIndex
 	e.nextIndex++
-	return e.emit("content_block_start", streamEvent{Type: "content_block_start", Index: e.index, ContentBlock: &b})
+	return e.emit("content_block_start", streamEvent{Type: "content_block_start", Index: llm.Ptr(e.index), ContentBlock: &b})
 }
 
 func (e *StreamEncoder) delta(d eventDelta) error {
-	return e.emit("content_block_delta", streamEvent{Type: "content_block_delta", Index: e.index, Delta: &d})
+	return e.emit("content_block_delta", streamEvent{Type: "content_block_delta", Index: llm.Ptr(e.index), Delta: &d})
 }
 
 // Chunk encodes one chunk; only choice 0 is used (Anthropic has no n).

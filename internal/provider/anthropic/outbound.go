@@ -200,7 +200,7 @@ func (s *stream) Next() bool {
 					s.toolIndex = map[int]int{}
 				}
 				ti := len(s.toolIndex)
-				s.toolIndex[e.Index] = ti
+				s.toolIndex[deref(e.Index)] = ti
 				s.chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: llm.Ptr(ti), ID: e.ContentBlock.ID, Type: "function",
 					Function: llm.FunctionCall{Name: e.ContentBlock.Name}}}}, nil)
 				return true
@@ -217,7 +217,7 @@ func (s *stream) Next() bool {
 				s.chunk(llm.Delta{ReasoningContent: llm.Ptr(e.Delta.Thinking)}, nil)
 				return true
 			case "input_json_delta":
-				s.chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: llm.Ptr(s.toolIndex[e.Index]),
+				s.chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: llm.Ptr(s.toolIndex[deref(e.Index)]),
 					Function: llm.FunctionCall{Arguments: e.Delta.PartialJSON}}}}, nil)
 				return true
 			}
@@ -257,6 +257,13 @@ func (s *stream) Next() bool {
 	}
 	s.err = &provider.Error{Kind: provider.KindUnavailable, Provider: s.c.Name, Message: "upstream stream ended before message_stop"}
 	return false
+}
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 func orEmpty(e *ErrorDetail) *ErrorDetail {

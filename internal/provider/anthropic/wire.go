@@ -185,7 +185,7 @@ type ErrorDetail struct {
 type streamEvent struct {
 	Type         string            `json:"type"`
 	Message      *MessagesResponse `json:"message,omitempty"`
-	Index        int               `json:"index"`
+	Index        *int              `json:"index,omitempty"`
 	ContentBlock *Block            `json:"content_block,omitempty"`
 	Delta        *eventDelta       `json:"delta,omitempty"`
 	Usage        *Usage            `json:"usage,omitempty"`

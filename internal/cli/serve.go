@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/config"
+	"github.com/tidegate/tidegate/internal/fleet"
+	"github.com/tidegate/tidegate/internal/gateway"
+	"github.com/tidegate/tidegate/internal/httpapi"
+	"github.com/tidegate/tidegate/internal/router"
+	"github.com/tidegate/tidegate/internal/store/sqlite"
+)
+
+// MasterKeyEnv names the environment variable holding the master key.
+const MasterKeyEnv = "TIDEGATE_MASTER_KEY"
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "config file (YAML); none runs the sim demo")
+	listen := fs.String("listen", "", "address to listen on, overrides the config's listen")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	started := time.Now()
+	cfg := config.Default()
+	demo := *configPath == ""
+	if !demo {
+		var err error
+		if cfg, err = config.Load(*configPath); err != nil {
+			return err
+		}
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	logger := newLogger(stderr, cfg.LogLevel)
+
+	masterKey, generated, err := resolveMasterKey(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	providers, err := fleet.Build(cfg.Providers)
+	if err != nil {
+		return err
+	}
+	order := make([]string, 0, len(cfg.Providers))
+	models := make(map[string][]string, len(cfg.Providers))
+	for _, p := range cfg.Providers {
+		order = append(order, p.Name)
+		models[p.Name] = p.Models
+	}
+	gw := &gateway.Gateway{
+		Router:    router.New(order, models, cfg.Routes()),
+		Providers: providers,
+		Logger:    logger,
+		Created:   started,
+	}
+	api := &httpapi.Server{
+		Gateway:         gw,
+		Logger:          logger,
+		MasterKey:       masterKey,
+		BodyLimit:       cfg.Server.BodyLimit,
+		BodyReadTimeout: cfg.Server.BodyReadTimeout,
+		WriteTimeout:    cfg.Server.WriteTimeout,
+	}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		// No ReadTimeout or WriteTimeout: they would cut long streams. The
+		// handlers set a deadline for the body read and for every write.
+		ErrorLog: nil,
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	fmt.Fprintf(stdout, "tidegate %s listening on http://%s (ready in %s)\n", Version, addr, time.Since(started).Round(time.Millisecond))
+	if demo {
+		fmt.Fprintf(stdout, "demo mode: the simulated fleet, state in %s\n", config.DataDir)
+	}
+	if generated != "" {
+		fmt.Fprintf(stdout, "master key (%s): %s\n", generated, masterKey)
+		fmt.Fprintf(stdout, "try:\n  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n", addr, masterKey)
+	}
+	logger.Info("listening", "addr", addr, "providers", len(cfg.Providers), "models", len(cfg.Models))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Graceful drain: stop accepting, let running requests and streams
+	// finish within the grace period, then cut what is left.
+	logger.Info("shutting down", "grace", cfg.Server.ShutdownGrace.String())
+	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(graceCtx); err != nil {
+		logger.Warn("grace period over, closing remaining connections")
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// resolveMasterKey takes the key from the environment or the config, else
+// generates one once and keeps it in the store. The second result says where
+// a key that should be printed came from ("" when it came from the operator).
+func resolveMasterKey(ctx context.Context, cfg *config.Config) (string, string, error) {
+	if k := os.Getenv(MasterKeyEnv); k != "" {
+		return k, "", nil
+	}
+	if cfg.MasterKey != "" {
+		return cfg.MasterKey, "", nil
+	}
+	path, ok := strings.CutPrefix(cfg.Store, "sqlite:")
+	if !ok {
+		return "", "", fmt.Errorf("master_key: set master_key or %s (a key is generated only with the SQLite store)", MasterKeyEnv)
+	}
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return "", "", err
+	}
+	defer st.Close()
+	key, created, err := st.SettingOnce(ctx, "master_key", newMasterKey)
+	if err != nil {
+		return "", "", err
+	}
+	if created {
+		return key, "generated now, kept in " + path, nil
+	}
+	return key, "kept in " + path, nil
+}
+
+func newMasterKey() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "tg-master-" + base64.RawURLEncoding.EncodeToString(b[:])
+}

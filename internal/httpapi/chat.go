@@ -1,0 +1,187 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/provider"
+)
+
+// MaxDepth bounds JSON nesting. Real requests nest a dozen levels (tool
+// schemas); hostile ones nest thousands to burn CPU and stack.
+const MaxDepth = 64
+
+// MaxChoices is OpenAI's own limit on n.
+const MaxChoices = 128
+
+// jsonDepth returns the deepest nesting of a JSON text, stopping at limit+1.
+func jsonDepth(b []byte, limit int) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > deepest {
+				deepest = depth
+				if deepest > limit {
+					return deepest
+				}
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// decode reads and decodes a JSON body into v.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if jsonDepth(body, MaxDepth) > MaxDepth {
+		return &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_json",
+			Message: fmt.Sprintf("JSON nested deeper than %d levels", MaxDepth)}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return decodeError(err)
+	}
+	return nil
+}
+
+func invalid(param, format string, args ...any) *provider.Error {
+	return &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_value", Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+var validRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
+
+// validateChat checks what OpenAI's API itself rejects, before any upstream is called.
+func validateChat(req *llm.ChatRequest) error {
+	if req.Model == "" {
+		return &provider.Error{Kind: provider.KindInvalidRequest, Code: "missing_model", Param: "model", Message: "model is required"}
+	}
+	if len(req.Messages) == 0 {
+		return invalid("messages", "messages must hold at least one message")
+	}
+	for i, m := range req.Messages {
+		if !validRoles[m.Role] {
+			return invalid(fmt.Sprintf("messages[%d].role", i), "unknown role %q", m.Role)
+		}
+		if m.Role == "tool" && m.ToolCallID == "" {
+			return invalid(fmt.Sprintf("messages[%d].tool_call_id", i), "a tool message needs tool_call_id")
+		}
+	}
+	if n := req.N; n != nil && (*n < 1 || *n > MaxChoices) {
+		return invalid("n", "n must be between 1 and %d, got %d", MaxChoices, *n)
+	}
+	if m := req.MaxTokens; m != nil && *m < 1 {
+		return invalid("max_tokens", "max_tokens must be at least 1")
+	}
+	if m := req.MaxCompletionTokens; m != nil && *m < 1 {
+		return invalid("max_completion_tokens", "max_completion_tokens must be at least 1")
+	}
+	if t := req.Temperature; t != nil && (*t < 0 || *t > 2) {
+		return invalid("temperature", "temperature must be between 0 and 2")
+	}
+	if p := req.TopP; p != nil && (*p < 0 || *p > 1) {
+		return invalid("top_p", "top_p must be between 0 and 1")
+	}
+	if len(req.Stop) > 4 {
+		return invalid("stop", "at most 4 stop sequences")
+	}
+	for i, t := range req.Tools {
+		if t.Type != "function" || t.Function.Name == "" {
+			return invalid(fmt.Sprintf("tools[%d]", i), "a tool must be of type function and have a name")
+		}
+	}
+	if rf := req.ResponseFormat; rf != nil {
+		switch rf.Type {
+		case "text", "json_object":
+		case "json_schema":
+			if len(rf.JSONSchema) == 0 {
+				return invalid("response_format.json_schema", "json_schema is required for type json_schema")
+			}
+		default:
+			return invalid("response_format.type", "unknown response_format type %q", rf.Type)
+		}
+	}
+	if req.StreamOptions != nil && !req.Stream {
+		return invalid("stream_options", "stream_options is only allowed with stream: true")
+	}
+	return nil
+}
+
+func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	var req llm.ChatRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := validateChat(&req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if n := llm.StripRoutingFields(req.Extra); n > 0 {
+		s.Logger.LogAttrs(r.Context(), slog.LevelWarn, "ignored routing fields in request body",
+			slog.String(attrRequestID, requestIDFrom(r)), slog.Int("count", n))
+	}
+	ctx := r.Context()
+	if !req.Stream {
+		resp, out, err := s.Gateway.Chat(ctx, &req)
+		setOutcome(w, out)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.setWriteDeadline(w)
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	stream, out, err := s.Gateway.ChatStream(ctx, &req)
+	setOutcome(w, out)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer stream.Close()
+	sw := s.newSSE(w)
+	for stream.Next() {
+		if err := sw.data(stream.Chunk()); err != nil {
+			return // the client is gone or not reading; closing the stream cancels the upstream
+		}
+	}
+	if err := stream.Err(); err != nil {
+		// Past the commit point: end with an error event and no [DONE].
+		e := provider.AsError(err)
+		s.logStreamError(r, e)
+		_ = sw.data(errorBody(r, e))
+		return
+	}
+	_ = sw.raw([]byte("data: [DONE]\n\n"))
+}
+
+func (s *Server) logStreamError(r *http.Request, e *provider.Error) {
+	s.Logger.LogAttrs(r.Context(), slog.LevelWarn, "stream broke after it started",
+		slog.String(attrRequestID, requestIDFrom(r)), slog.String(attrKind, e.Kind.String()),
+		slog.String("provider", e.Provider), slog.String("error", provider.Redact(e.Error())))
+}
+
+func requestIDFrom(r *http.Request) string {
+	id, _ := r.Context().Value(keyRequestID).(string)
+	return id
+}

@@ -1,0 +1,123 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/provider/anthropic"
+)
+
+// messages serves Anthropic's /v1/messages through any provider.
+func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
+	var mr anthropic.MessagesRequest
+	if err := s.decode(w, r, &mr); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := mr.Validate(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req := anthropic.ToChatRequest(&mr)
+	ctx := r.Context()
+	if !mr.Stream {
+		resp, out, err := s.Gateway.Chat(ctx, req)
+		setOutcome(w, out)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.setWriteDeadline(w)
+		writeJSON(w, http.StatusOK, anthropic.FromChatResponse(resp))
+		return
+	}
+	stream, out, err := s.Gateway.ChatStream(ctx, req)
+	setOutcome(w, out)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer stream.Close()
+	sw := s.newSSE(w)
+	enc := anthropic.NewStreamEncoder(sw.event)
+	for stream.Next() {
+		if err := enc.Chunk(stream.Chunk()); err != nil {
+			return
+		}
+	}
+	if err := stream.Err(); err != nil {
+		e := provider.AsError(err)
+		s.logStreamError(r, e)
+		_ = enc.Fail(e)
+		return
+	}
+	_ = enc.Finish()
+}
+
+func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
+	var req llm.EmbeddingRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Model == "" {
+		s.writeError(w, r, &provider.Error{Kind: provider.KindInvalidRequest, Code: "missing_model", Param: "model", Message: "model is required"})
+		return
+	}
+	if len(req.Input) == 0 || string(req.Input) == "null" || string(req.Input) == `""` || string(req.Input) == "[]" {
+		s.writeError(w, r, invalid("input", "input must be a non-empty string or array"))
+		return
+	}
+	llm.StripRoutingFields(req.Extra)
+	resp, out, err := s.Gateway.Embeddings(r.Context(), &req)
+	setOutcome(w, out)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) images(w http.ResponseWriter, r *http.Request) {
+	var req llm.ImageRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case req.Model == "":
+		s.writeError(w, r, &provider.Error{Kind: provider.KindInvalidRequest, Code: "missing_model", Param: "model", Message: "model is required"})
+		return
+	case req.Prompt == "":
+		s.writeError(w, r, invalid("prompt", "prompt is required"))
+		return
+	case req.N != nil && (*req.N < 1 || *req.N > 10):
+		s.writeError(w, r, invalid("n", "n must be between 1 and 10"))
+		return
+	}
+	llm.StripRoutingFields(req.Extra)
+	resp, out, err := s.Gateway.Images(r.Context(), &req)
+	setOutcome(w, out)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, llm.ModelList{Object: "list", Data: s.Gateway.Models()})
+}
+
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	for _, m := range s.Gateway.Models() {
+		if m.ID == id {
+			writeJSON(w, http.StatusOK, m)
+			return
+		}
+	}
+	s.writeError(w, r, &provider.Error{Kind: provider.KindNotFound, Code: "model_not_found", Param: "model",
+		Message: "the model does not exist"})
+}

@@ -1,0 +1,224 @@
+// Package httpapi serves tidegate's HTTP API: the OpenAI-compatible /v1
+// routes, Anthropic's /v1/messages, and health. Handlers decode, validate,
+// call the gateway and encode; they hold no business logic.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tidegate/tidegate/internal/gateway"
+	"github.com/tidegate/tidegate/internal/provider"
+)
+
+// Log attribute keys.
+const (
+	attrRequestID = "request_id"
+	attrMethod    = "method"
+	attrPath      = "path"
+	attrStatus    = "status"
+	attrRoute     = "route"
+	attrAttempts  = "attempts"
+	attrDuration  = "duration_ms"
+	attrKind      = "error_kind"
+)
+
+// Response headers of the public contract.
+const (
+	HeaderRequestID = "x-request-id"
+	HeaderRoute     = "x-tidegate-route"
+	HeaderAttempts  = "x-tidegate-attempts"
+)
+
+// Server holds the handlers' dependencies and limits.
+type Server struct {
+	Gateway *gateway.Gateway
+	Logger  *slog.Logger
+	// MasterKey authorises every call; compared in constant time.
+	MasterKey string
+	// BodyLimit bounds a request body in bytes.
+	BodyLimit int64
+	// BodyReadTimeout bounds reading a request body.
+	BodyReadTimeout time.Duration
+	// WriteTimeout bounds each write to a client, so a reader that stopped
+	// reading cannot hold a stream (and its upstream) forever.
+	WriteTimeout time.Duration
+
+	masterHash [sha256.Size]byte
+}
+
+// Handler builds the routes.
+func (s *Server) Handler() http.Handler {
+	s.masterHash = sha256.Sum256([]byte(s.MasterKey))
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", s.auth(s.chatCompletions))
+	mux.HandleFunc("POST /v1/messages", s.auth(s.messages))
+	mux.HandleFunc("POST /v1/embeddings", s.auth(s.embeddings))
+	mux.HandleFunc("POST /v1/images/generations", s.auth(s.images))
+	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
+	mux.HandleFunc("GET /v1/models/{id...}", s.auth(s.getModel))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &provider.Error{Kind: provider.KindNotFound, Code: "unknown_route",
+			Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+	})
+	return s.middleware(mux)
+}
+
+type ctxKey int
+
+const keyRequestID ctxKey = iota
+
+// requestID keeps a client's id when it is sane, and makes one otherwise.
+func requestID(r *http.Request) string {
+	id := r.Header.Get(HeaderRequestID)
+	if id != "" && len(id) <= 128 && validID(id) {
+		return id
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+func validID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// statusRecorder remembers the status for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	kind   string
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusRecorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := requestID(r)
+		w.Header().Set(HeaderRequestID, id)
+		rec := &statusRecorder{ResponseWriter: w}
+		r = r.WithContext(context.WithValue(r.Context(), keyRequestID, id))
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.Logger.Error("handler panic", slog.String(attrRequestID, id), slog.Any("panic", v))
+				if rec.status == 0 {
+					s.writeError(rec, r, &provider.Error{Kind: provider.KindInternal, Message: "internal error"})
+				}
+			}
+			s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String(attrRequestID, id), slog.String(attrMethod, r.Method), slog.String(attrPath, r.URL.Path),
+				slog.Int(attrStatus, rec.status), slog.String(attrRoute, rec.Header().Get(HeaderRoute)),
+				slog.String(attrAttempts, rec.Header().Get(HeaderAttempts)), slog.String(attrKind, rec.kind),
+				slog.Float64(attrDuration, float64(time.Since(start).Microseconds())/1000))
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// auth accepts the master key as a bearer token, or as x-api-key (the
+// Anthropic SDK's header). It says nothing about why a key failed.
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("x-api-key")
+		if a := r.Header.Get("Authorization"); a != "" {
+			scheme, token, _ := strings.Cut(a, " ")
+			if strings.EqualFold(scheme, "Bearer") {
+				key = strings.TrimSpace(token)
+			}
+		}
+		if key == "" {
+			s.writeError(w, r, &provider.Error{Kind: provider.KindUnauthorized, Code: "missing_api_key",
+				Message: "no API key: send Authorization: Bearer KEY"})
+			return
+		}
+		sum := sha256.Sum256([]byte(key))
+		if s.MasterKey == "" || subtle.ConstantTimeCompare(sum[:], s.masterHash[:]) != 1 {
+			s.writeError(w, r, &provider.Error{Kind: provider.KindUnauthorized, Code: "invalid_api_key",
+				Message: "invalid API key"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+// readBody reads a request body within the size limit and its own deadline,
+// and rejects bodies that are not UTF-8.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	if s.BodyReadTimeout > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(s.BodyReadTimeout))
+		// Clear it: a deadline left on the connection would cancel a long stream.
+		defer rc.SetReadDeadline(time.Time{})
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.BodyLimit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &provider.Error{Kind: provider.KindTooLarge, Code: "request_too_large",
+				Message: fmt.Sprintf("request body is over the limit of %d bytes", s.BodyLimit)}
+		}
+		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Code: "body_read_error", Message: "could not read the request body"}
+	}
+	if len(body) == 0 {
+		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Code: "empty_body", Message: "request body is empty"}
+	}
+	if !utf8.Valid(body) {
+		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_encoding", Message: "request body is not valid UTF-8"}
+	}
+	return body, nil
+}
+
+// setOutcome writes the routing headers of the public contract.
+func setOutcome(w http.ResponseWriter, out gateway.Outcome) {
+	if out.Route.Provider != "" {
+		w.Header().Set(HeaderRoute, out.Route.String())
+	}
+	w.Header().Set(HeaderAttempts, strconv.Itoa(out.Attempts))
+}

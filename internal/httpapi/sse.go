@@ -1,0 +1,75 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// sseWriter writes server-sent events, flushing each at once, with a fresh
+// write deadline per event: a long stream never meets a global timeout, and
+// a client that stops reading is dropped after WriteTimeout.
+type sseWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	buf     bytes.Buffer
+	started bool
+}
+
+func (s *Server) newSSE(w http.ResponseWriter) *sseWriter {
+	return &sseWriter{w: w, rc: http.NewResponseController(w), timeout: s.WriteTimeout}
+}
+
+func (s *Server) setWriteDeadline(w http.ResponseWriter) {
+	if s.WriteTimeout > 0 {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.WriteTimeout))
+	}
+}
+
+func (sw *sseWriter) begin() {
+	if sw.started {
+		return
+	}
+	sw.started = true
+	h := sw.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // proxies must not buffer a stream
+	sw.w.WriteHeader(http.StatusOK)
+}
+
+func (sw *sseWriter) raw(b []byte) error {
+	sw.begin()
+	if sw.timeout > 0 {
+		_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
+	}
+	if _, err := sw.w.Write(b); err != nil {
+		return err
+	}
+	return sw.rc.Flush()
+}
+
+// data writes one "data:" event.
+func (sw *sseWriter) data(v any) error {
+	return sw.event("", v)
+}
+
+// event writes a named event (Anthropic's style) or a data-only one.
+func (sw *sseWriter) event(name string, v any) error {
+	sw.buf.Reset()
+	if name != "" {
+		sw.buf.WriteString("event: ")
+		sw.buf.WriteString(name)
+		sw.buf.WriteByte('\n')
+	}
+	sw.buf.WriteString("data: ")
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	sw.buf.Write(b)
+	sw.buf.WriteString("\n\n")
+	return sw.raw(sw.buf.Bytes())
+}
