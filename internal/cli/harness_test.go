@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/provider/sim"
+)
+
+// gatewayProc is a tidegate started through Main, as the binary would be.
+type gatewayProc struct {
+	URL    string
+	cancel context.CancelFunc
+	done   chan int
+	stderr *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startGateway runs `tidegate serve --config` with the given YAML (the store
+// goes to a temp dir) and waits until it listens.
+func startGateway(t *testing.T, yaml string) *gatewayProc {
+	t.Helper()
+	dir := t.TempDir()
+	yaml = strings.ReplaceAll(yaml, "STORE", "sqlite:"+filepath.Join(dir, "t.db"))
+	path := filepath.Join(dir, "tidegate.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startMain(t, "serve", "--config", path, "--listen", "127.0.0.1:0")
+}
+
+func startMain(t *testing.T, args ...string) *gatewayProc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	g := &gatewayProc{cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}}
+	go func() {
+		code := Main(ctx, args, pw, g.stderr)
+		pw.Close()
+		g.done <- code
+	}()
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			if i := strings.Index(line, "listening on "); i >= 0 && !sent {
+				u := strings.Fields(line[i+len("listening on "):])[0]
+				urlc <- strings.TrimSuffix(u, "/v1")
+				sent = true
+			}
+		}
+		if !sent {
+			close(urlc)
+		}
+	}()
+	select {
+	case u, ok := <-urlc:
+		if !ok {
+			t.Fatalf("tidegate did not start: %s", g.stderr.String())
+		}
+		g.URL = u
+	case <-time.After(10 * time.Second):
+		t.Fatalf("tidegate did not start in time: %s", g.stderr.String())
+	}
+	t.Cleanup(g.stop)
+	return g
+}
+
+func (g *gatewayProc) stop() {
+	g.cancel()
+	select {
+	case <-g.done:
+	case <-time.After(40 * time.Second):
+	}
+}
+
+// simUpstream serves a sim fleet over HTTP, as an OpenAI-compatible upstream.
+func simUpstream(t *testing.T, models ...sim.Model) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(sim.New("upstream", 7, models).Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+const testKey = "test-master-key-0123456789"
+
+func authed(req *http.Request) *http.Request {
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+func asError[T error](err error, target *T) bool { return errors.As(err, target) }
