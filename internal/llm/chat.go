@@ -309,3 +309,16 @@ const (
 	FinishToolCalls     = "tool_calls"
 	FinishContentFilter = "content_filter"
 )
+
+// CompactJSON returns raw JSON without insignificant whitespace, "{}" when
+// empty; invalid JSON is returned as it came.
+func CompactJSON(raw []byte) string {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return "{}"
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return string(raw)
+	}
+	return b.String()
+}

@@ -139,6 +139,8 @@ func KindForStatus(status int) Kind {
 		return KindTimeout
 	case status == http.StatusRequestEntityTooLarge:
 		return KindTooLarge
+	case status == http.StatusFailedDependency: // TGI: generation failed
+		return KindUpstream
 	case status == http.StatusTooManyRequests:
 		return KindRateLimited
 	case status == http.StatusServiceUnavailable, status == 529:

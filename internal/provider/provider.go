@@ -113,10 +113,12 @@ var vendorCodes = map[string]Kind{
 	"Throttling": KindRateLimited, "Throttling.RateQuota": KindRateLimited,
 	"Throttling.AllocationQuota": KindRateLimited, "LimitRequests": KindRateLimited,
 	"RequestBurstTooFast": KindRateLimited, "slow_down": KindRateLimited,
+	"RequestLimitExceeded": KindRateLimited, "LimitExceeded": KindRateLimited,
+	"OperationDenied": KindContentFilter, // Hunyuan: OperationDenied.TextIllegalDetected
 	// overload
 	"overloaded_error": KindOverloaded, "engine_overloaded_error": KindOverloaded,
 	"ServerOverloaded": KindOverloaded, "ModelUnavailable": KindOverloaded, "1312": KindOverloaded,
-	"ModelLoadingError": KindOverloaded,
+	"ModelLoadingError": KindOverloaded, "overloaded": KindOverloaded, "unavailable_error": KindOverloaded,
 	// credentials
 	"invalid_api_key": KindUpstreamAuth, "InvalidApiKey": KindUpstreamAuth,
 	"AuthenticationError": KindUpstreamAuth, "invalid_authentication_error": KindUpstreamAuth,
@@ -157,7 +159,8 @@ func ClassifyMessage(msg string) (Kind, bool) {
 	switch {
 	case strings.Contains(m, "maximum context length"), strings.Contains(m, "context length"),
 		strings.Contains(m, "prompt is too long"), strings.Contains(m, "input token length too long"),
-		strings.Contains(m, "exceeded model token limit"), strings.Contains(m, "exceeds the available context"):
+		strings.Contains(m, "exceeded model token limit"), strings.Contains(m, "exceeds the available context"),
+		strings.Contains(m, "tokens + `max_new_tokens` must be"), strings.Contains(m, "exceeds the maximum number of tokens"):
 		return KindContextLength, true
 	case strings.Contains(m, "overloaded"):
 		return KindOverloaded, true

@@ -130,10 +130,7 @@ func assistantMessage(blocks Blocks) llm.Message {
 		case "thinking":
 			thinking.WriteString(b.Thinking)
 		case "tool_use":
-			args := string(b.Input)
-			if args == "" {
-				args = "{}"
-			}
+			args := llm.CompactJSON(b.Input)
 			msg.ToolCalls = append(msg.ToolCalls, llm.ToolCall{ID: b.ID, Type: "function",
 				Function: llm.FunctionCall{Name: b.Name, Arguments: args}})
 		}

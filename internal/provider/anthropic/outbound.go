@@ -79,7 +79,7 @@ func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
 	if status == http.StatusOK { // an error event inside a stream
 		e.Kind = provider.KindUpstream
 	}
-	if e.Kind != provider.KindUpstreamAuth {
+	if status != http.StatusUnauthorized {
 		if k, ok := provider.ClassifyCode(er.Error.Type); ok {
 			e.Kind = k
 		} else if k, ok := provider.ClassifyMessage(e.Message); ok {
@@ -318,6 +318,8 @@ func FromChatRequest(req *llm.ChatRequest) (*MessagesRequest, error) {
 	if req.Temperature != nil {
 		t := min(*req.Temperature, 1) // Anthropic's range is 0..1
 		mr.Temperature = &t
+		// Newer Claude models reject temperature and top_p together.
+		mr.TopP = nil
 	}
 	if req.User != "" {
 		mr.Metadata = &Metadata{UserID: req.User}
@@ -458,27 +460,7 @@ func thinkingBudget(effort string) int {
 
 // ToChatResponse translates Anthropic's answer to OpenAI's.
 func ToChatResponse(mr *MessagesResponse) *llm.ChatResponse {
-	msg := llm.Message{Role: "assistant"}
-	var text, thinking strings.Builder
-	for _, b := range mr.Content {
-		switch b.Type {
-		case "text":
-			text.WriteString(b.Text)
-		case "thinking":
-			thinking.WriteString(b.Thinking)
-		case "tool_use":
-			args := string(b.Input)
-			if args == "" {
-				args = "{}"
-			}
-			msg.ToolCalls = append(msg.ToolCalls, llm.ToolCall{ID: b.ID, Type: "function",
-				Function: llm.FunctionCall{Name: b.Name, Arguments: args}})
-		}
-	}
-	if text.Len() > 0 || len(msg.ToolCalls) == 0 {
-		msg.Content = llm.TextContent(text.String())
-	}
-	msg.ReasoningContent = thinking.String()
+	msg := assistantMessage(mr.Content)
 	stop := ""
 	if mr.StopReason != nil {
 		stop = *mr.StopReason

@@ -166,10 +166,7 @@ func candidateMessage(cand Candidate, choice int) (llm.Message, string) {
 	for j, p := range cand.Content.Parts {
 		switch {
 		case p.FunctionCall != nil:
-			args := string(p.FunctionCall.Args)
-			if args == "" {
-				args = "{}"
-			}
+			args := llm.CompactJSON(p.FunctionCall.Args)
 			msg.ToolCalls = append(msg.ToolCalls, llm.ToolCall{ID: fmt.Sprintf("call_%d_%d", choice, j), Type: "function",
 				Function: llm.FunctionCall{Name: p.FunctionCall.Name, Arguments: args}})
 		case p.Thought:
@@ -230,6 +227,22 @@ func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest)
 	resp, err := c.post(ctx, c.url(req.Model, "streamGenerateContent")+"?alt=sse", gr)
 	if err != nil {
 		return nil, err
+	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		// A plain JSON answer to a stream request: an error or a blocked prompt.
+		defer resp.Body.Close()
+		b, err := provider.ReadBody(resp)
+		if err != nil {
+			return nil, err
+		}
+		var g Response
+		if json.Unmarshal(b, &g) == nil && len(g.Error) > 0 {
+			return nil, c.fail(resp.StatusCode, resp.Header, b)
+		}
+		if len(g.Candidates) == 0 {
+			return nil, c.blocked(&g)
+		}
+		return nil, provider.BadResponse("upstream %s answered a stream request with JSON", c.Name)
 	}
 	return &stream{c: c, body: resp.Body, r: sse.NewReader(resp.Body), model: req.Model,
 		id: responseID(""), created: time.Now().Unix()}, nil
@@ -327,10 +340,7 @@ func (s *stream) fill() {
 		var d llm.Delta
 		switch {
 		case p.FunctionCall != nil:
-			args := string(p.FunctionCall.Args)
-			if args == "" {
-				args = "{}"
-			}
+			args := llm.CompactJSON(p.FunctionCall.Args)
 			d.ToolCalls = []llm.ToolCall{{Index: llm.Ptr(s.tools), ID: fmt.Sprintf("call_0_%d", s.tools), Type: "function",
 				Function: llm.FunctionCall{Name: p.FunctionCall.Name, Arguments: args}}}
 			s.tools++

@@ -104,8 +104,9 @@ func classify(providerName string, status int, h http.Header, body []byte) *prov
 	if status == http.StatusOK { // an error hidden in a 200 body
 		e.Kind = provider.KindUpstream
 	}
-	// A rejected credential is ours, whatever code the body gives.
-	if e.Kind != provider.KindUpstreamAuth {
+	// A 401 rejects our credential, whatever code the body gives; a 403
+	// may be billing or region, so its code decides.
+	if status != http.StatusUnauthorized {
 		if k, found := provider.ClassifyCode(code); found {
 			e.Kind = k
 		} else if k, found := provider.ClassifyCode(typ); found {

@@ -134,7 +134,7 @@ func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm
 	if out.Object == "" {
 		out.Object = "chat.completion"
 	}
-	normalizeUsage(out.Usage, b, "usage")
+	normalizeUsage(out.Usage, b)
 	if c.Preset.ThinkTags {
 		for i := range out.Choices {
 			m := &out.Choices[i].Message
@@ -147,8 +147,8 @@ func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm
 }
 
 // normalizeUsage keeps the raw usage and fills OpenAI's cached-token detail
-// from DeepSeek's prompt_cache_hit_tokens.
-func normalizeUsage(u *llm.Usage, body []byte, field string) {
+// from vendors' own fields.
+func normalizeUsage(u *llm.Usage, body []byte) {
 	if u == nil {
 		return
 	}
@@ -159,11 +159,18 @@ func normalizeUsage(u *llm.Usage, body []byte, field string) {
 		return
 	}
 	u.Raw = raw.Usage
-	var ds struct {
-		Hit *int `json:"prompt_cache_hit_tokens"`
+	// DeepSeek reports prompt_cache_hit_tokens, Moonshot a top-level cached_tokens.
+	var vendor struct {
+		Hit    *int `json:"prompt_cache_hit_tokens"`
+		Cached *int `json:"cached_tokens"`
 	}
-	if json.Unmarshal(raw.Usage, &ds) == nil && ds.Hit != nil && u.PromptTokensDetails == nil {
-		u.PromptTokensDetails = &llm.PromptTokensDetails{CachedTokens: *ds.Hit}
+	if json.Unmarshal(raw.Usage, &vendor) == nil && u.PromptTokensDetails == nil {
+		switch {
+		case vendor.Hit != nil:
+			u.PromptTokensDetails = &llm.PromptTokensDetails{CachedTokens: *vendor.Hit}
+		case vendor.Cached != nil:
+			u.PromptTokensDetails = &llm.PromptTokensDetails{CachedTokens: *vendor.Cached}
+		}
 	}
 	if u.TotalTokens == 0 {
 		u.TotalTokens = u.PromptTokens + u.CompletionTokens
@@ -252,7 +259,7 @@ func (s *stream) Next() bool {
 			continue
 		}
 		if s.chunk.Usage != nil {
-			normalizeUsage(s.chunk.Usage, data, "usage")
+			normalizeUsage(s.chunk.Usage, data)
 		}
 		for _, ch := range s.chunk.Choices {
 			if ch.FinishReason != nil && *ch.FinishReason != "" {
