@@ -35,9 +35,9 @@ const (
 
 // Fault is a failure a model injects into a share of its requests.
 type Fault struct {
-	Kind        string  `yaml:"kind"`
-	Rate        float64 `yaml:"rate"` // share of requests, 0..1; 0 means 1 when Kind is set
-	AfterChunks int     `yaml:"after_chunks"`
+	Kind        string        `yaml:"kind"`
+	Rate        float64       `yaml:"rate"` // share of requests, 0..1; 0 means 1 when Kind is set
+	AfterChunks int           `yaml:"after_chunks"`
 	RetryAfter  time.Duration `yaml:"retry_after"`
 }
 
@@ -68,16 +68,52 @@ quiet water while models answer questions about ships harbors lanterns maps rive
 clocks gardens lighthouses engines letters stars mountains valleys islands markets bells
 kites orchards windows roads signals compasses anchors sails`)
 
-// plan is what a model will answer to one request, decided up front.
+// plan is what a model will answer to one request. Text is generated on
+// demand from (seed, request hash, choice, position), so a million-token
+// answer costs no memory.
 type plan struct {
-	choices      [][]string // per choice, the text pieces in order
+	choices      int // n
+	tokens       int // text pieces per choice; one piece is one sim token
+	json         bool
+	wordSeed     uint64
 	toolCall     *llm.ToolCall
 	promptTokens int
-	outputTokens int // one per text piece: the sim's own tokenizer
 	finish       string
 	fault        string
 	afterChunks  int
 	retryAfter   time.Duration
+}
+
+// pieces is the number of text pieces of one choice (JSON mode closes the object).
+func (p *plan) pieces() int {
+	if p.json {
+		return p.tokens + 1
+	}
+	return p.tokens
+}
+
+// piece is the i-th piece of a choice's text.
+func (p *plan) piece(choice, i int) string {
+	switch {
+	case i == 0 && p.json:
+		return `{"answer":"` + Marker
+	case i == 0:
+		return Marker
+	case p.json && i == p.tokens:
+		return `"}`
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%d/%d", p.wordSeed, choice, i)
+	return " " + words[h.Sum64()%uint64(len(words))]
+}
+
+// text is a choice's whole answer.
+func (p *plan) text(choice int) string {
+	var b strings.Builder
+	for i := 0; i < p.pieces(); i++ {
+		b.WriteString(p.piece(choice, i))
+	}
+	return b.String()
 }
 
 // engine decides answers; it is safe for concurrent use (it holds no state
@@ -151,7 +187,7 @@ func (e engine) plan(m Model, req *llm.ChatRequest, serial uint64) plan {
 			},
 		}
 		p.finish = llm.FinishToolCalls
-		p.choices = [][]string{nil}
+		p.choices = 1
 		return p
 	}
 
@@ -162,23 +198,7 @@ func (e engine) plan(m Model, req *llm.ChatRequest, serial uint64) plan {
 	if limit := req.MaxOutputTokens(); limit > 0 && limit < n {
 		n, p.finish = limit, llm.FinishLength
 	}
-	for c := 0; c < req.Choices(); c++ {
-		pieces := make([]string, 0, n)
-		for i := 0; i < n; i++ {
-			if i == 0 {
-				pieces = append(pieces, Marker)
-			} else {
-				pieces = append(pieces, " "+words[rng.IntN(len(words))])
-			}
-		}
-		p.outputTokens += n
-		if jsonWanted(req) {
-			// JSON mode: the words go inside one string member.
-			text, _ := json.Marshal(strings.Join(pieces, ""))
-			pieces = []string{`{"answer":`, string(text), `}`}
-		}
-		p.choices = append(p.choices, pieces)
-	}
+	p.choices, p.tokens, p.json, p.wordSeed = req.Choices(), n, jsonWanted(req), rng.Uint64()
 	return p
 }
 
@@ -241,7 +261,7 @@ func (p *plan) completionTokens() int {
 	if p.toolCall != nil {
 		return EstimateTokens(p.toolCall.Function.Name) + EstimateTokens(p.toolCall.Function.Arguments)
 	}
-	return p.outputTokens
+	return p.choices * p.tokens
 }
 
 func (p *plan) usage() *llm.Usage {

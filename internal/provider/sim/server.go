@@ -3,7 +3,7 @@ package sim
 import (
 	"bytes"
 	"encoding/json"
-		"fmt"
+	"fmt"
 	"hash/fnv"
 	"image"
 	"image/color"
@@ -84,14 +84,15 @@ func (f *Fleet) serveChat(w http.ResponseWriter, r *http.Request) {
 
 func (f *Fleet) serveStream(w http.ResponseWriter, r *http.Request, req *llm.ChatRequest, p plan) {
 	m, _ := f.model(req.Model)
-	chunks := p.chunks(f.responseID(), req.Model, f.now().Unix())
+	seq := newChunkSeq(&p, f.responseID(), req.Model, f.now().Unix())
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	var buf bytes.Buffer
 	sent := 0
-	for _, c := range chunks {
+	for k := 0; k < seq.len(); k++ {
+		c := seq.at(k)
 		if c.Usage != nil && !req.WantsUsage() {
 			continue
 		}

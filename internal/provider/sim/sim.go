@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -135,63 +134,78 @@ func (f *Fleet) responseID() string {
 func (p *plan) response(id, model string, created int64) *llm.ChatResponse {
 	resp := &llm.ChatResponse{ID: id, Object: "chat.completion", Created: created, Model: model,
 		SystemFingerprint: Fingerprint, Usage: p.usage()}
-	for i, pieces := range p.choices {
+	for i := 0; i < p.choices; i++ {
 		msg := llm.Message{Role: "assistant"}
 		if p.toolCall != nil {
 			msg.ToolCalls = []llm.ToolCall{*p.toolCall}
 		} else {
-			msg.Content = llm.TextContent(strings.Join(pieces, ""))
+			msg.Content = llm.TextContent(p.text(i))
 		}
 		resp.Choices = append(resp.Choices, llm.Choice{Index: i, Message: msg, FinishReason: p.finish})
 	}
 	return resp
 }
 
-// chunks lays out the whole stream: a role chunk per choice, the pieces
-// interleaved across choices, a finish chunk per choice, then usage.
-func (p *plan) chunks(id, model string, created int64) []llm.ChatChunk {
-	base := llm.ChatChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, SystemFingerprint: Fingerprint}
-	one := func(i int, d llm.Delta, finish *string) llm.ChatChunk {
-		c := base
-		c.Choices = []llm.ChunkChoice{{Index: i, Delta: d, FinishReason: finish}}
-		return c
-	}
-	var out []llm.ChatChunk
-	for i := range p.choices {
-		out = append(out, one(i, llm.Delta{Role: "assistant", Content: llm.Ptr("")}, nil))
-	}
+// chunkSeq lays out a stream by index: a role chunk per choice, the pieces
+// interleaved across choices (or the tool call in pieces), a finish chunk
+// per choice, then usage.
+type chunkSeq struct {
+	p                     *plan
+	base                  llm.ChatChunk
+	toolArgs              []string
+	roles, body, finishes int
+}
+
+func newChunkSeq(p *plan, id, model string, created int64) *chunkSeq {
+	s := &chunkSeq{p: p, base: llm.ChatChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, SystemFingerprint: Fingerprint},
+		roles: p.choices, finishes: p.choices}
 	if p.toolCall != nil {
-		tc := *p.toolCall
-		tc.Index = llm.Ptr(0)
-		args := tc.Function.Arguments
-		tc.Function.Arguments = ""
-		out = append(out, one(0, llm.Delta{ToolCalls: []llm.ToolCall{tc}}, nil))
 		// Arguments arrive in pieces, as real models send them.
-		for len(args) > 0 {
+		for args := p.toolCall.Function.Arguments; len(args) > 0; {
 			n := min(len(args), 8)
-			out = append(out, one(0, llm.Delta{ToolCalls: []llm.ToolCall{{Index: llm.Ptr(0), Function: llm.FunctionCall{Arguments: args[:n]}}}}, nil))
-			args = args[n:]
+			s.toolArgs, args = append(s.toolArgs, args[:n]), args[n:]
 		}
+		s.body = 1 + len(s.toolArgs)
 	} else {
-		longest := 0
-		for _, c := range p.choices {
-			longest = max(longest, len(c))
-		}
-		for t := 0; t < longest; t++ {
-			for i, c := range p.choices {
-				if t < len(c) {
-					out = append(out, one(i, llm.Delta{Content: llm.Ptr(c[t])}, nil))
-				}
+		s.body = p.choices * p.pieces()
+	}
+	return s
+}
+
+func (s *chunkSeq) len() int { return s.roles + s.body + s.finishes + 1 }
+
+func (s *chunkSeq) one(i int, d llm.Delta, finish *string) llm.ChatChunk {
+	c := s.base
+	c.Choices = []llm.ChunkChoice{{Index: i, Delta: d, FinishReason: finish}}
+	return c
+}
+
+// at builds the k-th chunk.
+func (s *chunkSeq) at(k int) llm.ChatChunk {
+	p := s.p
+	switch {
+	case k < s.roles:
+		return s.one(k, llm.Delta{Role: "assistant", Content: llm.Ptr("")}, nil)
+	case k < s.roles+s.body:
+		k -= s.roles
+		if p.toolCall != nil {
+			if k == 0 {
+				tc := *p.toolCall
+				tc.Index, tc.Function.Arguments = llm.Ptr(0), ""
+				return s.one(0, llm.Delta{ToolCalls: []llm.ToolCall{tc}}, nil)
 			}
+			return s.one(0, llm.Delta{ToolCalls: []llm.ToolCall{{Index: llm.Ptr(0), Function: llm.FunctionCall{Arguments: s.toolArgs[k-1]}}}}, nil)
 		}
+		choice, pos := k%p.choices, k/p.choices
+		return s.one(choice, llm.Delta{Content: llm.Ptr(p.piece(choice, pos))}, nil)
+	case k < s.roles+s.body+s.finishes:
+		return s.one(k-s.roles-s.body, llm.Delta{}, llm.Ptr(p.finish))
+	default:
+		u := s.base
+		u.Choices = []llm.ChunkChoice{}
+		u.Usage = p.usage()
+		return u
 	}
-	for i := range p.choices {
-		out = append(out, one(i, llm.Delta{}, llm.Ptr(p.finish)))
-	}
-	u := base
-	u.Choices = []llm.ChunkChoice{}
-	u.Usage = p.usage()
-	return append(out, u)
 }
 
 func (f *Fleet) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) (provider.ChatStream, error) {
@@ -199,23 +213,23 @@ func (f *Fleet) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return &stream{ctx: ctx, name: f.name, model: m, plan: p, chunks: p.chunks(f.responseID(), req.Model, f.now().Unix())}, nil
+	return &stream{ctx: ctx, name: f.name, model: m, plan: p, seq: newChunkSeq(&p, f.responseID(), req.Model, f.now().Unix())}, nil
 }
 
 type stream struct {
-	ctx    context.Context
-	name   string
-	model  Model
-	plan   plan
-	chunks []llm.ChatChunk
-	i      int
-	sent   int // content chunks sent, for faults
-	cur    llm.ChatChunk
-	err    error
+	ctx   context.Context
+	name  string
+	model Model
+	plan  plan
+	seq   *chunkSeq
+	i     int
+	sent  int // content chunks sent, for faults
+	cur   llm.ChatChunk
+	err   error
 }
 
 func (s *stream) Next() bool {
-	if s.err != nil || s.i >= len(s.chunks) {
+	if s.err != nil || s.i >= s.seq.len() {
 		return false
 	}
 	if s.plan.fault != FaultNone && s.sent >= s.plan.afterChunks {
@@ -232,7 +246,7 @@ func (s *stream) Next() bool {
 			return false
 		}
 	}
-	s.cur = s.chunks[s.i]
+	s.cur = s.seq.at(s.i)
 	s.i++
 	if s.cur.HasContent() {
 		if s.sent > 0 {
