@@ -71,8 +71,8 @@ const DataDir = "./tidegate-data"
 // Default is the demo: the sim fleet, SQLite under ./tidegate-data/.
 func Default() *Config {
 	c := &Config{
-		Listen: "127.0.0.1:8080",
-		Store:  "sqlite:" + DataDir + "/tidegate.db",
+		Listen:    "127.0.0.1:8080",
+		Store:     "sqlite:" + DataDir + "/tidegate.db",
 		Providers: []Provider{{Name: "sim", Type: "sim"}},
 		Models: []Model{
 			{Name: "chat", Targets: []string{"sim/balanced", "sim/fast"}},

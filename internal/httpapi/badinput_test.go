@@ -3,10 +3,10 @@ package httpapi_test
 import (
 	"bufio"
 	"bytes"
-	"fmt"
-	"net"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -78,9 +78,9 @@ func TestBadInput(t *testing.T) {
 	t.Run("anthropic route errors in Anthropic's shape", func(t *testing.T) {
 		for body, status := range map[string]int{
 			`{"model":"chat",`: 400,
-			`{"model":"chat","messages":[{"role":"user","content":"hi"}]}`:                    400, // no max_tokens
-			`{"model":"chat","max_tokens":9,"messages":[{"role":"system","content":"hi"}]}`:  400,
-			`{"model":"nope","max_tokens":9,"messages":[{"role":"user","content":"hi"}]}`:    404,
+			`{"model":"chat","messages":[{"role":"user","content":"hi"}]}`:                                      400, // no max_tokens
+			`{"model":"chat","max_tokens":9,"messages":[{"role":"system","content":"hi"}]}`:                     400,
+			`{"model":"nope","max_tokens":9,"messages":[{"role":"user","content":"hi"}]}`:                       404,
 			"{\"model\":\"chat\",\"max_tokens\":9,\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\x28\"}]}": 400,
 		} {
 			resp := srv.post(t, "/v1/messages", body)

@@ -89,7 +89,7 @@ type ToolConfig struct {
 
 // Response is a generateContent answer and each streamed event.
 type Response struct {
-	Candidates     []Candidate    `json:"candidates"`
+	Candidates     []Candidate `json:"candidates"`
 	PromptFeedback *struct {
 		BlockReason string `json:"blockReason"`
 	} `json:"promptFeedback,omitempty"`

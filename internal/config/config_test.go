@@ -1,0 +1,75 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseExpandsEnvAndDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(`
+listen: ${ADDR:-127.0.0.1:9999}
+master_key: ${MASTER}
+providers:
+  - name: deepseek
+    type: deepseek
+    api_key: ${DEEPSEEK_API_KEY}
+    models: [deepseek-chat]
+  - name: local
+    type: vllm
+    base_url: http://127.0.0.1:8000/v1
+models:
+  - name: chat
+    targets: [deepseek/deepseek-chat, local/qwen]
+`), env(map[string]string{"MASTER": "m: with #chars", "DEEPSEEK_API_KEY": "sk-x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9999" || cfg.MasterKey != "m: with #chars" || cfg.Providers[0].APIKey != "sk-x" {
+		t.Errorf("expansion: %+v", cfg)
+	}
+	if cfg.Server.BodyLimit != 32<<20 || cfg.Server.WriteTimeout != 30*time.Second || cfg.Providers[1].Timeout != 60*time.Second {
+		t.Errorf("defaults not applied: %+v", cfg.Server)
+	}
+	routes := cfg.Routes()
+	if d := cmp.Diff("deepseek/deepseek-chat local/qwen", routes[0].Targets[0].String()+" "+routes[0].Targets[1].String()); d != "" {
+		t.Error(d)
+	}
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unset env", "master_key: ${NOPE}\n", "line 1: environment variable NOPE is not set"},
+		{"unknown field", "lisen: x\n", "field lisen not found"},
+		{"unknown type", "providers: [{name: a, type: openia, api_key: k}]\n", "providers[0].type: unknown type \"openia\""},
+		{"missing key", "providers: [{name: ds, type: deepseek}]\n", "providers[0].api_key: is required for type deepseek"},
+		{"bad name", "providers: [{name: Big Name, type: vllm}]\n", "providers[0].name"},
+		{"duplicate", "providers: [{name: a, type: vllm}, {name: a, type: vllm}]\n", "providers[1].name: \"a\" is used twice"},
+		{"bad url", "providers: [{name: a, type: vllm, base_url: 'ftp://x'}]\n", "providers[0].base_url"},
+		{"target provider", "models: [{name: chat, targets: [ghost/m]}]\n", "models[0].targets[0]: no provider is named \"ghost\""},
+		{"target model", "providers: [{name: a, type: vllm, models: [x]}]\nmodels: [{name: chat, targets: [a/y]}]\n", "models[0].targets[0]: provider \"a\" does not list model \"y\""},
+		{"target shape", "models: [{name: chat, targets: [plain]}]\n", "models[0].targets[0]: \"plain\" is not provider/model"},
+		{"store", "store: mysql://x\n", "store: want sqlite:PATH or postgres://"},
+		{"duration", "server:\n  write_timeout: soon\n", "line 2: cannot unmarshal"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,91 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestKindTable(t *testing.T) {
+	for k := KindInternal; k <= KindCanceled; k++ {
+		if k.String() == "" || k.Status() == 0 || k.OpenAIType() == "" || k.AnthropicType() == "" {
+			t.Errorf("kind %d has no row", k)
+		}
+	}
+	if Kind(999).Status() != 500 {
+		t.Error("an unknown kind must map to internal")
+	}
+	for _, k := range []Kind{KindRateLimited, KindOverloaded, KindUpstream, KindUnavailable, KindTimeout} {
+		if !k.Retryable() {
+			t.Errorf("%s must be retryable", k)
+		}
+	}
+	for _, k := range []Kind{KindInvalidRequest, KindContentFilter, KindUnauthorized, KindContextLength} {
+		if k.Retryable() {
+			t.Errorf("%s must not be retryable", k)
+		}
+	}
+}
+
+func TestClassifyTransport(t *testing.T) {
+	cases := map[error]Kind{
+		context.Canceled:                             KindCanceled,
+		context.DeadlineExceeded:                     KindTimeout,
+		fmt.Errorf("dial: %w", syscall.ECONNREFUSED): KindUnavailable,
+		fmt.Errorf("read: %w", syscall.ECONNRESET):   KindUnavailable,
+	}
+	for err, want := range cases {
+		if got := ClassifyTransport(err).Kind; got != want {
+			t.Errorf("%v → %s, want %s", err, got, want)
+		}
+	}
+}
+
+func TestClassifyCode(t *testing.T) {
+	for code, want := range map[string]Kind{
+		"1302": KindRateLimited, "RateLimitExceeded.EndpointTPMExceeded": KindRateLimited,
+		"OutputTextRiskDetection": KindContentFilter, "context_length_exceeded": KindContextLength,
+		"Throttling.User": KindRateLimited, "overloaded_error": KindOverloaded,
+	} {
+		if got, ok := ClassifyCode(code); !ok || got != want {
+			t.Errorf("%s → %s, want %s", code, got, want)
+		}
+	}
+	if _, ok := ClassifyCode("something_new"); ok {
+		t.Error("an unknown code was classified")
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	h := http.Header{}
+	h.Set("Retry-After", "3")
+	if RetryAfter(h, now) != 3*time.Second {
+		t.Error("seconds")
+	}
+	h.Set("Retry-After", now.Add(10*time.Second).Format(http.TimeFormat))
+	if RetryAfter(h, now) != 10*time.Second {
+		t.Error("date")
+	}
+	h.Set("Retry-After", "soon")
+	if RetryAfter(h, now) != 0 {
+		t.Error("garbage")
+	}
+}
+
+func TestRedact(t *testing.T) {
+	in := "Incorrect API key provided: sk-proj-Ab12****cd34; header Bearer eyJhbGciOi.x; key tg-abc123def; mine=MYSECRETKEY"
+	out := Redact(in, "MYSECRETKEY")
+	for _, leak := range []string{"Ab12", "eyJhbG", "abc123", "MYSECRET"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("%q survived: %s", leak, out)
+		}
+	}
+	if !strings.Contains(out, "Incorrect API key provided") {
+		t.Errorf("the message itself was lost: %s", out)
+	}
+}
