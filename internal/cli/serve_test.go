@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemoNeedsNoConfig runs `tidegate serve` with no config, as the README
+// says, in a fresh directory: the sim fleet answers, and the generated master
+// key survives a restart.
+func TestDemoNeedsNoConfig(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+
+	run := func() (url, key string, stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out syncBuffer
+		done := make(chan int, 1)
+		go func() { done <- Main(ctx, []string{"serve", "--listen", "127.0.0.1:0"}, &out, io.Discard) }()
+		re := regexp.MustCompile(`listening on (http://\S+)[\s\S]*master key \([^)]*\): (\S+)`)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if m := re.FindStringSubmatch(out.String()); m != nil {
+				if !strings.Contains(out.String(), "curl -s "+m[1]+"/v1/chat/completions") {
+					t.Errorf("no ready curl line in:\n%s", out.String())
+				}
+				return m[1], m[2], func() { cancel(); <-done }
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		t.Fatalf("demo did not start:\n%s", out.String())
+		return "", "", nil
+	}
+	url, key, stop := run()
+	resp := chat(t, url, key, `{"model":"chat-fast","messages":[{"role":"user","content":"Hello"}]}`)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("x-tidegate-route"), "sim/") {
+		t.Errorf("demo chat: %d %v", resp.StatusCode, resp.Header)
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(dir, "tidegate-data", "tidegate.db")); err != nil {
+		t.Errorf("no SQLite store under ./tidegate-data: %v", err)
+	}
+	_, key2, stop2 := run()
+	stop2()
+	if key2 != key {
+		t.Error("the master key changed across restarts")
+	}
+}
+
+func chat(t *testing.T, url, key, body string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp
+}
+
+// TestGracefulShutdown: on a stop signal, a running stream finishes within the
+// grace period, and new connections are refused.
+func TestGracefulShutdown(t *testing.T) {
+	g := startGateway(t, fmt.Sprintf(`
+store: STORE
+master_key: %s
+server: {shutdown_grace: 10s}
+providers:
+  - name: sim
+    type: sim
+    sim: {models: [{name: slowish, output_tokens: 20, tokens_per_second: 40}]}
+`, testKey))
+	req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"sim/slowish","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	resp, err := http.DefaultClient.Do(authed(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 1)
+	if _, err := resp.Body.Read(first); err != nil { // the stream is running
+		t.Fatal(err)
+	}
+	g.cancel() // SIGTERM
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(rest)), "data: [DONE]") {
+		t.Errorf("the running stream did not finish: err %v, tail %q", err, tail(string(rest)))
+	}
+	if code := <-g.done; code != 0 {
+		t.Errorf("exit code %d: %s", code, g.stderr.String())
+	}
+	g.done <- 0 // for the cleanup's stop
+	if _, err := http.Get(g.URL + "/healthz"); err == nil {
+		t.Error("a stopped gateway still accepts connections")
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 80 {
+		return s[len(s)-80:]
+	}
+	return s
+}
+
+// TestBadConfigExits: a broken config stops start-up with the field named.
+func TestBadConfigExits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("providers: [{name: ds, type: deepseek}]\n"), 0o600)
+	var stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"serve", "--config", path}, io.Discard, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "providers[0].api_key") {
+		t.Errorf("code %d, stderr %s", code, stderr.String())
+	}
+	if code := Main(context.Background(), []string{"frobnicate"}, io.Discard, io.Discard); code != 2 {
+		t.Errorf("unknown command: code %d", code)
+	}
+}
