@@ -71,6 +71,28 @@ func (r *ChatRequest) Choices() int {
 	return *r.N
 }
 
+// ToolChoiceMode reads tool_choice: "auto" (also when unset), "none",
+// "required", or "function" with the function's name.
+func (r *ChatRequest) ToolChoiceMode() (mode, name string) {
+	var s string
+	if json.Unmarshal(r.ToolChoice, &s) == nil {
+		switch s {
+		case "none", "required":
+			return s, ""
+		}
+		return "auto", ""
+	}
+	var named struct {
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if json.Unmarshal(r.ToolChoice, &named) == nil && named.Function.Name != "" {
+		return "function", named.Function.Name
+	}
+	return "auto", ""
+}
+
 // WantsUsage reports whether a streaming client asked for the final usage chunk.
 func (r *ChatRequest) WantsUsage() bool {
 	return r.StreamOptions != nil && r.StreamOptions.IncludeUsage

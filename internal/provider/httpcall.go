@@ -27,6 +27,28 @@ func Post(ctx context.Context, client *http.Client, url string, header http.Head
 	return resp, nil
 }
 
+// FailFunc turns an upstream error answer into an *Error, dialect by dialect.
+type FailFunc func(status int, h http.Header, body []byte) *Error
+
+// Call posts a JSON body; a transport failure is classified and tagged with
+// the provider, and a non-2xx answer is read and handed to fail.
+func Call(ctx context.Context, client *http.Client, name, url string, header http.Header, body []byte, fail FailFunc) (*http.Response, error) {
+	resp, err := Post(ctx, client, url, header, body)
+	if err != nil {
+		AsError(err).Provider = name
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, rerr := ReadBody(resp)
+		if rerr != nil {
+			return nil, rerr
+		}
+		return nil, fail(resp.StatusCode, resp.Header, b)
+	}
+	return resp, nil
+}
+
 // ReadBody reads a whole upstream body, bounded by MaxResponseBody.
 func ReadBody(resp *http.Response) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))

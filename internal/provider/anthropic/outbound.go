@@ -51,20 +51,7 @@ func (c *Client) send(ctx context.Context, req *llm.ChatRequest, stream bool) (*
 	h := make(http.Header, 4)
 	h.Set("x-api-key", c.APIKey)
 	h.Set("anthropic-version", Version)
-	resp, err := provider.Post(ctx, c.HTTP, c.url(), h, body)
-	if err != nil {
-		provider.AsError(err).Provider = c.Name
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		b, rerr := provider.ReadBody(resp)
-		if rerr != nil {
-			return nil, rerr
-		}
-		return nil, c.fail(resp.StatusCode, resp.Header, b)
-	}
-	return resp, nil
+	return provider.Call(ctx, c.HTTP, c.Name, c.url(), h, body, c.fail)
 }
 
 // fail maps an Anthropic error body ({"type":"error","error":{…}}).
@@ -422,23 +409,13 @@ func toolChoice(req *llm.ChatRequest) *ToolChoice {
 		return nil
 	}
 	tc := &ToolChoice{Type: "auto"}
-	var s string
-	if json.Unmarshal(req.ToolChoice, &s) == nil {
-		switch s {
-		case "none":
-			tc.Type = "none"
-		case "required":
-			tc.Type = "any"
-		}
-	} else {
-		var named struct {
-			Function struct {
-				Name string `json:"name"`
-			} `json:"function"`
-		}
-		if json.Unmarshal(req.ToolChoice, &named) == nil && named.Function.Name != "" {
-			tc.Type, tc.Name = "tool", named.Function.Name
-		}
+	switch mode, name := req.ToolChoiceMode(); mode {
+	case "none":
+		tc.Type = "none"
+	case "required":
+		tc.Type = "any"
+	case "function":
+		tc.Type, tc.Name = "tool", name
 	}
 	if req.ParallelToolCalls != nil && !*req.ParallelToolCalls && tc.Type != "none" {
 		tc.DisableParallelToolUse = true

@@ -35,23 +35,8 @@ type Thinking struct {
 	BudgetTokens int    `json:"budget_tokens,omitempty"`
 }
 
-// System is a string or a list of text blocks; always kept as blocks.
-type System []Block
-
-func (s *System) UnmarshalJSON(data []byte) error {
-	if len(data) > 0 && data[0] == '"' {
-		var text string
-		if err := json.Unmarshal(data, &text); err != nil {
-			return err
-		}
-		*s = System{{Type: "text", Text: text}}
-		return nil
-	}
-	var blocks []Block
-	err := json.Unmarshal(data, &blocks)
-	*s = blocks
-	return err
-}
+// System is a string or a list of text blocks, kept as blocks.
+type System = Blocks
 
 // Message is one turn; Content is a string or blocks, always kept as blocks.
 type Message struct {
@@ -59,6 +44,7 @@ type Message struct {
 	Content Blocks `json:"content"`
 }
 
+// Blocks is a string or a list of blocks; a string becomes one text block.
 type Blocks []Block
 
 func (b *Blocks) UnmarshalJSON(data []byte) error {

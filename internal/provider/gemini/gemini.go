@@ -42,20 +42,7 @@ func (c *Client) post(ctx context.Context, u string, body any) (*http.Response, 
 	}
 	h := make(http.Header, 2)
 	h.Set("x-goog-api-key", c.APIKey)
-	resp, err := provider.Post(ctx, c.HTTP, u, h, b)
-	if err != nil {
-		provider.AsError(err).Provider = c.Name
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		rb, rerr := provider.ReadBody(resp)
-		if rerr != nil {
-			return nil, rerr
-		}
-		return nil, c.fail(resp.StatusCode, resp.Header, rb)
-	}
-	return resp, nil
+	return provider.Call(ctx, c.HTTP, c.Name, u, h, b, c.fail)
 }
 
 // statusKinds maps google.rpc status names.

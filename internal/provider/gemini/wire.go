@@ -154,7 +154,7 @@ func FromChatRequest(req *llm.ChatRequest) (*Request, error) {
 			decls = append(decls, FunctionDeclaration{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
 		}
 		gr.Tools = []ToolSet{{FunctionDeclarations: decls}}
-		gr.ToolConfig = toolConfig(req.ToolChoice)
+		gr.ToolConfig = toolConfig(req)
 	}
 
 	callNames := map[string]string{} // tool call id → function name, for functionResponse
@@ -233,27 +233,17 @@ func userParts(c llm.Content) []Part {
 	return out
 }
 
-func toolConfig(choice json.RawMessage) *ToolConfig {
+func toolConfig(req *llm.ChatRequest) *ToolConfig {
 	tc := &ToolConfig{}
 	tc.FunctionCallingConfig.Mode = "AUTO"
-	var s string
-	if json.Unmarshal(choice, &s) == nil {
-		switch s {
-		case "none":
-			tc.FunctionCallingConfig.Mode = "NONE"
-		case "required":
-			tc.FunctionCallingConfig.Mode = "ANY"
-		}
-		return tc
-	}
-	var named struct {
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
-	}
-	if json.Unmarshal(choice, &named) == nil && named.Function.Name != "" {
+	switch mode, name := req.ToolChoiceMode(); mode {
+	case "none":
+		tc.FunctionCallingConfig.Mode = "NONE"
+	case "required":
 		tc.FunctionCallingConfig.Mode = "ANY"
-		tc.FunctionCallingConfig.AllowedFunctionNames = []string{named.Function.Name}
+	case "function":
+		tc.FunctionCallingConfig.Mode = "ANY"
+		tc.FunctionCallingConfig.AllowedFunctionNames = []string{name}
 	}
 	return tc
 }

@@ -40,20 +40,7 @@ func (c *Client) header() http.Header {
 }
 
 func (c *Client) post(ctx context.Context, path string, body []byte) (*http.Response, error) {
-	resp, err := provider.Post(ctx, c.HTTP, c.url(path), c.header(), body)
-	if err != nil {
-		provider.AsError(err).Provider = c.Name
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		b, rerr := provider.ReadBody(resp)
-		if rerr != nil {
-			return nil, rerr
-		}
-		return nil, c.fail(resp.StatusCode, resp.Header, b)
-	}
-	return resp, nil
+	return provider.Call(ctx, c.HTTP, c.Name, c.url(path), c.header(), body, c.fail)
 }
 
 func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {

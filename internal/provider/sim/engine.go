@@ -212,20 +212,13 @@ func chooseTool(req *llm.ChatRequest) *llm.Tool {
 	if len(req.Tools) == 0 || len(req.Messages) == 0 || req.Messages[len(req.Messages)-1].Role == "tool" {
 		return nil
 	}
-	choice := strings.Trim(string(req.ToolChoice), `"`)
-	if choice == "none" {
+	mode, name := req.ToolChoiceMode()
+	if mode == "none" {
 		return nil
 	}
-	var named struct {
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
-	}
-	if json.Unmarshal(req.ToolChoice, &named) == nil && named.Function.Name != "" {
-		for i := range req.Tools {
-			if req.Tools[i].Function.Name == named.Function.Name {
-				return &req.Tools[i]
-			}
+	for i := range req.Tools {
+		if mode == "function" && req.Tools[i].Function.Name == name {
+			return &req.Tools[i]
 		}
 	}
 	return &req.Tools[0]
