@@ -34,7 +34,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "sim":
 		err = simServe(ctx, args[1:], stdout, stderr)
 	case "bench":
-		err = bench(ctx, args[1:], stdout, stderr)
+		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "tidegate", Version)
 	case "help", "-h", "--help":

@@ -128,7 +128,7 @@ func (s *Stream) Next() bool {
 					continue
 				}
 				cp := *c
-				cp.Usage = nil
+				cp.Usage, cp.Raw = nil, nil
 				c = &cp
 			}
 		}
@@ -139,6 +139,12 @@ func (s *Stream) Next() bool {
 }
 
 func (s *Stream) Chunk() *llm.ChatChunk { return s.cur }
+
+// Buffered reports whether the next chunk is already in memory.
+func (s *Stream) Buffered() bool {
+	b, ok := s.inner.(provider.BufferedStream)
+	return ok && b.Buffered()
+}
 func (s *Stream) Err() error            { return s.inner.Err() }
 func (s *Stream) Close() error          { return s.inner.Close() }
 

@@ -161,10 +161,12 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	defer stream.Close()
 	sw := s.newSSE(w)
 	for stream.Next() {
+		sw.hold = stream.Buffered()
 		if err := sw.data(stream.Chunk()); err != nil {
 			return // the client is gone or not reading; closing the stream cancels the upstream
 		}
 	}
+	sw.hold = false
 	if err := stream.Err(); err != nil {
 		// Past the commit point: end with an error event and no [DONE].
 		e := provider.AsError(err)

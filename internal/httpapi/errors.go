@@ -83,7 +83,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if r, ok := v.(*llm.ChatResponse); ok {
+		b, err = r.Encoded()
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"cannot encode the answer","type":"server_error","code":null,"param":null}}`)
 	}

@@ -42,10 +42,17 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	sw := s.newSSE(w)
 	enc := anthropic.NewStreamEncoder(sw.event)
 	for stream.Next() {
+		sw.hold = stream.Buffered()
 		if err := enc.Chunk(stream.Chunk()); err != nil {
 			return
 		}
+		if !sw.hold {
+			if err := sw.flush(); err != nil {
+				return
+			}
+		}
 	}
+	sw.hold = false
 	if err := stream.Err(); err != nil {
 		e := provider.AsError(err)
 		s.logStreamError(r, e)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/tidegate/tidegate/internal/llm"
 )
 
 // sseWriter writes server-sent events, flushing each at once, with a fresh
@@ -16,6 +18,9 @@ type sseWriter struct {
 	timeout time.Duration
 	buf     bytes.Buffer
 	started bool
+	// hold defers the flush while the next chunk is already in memory: a
+	// burst goes out in one write, and no token ever waits for a later one.
+	hold bool
 }
 
 func (s *Server) newSSE(w http.ResponseWriter) *sseWriter {
@@ -48,6 +53,9 @@ func (sw *sseWriter) raw(b []byte) error {
 	if _, err := sw.w.Write(b); err != nil {
 		return err
 	}
+	if sw.hold {
+		return nil
+	}
 	return sw.rc.Flush()
 }
 
@@ -65,11 +73,22 @@ func (sw *sseWriter) event(name string, v any) error {
 		sw.buf.WriteByte('\n')
 	}
 	sw.buf.WriteString("data: ")
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if c, ok := v.(*llm.ChatChunk); ok {
+		b, err = c.Encoded()
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		return err
 	}
 	sw.buf.Write(b)
 	sw.buf.WriteString("\n\n")
 	return sw.raw(sw.buf.Bytes())
+}
+
+func (sw *sseWriter) flush() error {
+	sw.begin()
+	return sw.rc.Flush()
 }

@@ -274,6 +274,10 @@ type ChatResponse struct {
 	Choices           []Choice `json:"choices"`
 	Usage             *Usage   `json:"usage,omitempty"`
 	SystemFingerprint string   `json:"system_fingerprint,omitempty"`
+
+	// Raw is the upstream's own encoding of this answer when it is valid
+	// OpenAI wire format and tidegate changed nothing: it is relayed as is.
+	Raw json.RawMessage `json:"-"`
 }
 
 type Choice struct {
@@ -292,6 +296,26 @@ type ChatChunk struct {
 	Choices           []ChunkChoice `json:"choices"`
 	Usage             *Usage        `json:"usage,omitempty"`
 	SystemFingerprint string        `json:"system_fingerprint,omitempty"`
+
+	// Raw is the upstream's own encoding of this chunk, relayed as is when
+	// tidegate changed nothing (see ChatResponse.Raw).
+	Raw json.RawMessage `json:"-"`
+}
+
+// Encoded returns the chunk's wire form: the upstream's bytes when kept.
+func (c *ChatChunk) Encoded() ([]byte, error) {
+	if c.Raw != nil {
+		return c.Raw, nil
+	}
+	return json.Marshal(c)
+}
+
+// Encoded returns the answer's wire form: the upstream's bytes when kept.
+func (r *ChatResponse) Encoded() ([]byte, error) {
+	if r.Raw != nil {
+		return r.Raw, nil
+	}
+	return json.Marshal(r)
 }
 
 type ChunkChoice struct {

@@ -32,6 +32,12 @@ type ChatStream interface {
 	Close() error
 }
 
+// BufferedStream is implemented by streams that can tell whether their next
+// chunk is already in memory; a relay then writes it before flushing.
+type BufferedStream interface {
+	Buffered() bool
+}
+
 // Embedder is implemented by providers that serve embeddings.
 type Embedder interface {
 	Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error)

@@ -24,16 +24,43 @@ type Event struct {
 // Reader pulls events. It skips comments (": keep-alive") and blank lines
 // between events, and accepts "data:" with or without the space (Hunyuan).
 type Reader struct {
-	sc    *bufio.Scanner
+	br    *bufio.Reader
 	event Event
 	data  bytes.Buffer
+	long  []byte // a line longer than the buffer, assembled
 	err   error
 }
 
 func NewReader(r io.Reader) *Reader {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), MaxLine)
-	return &Reader{sc: sc}
+	return &Reader{br: bufio.NewReaderSize(r, 16<<10)}
+}
+
+// Buffered reports whether bytes of a next event are already in memory, so
+// a relay can hold its flush until the burst is written.
+func (r *Reader) Buffered() bool { return r.br.Buffered() > 0 }
+
+// line returns the next line without its ending, or an error (io.EOF at the end).
+func (r *Reader) line() ([]byte, error) {
+	b, err := r.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		r.long = append(r.long[:0], b...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(r.long) > MaxLine {
+				return nil, ErrLineTooLong
+			}
+			b, err = r.br.ReadSlice('\n')
+			r.long = append(r.long, b...)
+		}
+		if len(r.long) > MaxLine {
+			return nil, ErrLineTooLong
+		}
+		b = r.long
+	}
+	if err != nil && !(errors.Is(err, io.EOF) && len(b) > 0) {
+		return nil, err
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r")), nil
 }
 
 // Next reads the next event; false at the end of the stream or on error.
@@ -41,10 +68,18 @@ func (r *Reader) Next() bool {
 	r.event = Event{}
 	r.data.Reset()
 	hasData := false
-	for r.sc.Scan() {
-		line := r.sc.Bytes()
-		if len(line) > 0 && line[len(line)-1] == '\r' {
-			line = line[:len(line)-1]
+	for {
+		line, err := r.line()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				r.err = err
+				return false
+			}
+			if hasData { // a last event without its blank line
+				r.event.Data = r.data.Bytes()
+				return true
+			}
+			return false
 		}
 		if len(line) == 0 {
 			if hasData {
@@ -72,21 +107,15 @@ func (r *Reader) Next() bool {
 			r.event.Name = string(value)
 		}
 	}
-	if err := r.sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			err = ErrLineTooLong
-		}
-		r.err = err
-		return false
-	}
-	if hasData { // a last event without its blank line
-		r.event.Data = r.data.Bytes()
-		return true
-	}
-	return false
 }
 
 func (r *Reader) Event() Event { return r.event }
 
 // Err is the read error that ended the stream, nil at a clean EOF.
 func (r *Reader) Err() error { return r.err }
+
+// Drain reads what is left of a finished stream (the chunked encoding's end)
+// so the connection can be reused; it stops after a few KiB.
+func Drain(body io.Reader) {
+	_, _ = io.CopyN(io.Discard, body, 4<<10)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -135,7 +136,7 @@ func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest)
 // stream turns Anthropic's events into OpenAI chunks.
 type stream struct {
 	c       *Client
-	body    interface{ Close() error }
+	body    io.ReadCloser
 	r       *sse.Reader
 	created int64
 
@@ -262,7 +263,14 @@ func orEmpty(e *ErrorDetail) *ErrorDetail {
 
 func (s *stream) Chunk() *llm.ChatChunk { return &s.cur }
 func (s *stream) Err() error            { return s.err }
-func (s *stream) Close() error          { return s.body.Close() }
+func (s *stream) Buffered() bool        { return s.flushUse || s.r.Buffered() }
+
+func (s *stream) Close() error {
+	if s.done || s.flushUse {
+		sse.Drain(s.body) // the connection goes back to the pool
+	}
+	return s.body.Close()
+}
 
 // FinishReason maps Anthropic's stop_reason to OpenAI's finish_reason.
 func FinishReason(stop string) string {

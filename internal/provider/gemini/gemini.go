@@ -355,6 +355,7 @@ func (s *stream) fill() {
 
 func (s *stream) Chunk() *llm.ChatChunk { return &s.cur }
 func (s *stream) Err() error            { return s.err }
+func (s *stream) Buffered() bool        { return len(s.queue) > 0 || s.r.Buffered() }
 func (s *stream) Close() error          { return s.body.Close() }
 
 // Embeddings uses batchEmbedContents.

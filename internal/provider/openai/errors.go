@@ -49,6 +49,13 @@ func codeString(raw json.RawMessage) string {
 	return string(raw)
 }
 
+// mayHoldError is a cheap pre-check before decoding a 2xx body for errors:
+// every shape bodyError knows has one of these keys.
+func mayHoldError(body []byte) bool {
+	return bytes.Contains(body, []byte(`"error`)) || bytes.Contains(body, []byte(`"base_resp"`)) ||
+		bytes.Contains(body, []byte(`"code"`)) || bytes.Contains(body, []byte(`"object":"error"`))
+}
+
 // bodyError finds an error in a body, whatever the HTTP status. ok is false
 // when the body holds no recognisable error (a 200 with an answer).
 func bodyError(body []byte) (msg, typ, code, param string, ok bool) {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 
@@ -52,6 +53,9 @@ func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
 // errorIn returns the error a 2xx body hides (MiniMax, Baidu and others answer
 // errors with status 200), or nil.
 func (c *Client) errorIn(resp *http.Response, body []byte) *provider.Error {
+	if !mayHoldError(body) {
+		return nil
+	}
 	if _, _, _, _, isErr := bodyError(body); !isErr {
 		return nil
 	}
@@ -111,17 +115,25 @@ func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm
 	if e := c.errorIn(resp, b); e != nil {
 		return nil, e
 	}
-	var out llm.ChatResponse
-	if err := json.Unmarshal(b, &out); err != nil {
+	// One decode: the usage is captured raw and normalised apart.
+	var wire struct {
+		llm.ChatResponse
+		RawUsage json.RawMessage `json:"usage"`
+	}
+	if err := json.Unmarshal(b, &wire); err != nil {
 		return nil, provider.BadResponse("upstream %s sent unreadable JSON: %s", c.Name, provider.Snippet(b))
 	}
+	out := wire.ChatResponse
 	if out.Choices == nil {
 		return nil, provider.BadResponse("upstream %s answered without choices", c.Name)
+	}
+	out.Usage = normalizeUsage(wire.RawUsage)
+	if out.Object == "chat.completion" && !c.Preset.ThinkTags && !mayHoldError(b) {
+		out.Raw = bytes.TrimSpace(b) // already OpenAI's shape: relay the bytes
 	}
 	if out.Object == "" {
 		out.Object = "chat.completion"
 	}
-	normalizeUsage(out.Usage, b)
 	if c.Preset.ThinkTags {
 		for i := range out.Choices {
 			m := &out.Choices[i].Message
@@ -133,35 +145,35 @@ func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm
 	return &out, nil
 }
 
-// normalizeUsage keeps the raw usage and fills OpenAI's cached-token detail
-// from vendors' own fields.
-func normalizeUsage(u *llm.Usage, body []byte) {
-	if u == nil {
-		return
+// normalizeUsage decodes a usage object, keeps it raw beside the normal
+// form, and fills OpenAI's cached-token detail from vendors' own fields
+// (DeepSeek's prompt_cache_hit_tokens, Moonshot's top-level cached_tokens).
+func normalizeUsage(raw json.RawMessage) *llm.Usage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
 	}
-	var raw struct {
-		Usage json.RawMessage `json:"usage"`
-	}
-	if json.Unmarshal(body, &raw) != nil || len(raw.Usage) == 0 {
-		return
-	}
-	u.Raw = raw.Usage
-	// DeepSeek reports prompt_cache_hit_tokens, Moonshot a top-level cached_tokens.
-	var vendor struct {
+	var u struct {
+		llm.Usage
 		Hit    *int `json:"prompt_cache_hit_tokens"`
 		Cached *int `json:"cached_tokens"`
 	}
-	if json.Unmarshal(raw.Usage, &vendor) == nil && u.PromptTokensDetails == nil {
+	if json.Unmarshal(raw, &u) != nil {
+		return nil
+	}
+	out := u.Usage
+	out.Raw = raw
+	if out.PromptTokensDetails == nil {
 		switch {
-		case vendor.Hit != nil:
-			u.PromptTokensDetails = &llm.PromptTokensDetails{CachedTokens: *vendor.Hit}
-		case vendor.Cached != nil:
-			u.PromptTokensDetails = &llm.PromptTokensDetails{CachedTokens: *vendor.Cached}
+		case u.Hit != nil:
+			out.PromptTokensDetails = &llm.PromptTokensDetails{CachedTokens: *u.Hit}
+		case u.Cached != nil:
+			out.PromptTokensDetails = &llm.PromptTokensDetails{CachedTokens: *u.Cached}
 		}
 	}
-	if u.TotalTokens == 0 {
-		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	if out.TotalTokens == 0 {
+		out.TotalTokens = out.PromptTokens + out.CompletionTokens
 	}
+	return &out
 }
 
 // splitThink separates a leading <think>…</think> block from the answer.
@@ -204,10 +216,11 @@ func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest)
 
 type stream struct {
 	c      *Client
-	body   interface{ Close() error }
+	body   io.ReadCloser
 	r      *sse.Reader
 	header http.Header
 	chunk  llm.ChatChunk
+	raw    []byte // reused buffer behind chunk.Raw
 	err    error
 	done   bool
 	// finished counts choices that sent a finish_reason: a stream that ends
@@ -233,20 +246,22 @@ func (s *stream) Next() bool {
 			s.err = s.c.fail(http.StatusOK, nil, data)
 			return false
 		}
-		s.chunk = llm.ChatChunk{}
-		if err := json.Unmarshal(data, &s.chunk); err != nil {
+		var wire struct {
+			llm.ChatChunk
+			RawUsage json.RawMessage `json:"usage"`
+		}
+		if err := json.Unmarshal(data, &wire); err != nil {
 			s.err = provider.BadResponse("upstream %s sent a malformed stream event: %s", s.c.Name, provider.Snippet(data))
 			return false
 		}
+		s.chunk = wire.ChatChunk
+		s.chunk.Usage = normalizeUsage(wire.RawUsage)
 		if s.chunk.Choices == nil && s.chunk.Usage == nil {
 			if _, _, _, _, isErr := bodyError(data); isErr {
 				s.err = s.c.fail(http.StatusOK, nil, data)
 				return false
 			}
 			continue
-		}
-		if s.chunk.Usage != nil {
-			normalizeUsage(s.chunk.Usage, data)
 		}
 		for _, ch := range s.chunk.Choices {
 			if ch.FinishReason != nil && *ch.FinishReason != "" {
@@ -255,6 +270,9 @@ func (s *stream) Next() bool {
 		}
 		if s.chunk.Object == "" {
 			s.chunk.Object = "chat.completion.chunk"
+		} else {
+			s.chunk.Raw = append(s.raw[:0], data...) // relayed as is
+			s.raw = s.chunk.Raw
 		}
 		return true
 	}
@@ -274,7 +292,14 @@ func (s *stream) Next() bool {
 
 func (s *stream) Chunk() *llm.ChatChunk { return &s.chunk }
 func (s *stream) Err() error            { return s.err }
-func (s *stream) Close() error          { return s.body.Close() }
+func (s *stream) Buffered() bool        { return s.r.Buffered() }
+
+func (s *stream) Close() error {
+	if s.done {
+		sse.Drain(s.body) // the connection goes back to the pool
+	}
+	return s.body.Close()
+}
 
 func (c *Client) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error) {
 	body, err := json.Marshal(req)

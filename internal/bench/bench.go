@@ -1,0 +1,332 @@
+// Package bench measures tidegate's overhead: the same calls sent straight to
+// an upstream and through the gateway, in one run, open-loop (each request
+// is timed from when it was due, so a stall is never hidden by the load
+// tool waiting for it: no coordinated omission).
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/provider/sim"
+)
+
+// Gateway is a running gateway under test.
+type Gateway struct {
+	URL  string
+	PID  int // the process to measure; the bench's own when in-process
+	Stop func()
+	// Ready is how long the gateway took from start to serving.
+	Ready time.Duration
+}
+
+// StartFunc starts a gateway with a config file.
+type StartFunc func(ctx context.Context, configPath string) (*Gateway, error)
+
+// Options tune a run.
+type Options struct {
+	Rate     int           // requests per second, each phase
+	Duration time.Duration // per phase
+	Warmup   time.Duration
+	Streams  int // concurrent streams held open for the memory figure
+	Tokens   int // output tokens per answer
+	Start    StartFunc
+	Dir      string // for the config and the store
+}
+
+// Phase is one measured series.
+type Phase struct {
+	Name      string
+	Sent      int
+	Errors    int
+	Latencies []time.Duration // sorted; time to last byte
+	TTFB      []time.Duration // sorted; streams only
+	CPU       time.Duration   // the gateway's CPU time during the phase
+}
+
+func (p *Phase) Pct(q float64) time.Duration { return pct(p.Latencies, q) }
+
+func pct(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// Report is a whole run.
+type Report struct {
+	Machine    string
+	Rate       int
+	Duration   time.Duration
+	Startup    time.Duration
+	Direct     Phase
+	Gateway    Phase
+	DirectSSE  Phase
+	GatewaySSE Phase
+	RSSIdle    int64 // bytes
+	RSSStreams int64 // bytes, with Streams streams open
+	Streams    int
+	StreamsOK  int
+}
+
+// Run performs the whole benchmark.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	rep := &Report{Machine: machine(), Rate: o.Rate, Duration: o.Duration, Streams: o.Streams}
+
+	// The upstream: the sim fleet over HTTP, unpaced, in this process
+	// (sharing the cores with the load tool, as a co-located upstream would).
+	fleet := sim.New("upstream", 1, []sim.Model{
+		{Name: "bench", OutputTokens: o.Tokens},
+		{Name: "hold", OutputTokens: 1000, TokensPerSecond: 2},
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	upstream := &http.Server{Handler: fleet.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go upstream.Serve(ln)
+	defer upstream.Close()
+	upURL := "http://" + ln.Addr().String()
+
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+store: sqlite:%s/bench.db
+master_key: bench-key
+log_level: warn
+server: {shutdown_grace: 2s}
+providers:
+  - name: up
+    type: openai
+    base_url: %s/v1
+    api_key: sk-bench
+    models: [bench, hold]
+`, o.Dir, upURL)
+	path := o.Dir + "/bench.yaml"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	gw, err := o.Start(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer gw.Stop()
+	rep.Startup = gw.Ready
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute}}
+	defer client.CloseIdleConnections()
+	body := func(model string, stream bool) string {
+		return fmt.Sprintf(`{"model":%q,"stream":%v,"messages":[{"role":"system","content":"You are a benchmark."},{"role":"user","content":"Tell me about the tide gate and how it opens at dawn."}]}`, model, stream)
+	}
+	targets := []struct {
+		phase  *Phase
+		url    string
+		body   string
+		auth   string
+		stream bool
+	}{
+		{&rep.Direct, upURL, body("bench", false), "sk-bench", false},
+		{&rep.Gateway, gw.URL, body("up/bench", false), "bench-key", false},
+		{&rep.DirectSSE, upURL, body("bench", true), "sk-bench", true},
+		{&rep.GatewaySSE, gw.URL, body("up/bench", true), "bench-key", true},
+	}
+	names := []string{"direct", "tidegate", "direct stream", "tidegate stream"}
+	for i, t := range targets {
+		t.phase.Name = names[i]
+		// Warm up connections and code paths, then measure.
+		openLoop(ctx, client, t.url, t.body, t.auth, t.stream, o.Rate, o.Warmup, &Phase{})
+		cpu0 := cpuTime(gw.PID)
+		openLoop(ctx, client, t.url, t.body, t.auth, t.stream, o.Rate, o.Duration, t.phase)
+		t.phase.CPU = cpuTime(gw.PID) - cpu0
+	}
+	client.CloseIdleConnections()
+	time.Sleep(200 * time.Millisecond)
+	runtime.GC()
+	rep.RSSIdle = rss(gw.PID)
+	rep.RSSStreams, rep.StreamsOK = holdStreams(ctx, gw, o.Streams)
+	return rep, ctx.Err()
+}
+
+// openLoop sends rate requests a second for d, each at its due time.
+func openLoop(ctx context.Context, client *http.Client, url, body, auth string, stream bool, rate int, d time.Duration, out *Phase) {
+	interval := time.Second / time.Duration(rate)
+	n := int(d / interval)
+	type result struct {
+		lat, ttfb time.Duration
+		err       bool
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	start := time.Now().Add(10 * time.Millisecond)
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		}
+		wg.Add(1)
+		go func(i int, due time.Time) {
+			defer wg.Done()
+			lat, ttfb, err := call(ctx, client, url, body, auth, stream, due)
+			results[i] = result{lat, ttfb, err != nil}
+		}(i, due)
+	}
+	wg.Wait()
+	for _, r := range results {
+		out.Sent++
+		if r.err {
+			out.Errors++
+			continue
+		}
+		out.Latencies = append(out.Latencies, r.lat)
+		if stream {
+			out.TTFB = append(out.TTFB, r.ttfb)
+		}
+	}
+	sort.Slice(out.Latencies, func(a, b int) bool { return out.Latencies[a] < out.Latencies[b] })
+	sort.Slice(out.TTFB, func(a, b int) bool { return out.TTFB[a] < out.TTFB[b] })
+}
+
+// call times one request from its due time to its last byte (and first, for streams).
+func call(ctx context.Context, client *http.Client, url, body, auth string, stream bool, due time.Time) (lat, ttfb time.Duration, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+auth)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		return 0, 0, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	br := bufio.NewReader(resp.Body)
+	if stream {
+		if _, err := br.ReadByte(); err != nil {
+			return 0, 0, err
+		}
+		ttfb = time.Since(due)
+	}
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		return 0, 0, err
+	}
+	if stream && !bytes.Contains(rest, []byte("[DONE]")) {
+		return 0, 0, fmt.Errorf("stream did not complete")
+	}
+	return time.Since(due), ttfb, nil
+}
+
+// holdStreams opens n slow streams through the gateway, waits for each to
+// start, and reads the gateway's RSS while all are open.
+func holdStreams(ctx context.Context, gw *Gateway, n int) (int64, int) {
+	if n <= 0 {
+		return 0, 0
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n + 10, MaxConnsPerHost: 0}}
+	defer client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	started := 0
+	body := `{"model":"up/hold","stream":true,"messages":[{"role":"user","content":"hold the line"}]}`
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer bench-key")
+			resp, err := client.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			buf := make([]byte, 1)
+			if _, err := resp.Body.Read(buf); err != nil {
+				return
+			}
+			mu.Lock()
+			started++
+			mu.Unlock()
+			<-ctx.Done()
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		s := started
+		mu.Unlock()
+		if s >= n {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // let the open streams settle
+	r := rss(gw.PID)
+	mu.Lock()
+	s := started
+	mu.Unlock()
+	cancel()
+	wg.Wait()
+	return r, s
+}
+
+// cpuTime is a process's user+system CPU time, from /proc.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticks
+}
+
+// rss is a process's resident set size in bytes, from /proc.
+func rss(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores, %s %s/%s", model, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
