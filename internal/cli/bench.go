@@ -27,6 +27,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Streams, "streams", 1000, "concurrent streams held open for the memory figure")
 	fs.IntVar(&o.Tokens, "tokens", 16, "output tokens per answer")
 	inProcess := fs.Bool("in-process", false, "run the gateway inside the bench (CPU and RSS then include the load tool)")
+	var child childOptions
+	fs.StringVar(&child.pprof, "pprof", "", "let the gateway serve Go's profiler on this address")
+	fs.IntVar(&child.maxProcs, "gateway-gomaxprocs", 0, "GOMAXPROCS of the gateway process (0: Go's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,7 +42,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer os.RemoveAll(dir)
 	o.Dir = dir
-	o.Start = startChild
+	o.Start = child.start
 	if *inProcess {
 		o.Start = startInProcess
 	}
@@ -51,15 +54,28 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// startChild runs the gateway as its own process, so its CPU and memory are
+// childOptions tune the gateway process the bench starts.
+type childOptions struct {
+	pprof    string
+	maxProcs int
+}
+
+// start runs the gateway as its own process, so its CPU and memory are
 // measured alone; ready is the wall time from exec to the first answered /healthz.
-func startChild(ctx context.Context, configPath string) (*bench.Gateway, error) {
+func (co childOptions) start(ctx context.Context, configPath string) (*bench.Gateway, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	began := time.Now()
-	cmd := exec.Command(self, "serve", "--config", configPath)
+	args := []string{"serve", "--config", configPath}
+	if co.pprof != "" {
+		args = append(args, "--pprof", co.pprof)
+	}
+	cmd := exec.Command(self, args...)
+	if co.maxProcs > 0 {
+		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", co.maxProcs))
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -25,7 +25,7 @@ const outputTokens = 12
 // upstream (a second tidegate's /v1/messages, itself on the sim).
 func sdkFleet(t *testing.T) *gatewayProc {
 	t.Helper()
-	up := simUpstream(t, sim.Model{Name: "fast", OutputTokens: outputTokens}, sim.Model{Name: "embed"})
+	up := simUpstream(t, sim.Model{Name: "fast", OutputTokens: outputTokens}, sim.Model{Name: "embed"}, sim.Model{Name: "img"})
 	claude := startGateway(t, `
 store: STORE
 master_key: upstream-anthropic-key
@@ -44,7 +44,7 @@ providers:
     type: openai
     base_url: %s/v1
     api_key: sk-upstream-secret-0001
-    models: [fast, embed]
+    models: [fast, embed, img]
   - name: claude
     type: anthropic
     base_url: %s
@@ -173,6 +173,39 @@ func TestOpenAISDK(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("n, seed and JSON mode", func(t *testing.T) {
+		resp, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+			Model:    "gpt",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Two answers as JSON")},
+			N:        openai.Int(2),
+			Seed:     openai.Int(7),
+			ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{
+				OfJSONObject: &shared.ResponseFormatJSONObjectParam{},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Choices) != 2 || resp.Choices[1].Index != 1 {
+			t.Fatalf("choices = %d", len(resp.Choices))
+		}
+		for _, c := range resp.Choices {
+			if !json.Valid([]byte(c.Message.Content)) {
+				t.Errorf("JSON mode answer is not JSON: %s", c.Message.Content)
+			}
+		}
+	})
+
+	t.Run("images", func(t *testing.T) {
+		resp, err := client.Images.Generate(ctx, openai.ImageGenerateParams{Model: "upstream/img", Prompt: "a tide gate at dawn", N: openai.Int(2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Data) != 2 || resp.Data[0].B64JSON == "" {
+			t.Errorf("images = %+v", resp.Data)
+		}
+	})
 
 	t.Run("embeddings", func(t *testing.T) {
 		resp, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -30,6 +32,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (YAML); none runs the sim demo")
 	listen := fs.String("listen", "", "address to listen on, overrides the config's listen")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiler on this address (keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,6 +102,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger.Info("listening", "addr", addr, "providers", len(cfg.Providers), "models", len(cfg.Models))
 
+	if *pprofAddr != "" {
+		stopProfiler, err := serveProfiler(*pprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopProfiler()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -154,4 +164,21 @@ func newMasterKey() string {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	return "tg-master-" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// serveProfiler exposes net/http/pprof on its own listener, never on the API's.
+func serveProfiler(addr string, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	logger.Info("profiler listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }

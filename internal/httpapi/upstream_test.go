@@ -226,6 +226,12 @@ func TestBrokenUpstream(t *testing.T) {
 		}
 	})
 
+	if strings.Contains(srv.logs.String(), "SECRET") {
+		t.Error("an upstream key reached the log")
+	}
+	if !strings.Contains(srv.logs.String(), `"error_kind":"upstream"`) {
+		t.Error("failed requests are not in the request log")
+	}
 	closeUpstreamClients()
 	srv.Client().CloseIdleConnections()
 	waitFor(t, "upstream connections to go idle", func() bool { return tracker.active() == 0 })
