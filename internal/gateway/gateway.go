@@ -145,8 +145,8 @@ func (s *Stream) Buffered() bool {
 	b, ok := s.inner.(provider.BufferedStream)
 	return ok && b.Buffered()
 }
-func (s *Stream) Err() error            { return s.inner.Err() }
-func (s *Stream) Close() error          { return s.inner.Close() }
+func (s *Stream) Err() error   { return s.inner.Err() }
+func (s *Stream) Close() error { return s.inner.Close() }
 
 // Usage is the provider's final usage, nil if it sent none.
 func (s *Stream) Usage() *llm.Usage { return s.usage }

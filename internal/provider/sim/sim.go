@@ -264,8 +264,8 @@ func (s *stream) Chunk() *llm.ChatChunk { return &s.cur }
 
 // Buffered: an unpaced model has its next chunk ready at once.
 func (s *stream) Buffered() bool { return s.model.tokenInterval() == 0 && s.plan.fault == FaultNone }
-func (s *stream) Err() error            { return s.err }
-func (s *stream) Close() error          { return nil }
+func (s *stream) Err() error     { return s.err }
+func (s *stream) Close() error   { return nil }
 
 // Embeddings returns unit vectors derived from a hash of each input: the same
 // text always maps to the same vector.
