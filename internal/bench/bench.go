@@ -104,7 +104,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
 store: sqlite:%s/bench.db
 master_key: bench-key
-log_level: warn
+log_level: info
 server: {shutdown_grace: 2s}
 providers:
   - name: up

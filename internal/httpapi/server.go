@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -57,11 +58,16 @@ type Server struct {
 	WriteTimeout time.Duration
 
 	masterHash [sha256.Size]byte
+	idPrefix   string        // random per process
+	idSeq      atomic.Uint64 // request ids are prefix + sequence
 }
 
 // Handler builds the routes.
 func (s *Server) Handler() http.Handler {
 	s.masterHash = sha256.Sum256([]byte(s.MasterKey))
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	s.idPrefix = "req_" + hex.EncodeToString(b[:]) + "_"
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.auth(s.chatCompletions))
 	mux.HandleFunc("POST /v1/messages", s.auth(s.messages))
@@ -84,15 +90,14 @@ type ctxKey int
 
 const keyRequestID ctxKey = iota
 
-// requestID keeps a client's id when it is sane, and makes one otherwise.
-func requestID(r *http.Request) string {
+// requestID keeps a client's id when it is sane, and makes one otherwise:
+// unique across processes by the random prefix, cheap by the counter.
+func (s *Server) requestID(r *http.Request) string {
 	id := r.Header.Get(HeaderRequestID)
 	if id != "" && len(id) <= 128 && validID(id) {
 		return id
 	}
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "req_" + hex.EncodeToString(b[:])
+	return s.idPrefix + strconv.FormatUint(s.idSeq.Add(1), 36)
 }
 
 func validID(s string) bool {
@@ -138,7 +143,7 @@ func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := requestID(r)
+		id := s.requestID(r)
 		w.Header().Set(HeaderRequestID, id)
 		rec := &statusRecorder{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), keyRequestID, id))
