@@ -1,0 +1,193 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// PeriodStart is the start of the budget window holding t, in UTC.
+func PeriodStart(period string, t time.Time) int64 {
+	t = t.UTC()
+	switch period {
+	case PeriodDay:
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC).UnixMicro()
+	case PeriodMonth:
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	}
+	return 0
+}
+
+// Hold is part of a reservation: an amount held against one budget window.
+type Hold struct {
+	BudgetID    string `json:"budget_id"`
+	PeriodStart int64  `json:"period_start"`
+	Amount      int64  `json:"amount"`
+	Soft        bool   `json:"soft,omitempty"`
+}
+
+// Reservation holds a request's worst-case cost until it is settled.
+type Reservation struct {
+	ID        string
+	Holds     []Hold
+	ExpiresAt time.Time
+}
+
+// ErrBudgetExceeded is returned by Reserve when a hard budget cannot hold the amount.
+type ErrBudgetExceeded struct {
+	BudgetID string
+}
+
+func (e *ErrBudgetExceeded) Error() string { return "store: budget " + e.BudgetID + " exceeded" }
+
+// Reserve holds every amount atomically: either all holds are taken, or none
+// is and the first hard budget that could not hold its amount is reported.
+// A hold is taken only while spent + reserved + amount stays within the
+// budget, checked and applied in one conditional UPDATE, so concurrent
+// reservations can never jointly pass a budget.
+func (s *DB) Reserve(ctx context.Context, r *Reservation) error {
+	if r.ID == "" {
+		r.ID = NewID("res")
+	}
+	holds, _ := json.Marshal(r.Holds)
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, h := range r.Holds {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO budget_windows (budget_id, period_start, spent, reserved) VALUES (?, ?, 0, 0)
+				ON CONFLICT (budget_id, period_start) DO NOTHING`), h.BudgetID, h.PeriodStart); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			query := `UPDATE budget_windows SET reserved = reserved + ? WHERE budget_id = ? AND period_start = ?
+				AND spent + reserved + ? <= (SELECT amount FROM budgets WHERE id = ?)`
+			args := []any{h.Amount, h.BudgetID, h.PeriodStart, h.Amount, h.BudgetID}
+			if h.Soft {
+				query, args = `UPDATE budget_windows SET reserved = reserved + ? WHERE budget_id = ? AND period_start = ?`, args[:3]
+			}
+			res, err := tx.ExecContext(ctx, s.q(query), args...)
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return &ErrBudgetExceeded{BudgetID: h.BudgetID}
+			}
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO reservations (id, holds, created_at, expires_at) VALUES (?, ?, ?, ?)`),
+			r.ID, string(holds), micros(s.now()), micros(r.ExpiresAt))
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		return nil
+	})
+}
+
+// Settle ends a reservation: each hold's amount is released and the true cost
+// (actual[i] for Holds[i]) is spent, and the usage records are written, all in
+// one transaction. Records are idempotent on (request_id, attempt), and a
+// reservation is settled at most once: settling one already released by the
+// reconciler still spends the true cost and writes the records.
+func (s *DB) Settle(ctx context.Context, r *Reservation, actual []int64, records []Usage) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM reservations WHERE id = ?`), r.ID)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		held, _ := res.RowsAffected()
+		fresh, err := s.insertUsage(ctx, tx, records)
+		if err != nil {
+			return err
+		}
+		for i, h := range r.Holds {
+			release := h.Amount
+			if held == 0 {
+				release = 0 // the reconciler released it already
+			}
+			spend := int64(0)
+			if i < len(actual) && (held == 1 || fresh) {
+				spend = actual[i]
+			}
+			if release == 0 && spend == 0 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE budget_windows SET reserved = reserved - ?, spent = spent + ? WHERE budget_id = ? AND period_start = ?`),
+				release, spend, h.BudgetID, h.PeriodStart); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ReleaseExpired releases reservations whose holder is presumed dead (a
+// crash, a kill): their holds return to the budgets. It returns how many.
+func (s *DB) ReleaseExpired(ctx context.Context, now time.Time) (int, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, holds FROM reservations WHERE expires_at <= ?`), micros(now))
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	var expired []Reservation
+	for rows.Next() {
+		var r Reservation
+		var holds string
+		if err := rows.Scan(&r.ID, &holds); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("store: %w", err)
+		}
+		_ = json.Unmarshal([]byte(holds), &r.Holds)
+		expired = append(expired, r)
+	}
+	rows.Close()
+	released := 0
+	for i := range expired {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, s.q(`DELETE FROM reservations WHERE id = ?`), expired[i].ID)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return errGone // settled meanwhile
+			}
+			for _, h := range expired[i].Holds {
+				if _, err := tx.ExecContext(ctx, s.q(`UPDATE budget_windows SET reserved = reserved - ? WHERE budget_id = ? AND period_start = ?`),
+					h.Amount, h.BudgetID, h.PeriodStart); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		switch {
+		case err == nil:
+			released++
+		case errors.Is(err, errGone):
+		default:
+			return released, fmt.Errorf("store: %w", err)
+		}
+	}
+	return released, nil
+}
+
+var errGone = errors.New("gone")
+
+// Window is a budget's state in one period.
+type Window struct {
+	Spent, Reserved int64
+}
+
+// BudgetWindow reads a budget's window; zero if it has none yet.
+func (s *DB) BudgetWindow(ctx context.Context, budgetID string, periodStart int64) (Window, error) {
+	var w Window
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT spent, reserved FROM budget_windows WHERE budget_id = ? AND period_start = ?`),
+		budgetID, periodStart).Scan(&w.Spent, &w.Reserved)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Window{}, nil
+	}
+	return w, err
+}
+
+// OpenReservations counts reservations not yet settled or released.
+func (s *DB) OpenReservations(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM reservations`).Scan(&n)
+	return n, err
+}

@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Usage is one ledger record: an upstream attempt that consumed tokens.
+type Usage struct {
+	RequestID        string
+	Attempt          int
+	CreatedAt        time.Time
+	KeyID            string
+	ProjectID        string
+	Provider         string
+	Model            string
+	PromptTokens     int64
+	CompletionTokens int64
+	CachedTokens     int64
+	CacheWriteTokens int64
+	ReasoningTokens  int64
+	Cost             int64 // micro-units of Currency
+	Currency         string
+	Priced           bool
+	Estimated        bool
+	Status           string // ok | error | canceled
+	Latency          time.Duration
+	PriceRef         string
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// insertUsage writes records once; fresh reports whether any was new.
+func (s *DB) insertUsage(ctx context.Context, tx *sql.Tx, records []Usage) (fresh bool, err error) {
+	for _, u := range records {
+		if u.CreatedAt.IsZero() {
+			u.CreatedAt = s.now()
+		}
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO usage_ledger (request_id, attempt, created_at, key_id, project_id, provider, model,
+			prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost, currency, priced, estimated, status, latency_us, price_ref)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id, attempt) DO NOTHING`),
+			u.RequestID, u.Attempt, micros(u.CreatedAt), u.KeyID, u.ProjectID, u.Provider, u.Model,
+			u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens, u.ReasoningTokens, u.Cost, u.Currency,
+			b2i(u.Priced), b2i(u.Estimated), u.Status, u.Latency.Microseconds(), u.PriceRef)
+		if err != nil {
+			return false, fmt.Errorf("store: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			fresh = true
+		}
+	}
+	return fresh, nil
+}
+
+// RecordUsage writes records outside any reservation (a key without budgets).
+func (s *DB) RecordUsage(ctx context.Context, records []Usage) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.insertUsage(ctx, tx, records)
+		return err
+	})
+}
+
+// Group-by dimensions of usage reports.
+var reportColumns = map[string]string{
+	"key":      "key_id",
+	"project":  "project_id",
+	"model":    "model",
+	"provider": "provider",
+}
+
+// ReportRow is one group of a usage report.
+type ReportRow struct {
+	Group            string
+	Currency         string
+	Requests         int64
+	PromptTokens     int64
+	CompletionTokens int64
+	CachedTokens     int64
+	Cost             int64
+	Unpriced         int64
+	Estimated        int64
+}
+
+// UsageReport sums the ledger between from and to (to exclusive), grouped by
+// key, project, model, provider or day (UTC), per currency.
+func (s *DB) UsageReport(ctx context.Context, groupBy string, from, to time.Time) ([]ReportRow, error) {
+	col, ok := reportColumns[groupBy]
+	if groupBy == "day" {
+		// Day number since the epoch, turned into a date below.
+		col, ok = "(created_at / 86400000000)", true
+	}
+	if !ok {
+		return nil, fmt.Errorf("store: cannot group by %q", groupBy)
+	}
+	if to.IsZero() {
+		to = s.now().Add(time.Hour)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT CAST(`+col+` AS TEXT), currency, COUNT(DISTINCT request_id), SUM(prompt_tokens), SUM(completion_tokens),
+		SUM(cached_tokens), SUM(cost), SUM(1 - priced), SUM(estimated)
+		FROM usage_ledger WHERE created_at >= ? AND created_at < ? GROUP BY `+col+`, currency ORDER BY 1, 2`), micros(from), micros(to))
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []ReportRow
+	for rows.Next() {
+		var r ReportRow
+		if err := rows.Scan(&r.Group, &r.Currency, &r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &r.Cost, &r.Unpriced, &r.Estimated); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		if groupBy == "day" {
+			var day int64
+			fmt.Sscan(r.Group, &day)
+			r.Group = time.Unix(day*86400, 0).UTC().Format("2006-01-02")
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// LedgerTotals sums the whole ledger, for checks and tests.
+func (s *DB) LedgerTotals(ctx context.Context) (records, prompt, completion, cost int64, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), COALESCE(SUM(cost),0) FROM usage_ledger`).
+		Scan(&records, &prompt, &completion, &cost)
+	return
+}

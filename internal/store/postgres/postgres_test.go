@@ -1,0 +1,21 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/store/postgres/pgtest"
+	"github.com/tidegate/tidegate/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) *store.DB {
+		s, err := Open(context.Background(), pgtest.Fresh(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -1,0 +1,176 @@
+// Package store keeps tidegate's state: projects, virtual keys, budgets and
+// their reservations, the usage ledger, encrypted provider credentials. One
+// SQL implementation over database/sql serves SQLite (embedded) and
+// PostgreSQL (several replicas); the sqlite and postgres packages open them.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// Dialect is what differs between the databases.
+type Dialect int
+
+const (
+	SQLite Dialect = iota
+	Postgres
+)
+
+// DB is an open store.
+type DB struct {
+	db      *sql.DB
+	dialect Dialect
+	now     func() time.Time
+}
+
+// New wraps an open database and applies the migrations.
+func New(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
+	s := &DB{db: db, dialect: d, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *DB) Close() error { return s.db.Close() }
+
+// Dialect reports which database this is.
+func (s *DB) Dialect() Dialect { return s.dialect }
+
+// q rewrites ? placeholders for PostgreSQL.
+func (s *DB) q(query string) string {
+	if s.dialect != Postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// migrate applies the numbered migrations not yet applied, each in a transaction.
+func (s *DB) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if s.dialect == Postgres {
+		// Replicas starting together must not migrate twice.
+		if _, err := s.db.ExecContext(ctx, `SELECT pg_advisory_lock(7204851)`); err != nil {
+			return fmt.Errorf("store: migrate lock: %w", err)
+		}
+		defer s.db.ExecContext(ctx, `SELECT pg_advisory_unlock(7204851)`)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := path.Base(name)
+		num, convErr := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if convErr != nil {
+			return fmt.Errorf("store: migration %s has no number", base)
+		}
+		var one int
+		err := s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM schema_migrations WHERE version = ?`), num).Scan(&one)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		body, _ := migrations.ReadFile(name)
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			for _, stmt := range strings.Split(stripComments(string(body)), ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("%s: %w", base, err)
+				}
+			}
+			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), num, micros(s.now()))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: migration %w", err)
+		}
+	}
+	return nil
+}
+
+func stripComments(sqlText string) string {
+	var out []string
+	for _, line := range strings.Split(sqlText, "\n") {
+		if i := strings.Index(line, "--"); i >= 0 {
+			line = line[:i]
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}
+
+// tx runs fn in a transaction, committing when it returns nil.
+func (s *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// SettingOnce returns the stored value of key, storing make() first if there
+// is none. Concurrent callers all get the one value that was stored.
+func (s *DB) SettingOnce(ctx context.Context, key string, make func() string) (value string, created bool, err error) {
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO settings (key, value, created_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING`),
+		key, make(), micros(s.now()))
+	if err != nil {
+		return "", false, fmt.Errorf("store: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&value); err != nil {
+		return "", false, fmt.Errorf("store: %w", err)
+	}
+	return value, n == 1, nil
+}

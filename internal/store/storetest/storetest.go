@@ -1,0 +1,320 @@
+// Package storetest is the conformance suite every store runs (SQLite and
+// PostgreSQL): the same behaviour, concurrency included, on both.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/tidegate/tidegate/internal/store"
+)
+
+// Open returns a fresh, empty, migrated store for one test.
+type Open func(t *testing.T) *store.DB
+
+// Run runs the whole suite.
+func Run(t *testing.T, open Open) {
+	tests := map[string]func(*testing.T, *store.DB){
+		"SettingOnce":         testSettingOnce,
+		"Keys":                testKeys,
+		"ReserveSettle":       testReserveSettle,
+		"ReserveAllOrNothing": testAllOrNothing,
+		"ReserveRace":         testReserveRace,
+		"ReleaseExpired":      testReleaseExpired,
+		"Report":              testReport,
+		"Credentials":         testCredentials,
+	}
+	for name, fn := range tests {
+		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
+	}
+}
+
+func testSettingOnce(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	got := make([]string, 8)
+	for i := range got {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			v, _, err := s.SettingOnce(ctx, "k", func() string { return store.NewID("v") })
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = v
+		}(i)
+	}
+	wg.Wait()
+	for _, v := range got {
+		if v != got[0] || v == "" {
+			t.Fatalf("callers saw different values: %v", got)
+		}
+	}
+}
+
+func newKey(t *testing.T, s *store.DB, project string, budget *store.Budget) *store.Key {
+	t.Helper()
+	ctx := context.Background()
+	p, err := s.EnsureProject(ctx, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := store.NewID("key")
+	k := &store.Key{ID: id, Hash: "hash-" + id, Prefix: "tg-abcd", Name: "app", ProjectID: p.ID, Models: []string{"chat"},
+		RPM: 60, TPM: 1000, MaxStreams: 2, ExpiresAt: time.Now().Add(time.Hour).Truncate(time.Microsecond).UTC(), Budget: budget}
+	if err := s.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func testKeys(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	k := newKey(t, s, "crm", &store.Budget{Currency: "CNY", Amount: 1_000_000, Period: store.PeriodMonth})
+	p2, _ := s.EnsureProject(ctx, "crm")
+	if p2.ID != k.ProjectID {
+		t.Error("EnsureProject made a second project of one name")
+	}
+	got, err := s.KeyByHash(ctx, k.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *k
+	want.ProjectName, want.Budget = "crm", nil
+	if d := cmp.Diff(&want, got, cmpopts.EquateApproxTime(time.Millisecond)); d != "" {
+		t.Errorf("KeyByHash (-want +got):\n%s", d)
+	}
+	if _, err := s.KeyByHash(ctx, "' OR 1=1 --"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown hash: %v", err)
+	}
+	list, err := s.ListKeys(ctx)
+	if err != nil || len(list) != 1 || list[0].Budget == nil || list[0].Budget.Amount != 1_000_000 {
+		t.Fatalf("ListKeys = %+v, %v", list, err)
+	}
+	if err := s.RevokeKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.KeyByHash(ctx, k.Hash)
+	first := got.RevokedAt
+	if first.IsZero() {
+		t.Fatal("revoked key shows no revocation")
+	}
+	_ = s.RevokeKey(ctx, k.ID)
+	got, _ = s.KeyByHash(ctx, k.Hash)
+	if !got.RevokedAt.Equal(first) {
+		t.Error("a second revocation moved the time")
+	}
+	if err := s.RevokeKey(ctx, "key_nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoke unknown: %v", err)
+	}
+}
+
+func holds(bs []store.Budget, amount int64, now time.Time) []store.Hold {
+	var out []store.Hold
+	for _, b := range bs {
+		out = append(out, store.Hold{BudgetID: b.ID, PeriodStart: store.PeriodStart(b.Period, now), Amount: amount, Soft: b.Soft})
+	}
+	return out
+}
+
+func window(t *testing.T, s *store.DB, h store.Hold) store.Window {
+	t.Helper()
+	w, err := s.BudgetWindow(context.Background(), h.BudgetID, h.PeriodStart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func testReserveSettle(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	now := time.Now()
+	k := newKey(t, s, "p", &store.Budget{Currency: "CNY", Amount: 100, Period: store.PeriodDay})
+	bs, _ := s.Budgets(ctx, k.ID, k.ProjectID)
+	r := &store.Reservation{Holds: holds(bs, 60, now), ExpiresAt: now.Add(time.Minute)}
+	if err := s.Reserve(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	var exceeded *store.ErrBudgetExceeded
+	if err := s.Reserve(ctx, &store.Reservation{Holds: holds(bs, 41, now), ExpiresAt: now.Add(time.Minute)}); !errors.As(err, &exceeded) {
+		t.Fatalf("60 held + 41 fit a budget of 100: %v", err)
+	}
+	rec := []store.Usage{{RequestID: "req1", Attempt: 1, KeyID: k.ID, ProjectID: k.ProjectID, Provider: "p", Model: "m",
+		PromptTokens: 10, CompletionTokens: 5, Cost: 35, Currency: "CNY", Priced: true, Status: "ok"}}
+	if err := s.Settle(ctx, r, []int64{35}, rec); err != nil {
+		t.Fatal(err)
+	}
+	if w := window(t, s, r.Holds[0]); w != (store.Window{Spent: 35}) {
+		t.Errorf("after settle: %+v", w)
+	}
+	// Settling again (a retry after a lost answer) changes nothing.
+	if err := s.Settle(ctx, r, []int64{35}, rec); err != nil {
+		t.Fatal(err)
+	}
+	if w := window(t, s, r.Holds[0]); w != (store.Window{Spent: 35}) {
+		t.Errorf("after a second settle: %+v", w)
+	}
+	n, _, completion, cost, _ := s.LedgerTotals(ctx)
+	if n != 1 || completion != 5 || cost != 35 {
+		t.Errorf("ledger: %d records, %d completion tokens, cost %d", n, completion, cost)
+	}
+	// A soft budget never rejects.
+	soft := newKey(t, s, "soft", &store.Budget{Currency: "CNY", Amount: 1, Period: store.PeriodTotal, Soft: true})
+	sbs, _ := s.Budgets(ctx, soft.ID, soft.ProjectID)
+	if err := s.Reserve(ctx, &store.Reservation{Holds: holds(sbs, 1000, now), ExpiresAt: now.Add(time.Minute)}); err != nil {
+		t.Errorf("soft budget rejected: %v", err)
+	}
+}
+
+func testAllOrNothing(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	now := time.Now()
+	k := newKey(t, s, "shared", &store.Budget{Currency: "CNY", Amount: 1000, Period: store.PeriodTotal})
+	if err := s.SetProjectBudget(ctx, k.ProjectID, &store.Budget{Currency: "CNY", Amount: 50, Period: store.PeriodTotal}); err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := s.Budgets(ctx, k.ID, k.ProjectID)
+	if len(bs) != 2 || bs[0].Scope != store.ScopeKey {
+		t.Fatalf("budgets: %+v", bs)
+	}
+	hs := holds(bs, 80, now)
+	var exceeded *store.ErrBudgetExceeded
+	if err := s.Reserve(ctx, &store.Reservation{Holds: hs, ExpiresAt: now.Add(time.Minute)}); !errors.As(err, &exceeded) || exceeded.BudgetID != bs[1].ID {
+		t.Fatalf("want the project budget exceeded, got %v", err)
+	}
+	if w := window(t, s, hs[0]); w.Reserved != 0 {
+		t.Errorf("the key's budget kept a hold from a failed reservation: %+v", w)
+	}
+}
+
+// testReserveRace: many concurrent reservations never jointly pass a budget.
+func testReserveRace(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	now := time.Now()
+	k := newKey(t, s, "race", &store.Budget{Currency: "CNY", Amount: 1_000_000, Period: store.PeriodTotal})
+	bs, _ := s.Budgets(ctx, k.ID, k.ProjectID)
+	var ok, denied atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Reserve(ctx, &store.Reservation{Holds: holds(bs, 50_000, now), ExpiresAt: now.Add(time.Minute)})
+			var exceeded *store.ErrBudgetExceeded
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.As(err, &exceeded):
+				denied.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 20 || denied.Load() != 180 {
+		t.Errorf("%d reserved, %d denied; want exactly 20 and 180", ok.Load(), denied.Load())
+	}
+	if w := window(t, s, holds(bs, 0, now)[0]); w.Reserved != 1_000_000 {
+		t.Errorf("window: %+v", w)
+	}
+}
+
+func testReleaseExpired(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	now := time.Now()
+	k := newKey(t, s, "crash", &store.Budget{Currency: "CNY", Amount: 100, Period: store.PeriodTotal})
+	bs, _ := s.Budgets(ctx, k.ID, k.ProjectID)
+	dead := &store.Reservation{Holds: holds(bs, 70, now), ExpiresAt: now.Add(-time.Second)}
+	live := &store.Reservation{Holds: holds(bs, 20, now), ExpiresAt: now.Add(time.Hour)}
+	for _, r := range []*store.Reservation{dead, live} {
+		if err := s.Reserve(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.ReleaseExpired(ctx, now)
+	if err != nil || n != 1 {
+		t.Fatalf("released %d, %v", n, err)
+	}
+	if w := window(t, s, dead.Holds[0]); w.Reserved != 20 {
+		t.Errorf("after release: %+v", w)
+	}
+	// The holder was only slow, not dead: its settle still spends the truth, once.
+	rec := []store.Usage{{RequestID: "late", Attempt: 1, KeyID: k.ID, ProjectID: k.ProjectID, Cost: 30, Currency: "CNY", Status: "ok"}}
+	for i := 0; i < 2; i++ {
+		if err := s.Settle(ctx, dead, []int64{30}, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := window(t, s, dead.Holds[0]); w != (store.Window{Spent: 30, Reserved: 20}) {
+		t.Errorf("late settle: %+v", w)
+	}
+	if open, _ := s.OpenReservations(ctx); open != 1 {
+		t.Errorf("open reservations: %d", open)
+	}
+}
+
+func testReport(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	day := time.Date(2026, 5, 21, 10, 0, 0, 0, time.UTC)
+	recs := []store.Usage{
+		{RequestID: "a", Attempt: 1, CreatedAt: day, KeyID: "k1", ProjectID: "p", Provider: "deepseek", Model: "deepseek-chat", PromptTokens: 100, CompletionTokens: 10, Cost: 120, Currency: "CNY", Priced: true, Status: "ok"},
+		{RequestID: "a", Attempt: 2, CreatedAt: day, KeyID: "k1", ProjectID: "p", Provider: "qwen", Model: "qwen-plus", PromptTokens: 100, CompletionTokens: 20, Cost: 80, Currency: "CNY", Priced: true, Status: "ok"},
+		{RequestID: "b", Attempt: 1, CreatedAt: day.Add(24 * time.Hour), KeyID: "k2", ProjectID: "p", Provider: "openai", Model: "gpt-4.1", PromptTokens: 5, CompletionTokens: 5, Cost: 7, Currency: "USD", Status: "ok"},
+	}
+	if err := s.RecordUsage(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.UsageReport(ctx, "day", day.Add(-time.Hour), day.Add(48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.ReportRow{
+		{Group: "2026-05-21", Currency: "CNY", Requests: 1, PromptTokens: 200, CompletionTokens: 30, Cost: 200},
+		{Group: "2026-05-22", Currency: "USD", Requests: 1, PromptTokens: 5, CompletionTokens: 5, Cost: 7, Unpriced: 1},
+	}
+	if d := cmp.Diff(want, rows); d != "" {
+		t.Errorf("by day (-want +got):\n%s", d)
+	}
+	rows, _ = s.UsageReport(ctx, "provider", day.Add(-time.Hour), day.Add(time.Hour))
+	if len(rows) != 2 || rows[0].Group != "deepseek" || rows[1].Group != "qwen" {
+		t.Errorf("by provider: %+v", rows)
+	}
+	if _, err := s.UsageReport(ctx, "1; DROP TABLE usage_ledger", day, day); err == nil {
+		t.Error("an unknown group-by was accepted")
+	}
+}
+
+func testCredentials(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	sl, err := store.NewSealer("a secret of some length")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*store.Credential{{Provider: "deepseek", Name: "main", Secret: "sk-one"}, {Provider: "deepseek", Name: "spare", Secret: "sk-two"}} {
+		if err := s.AddCredential(ctx, sl, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Credentials(ctx, sl, "deepseek")
+	if err != nil || len(got) != 2 || got[0].Secret != "sk-one" || got[1].Secret != "sk-two" {
+		t.Fatalf("credentials = %+v, %v", got, err)
+	}
+	other, _ := store.NewSealer("another secret entirely")
+	if _, err := s.Credentials(ctx, other, "deepseek"); err == nil {
+		t.Error("credentials opened with the wrong secret")
+	}
+	if err := s.DeleteCredential(ctx, got[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteCredential(ctx, got[0].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+}
