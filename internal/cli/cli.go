@@ -18,6 +18,9 @@ Usage:
   tidegate serve [--config FILE] [--listen ADDR]   run the gateway (no config: the sim demo)
   tidegate sim [--listen ADDR] [--seed N]           serve the sim fleet as an OpenAI-compatible upstream
   tidegate bench [flags]                            measure gateway overhead against a direct call
+  tidegate keys create|list|revoke [flags]          manage virtual keys (on the configured store)
+  tidegate prices [--config FILE]                   print the price catalog
+  tidegate usage [--group-by model] [--csv]         usage report from the ledger
   tidegate version                                  print the version
 `
 
@@ -35,6 +38,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = simServe(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = keysCmd(ctx, args[1:], stdout, stderr)
+	case "prices":
+		err = pricesCmd(ctx, args[1:], stdout, stderr)
+	case "usage":
+		err = usageCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "tidegate", Version)
 	case "help", "-h", "--help":

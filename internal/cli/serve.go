@@ -21,7 +21,8 @@ import (
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/httpapi"
 	"github.com/tidegate/tidegate/internal/router"
-	"github.com/tidegate/tidegate/internal/store/sqlite"
+	"github.com/tidegate/tidegate/internal/ledger"
+	"github.com/tidegate/tidegate/internal/store"
 )
 
 // MasterKeyEnv names the environment variable holding the master key.
@@ -37,20 +38,32 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	started := time.Now()
-	cfg := config.Default()
 	demo := *configPath == ""
-	if !demo {
-		var err error
-		if cfg, err = config.Load(*configPath); err != nil {
-			return err
-		}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
 	logger := newLogger(stderr, cfg.LogLevel)
 
-	masterKey, generated, err := resolveMasterKey(ctx, cfg)
+	st, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	masterKey, generated, err := resolveMasterKey(ctx, cfg, st)
+	if err != nil {
+		return err
+	}
+	var sealer *store.Sealer
+	if secret := os.Getenv(SecretKeyEnv); secret != "" {
+		if sealer, err = store.NewSealer(secret); err != nil {
+			return fmt.Errorf("%s: %w", SecretKeyEnv, err)
+		}
+	}
+	catalog, err := newCatalog(cfg)
 	if err != nil {
 		return err
 	}
@@ -60,14 +73,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	order := make([]string, 0, len(cfg.Providers))
 	models := make(map[string][]string, len(cfg.Providers))
+	types := make(map[string]string, len(cfg.Providers))
 	for _, p := range cfg.Providers {
 		order = append(order, p.Name)
 		models[p.Name] = p.Models
+		types[p.Name] = p.Type
 	}
+	meter := &ledger.Meter{Store: st, Catalog: catalog, Limiter: ledger.NewLimiter(nil), Logger: logger,
+		ProviderTypes: types, ReservationTTL: cfg.Budgets.ReservationTTL, USDToCNY: cfg.Budgets.USDToCNY}
+	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
+	defer stopReconcile()
+	go meter.Reconcile(reconcileCtx, min(cfg.Budgets.ReservationTTL/4, time.Minute))
 	gw := &gateway.Gateway{
 		Router:    router.New(order, models, cfg.Routes()),
 		Providers: providers,
 		Logger:    logger,
+		Meter:     meter,
+		OutputCap: cfg.Budgets.OutputCap,
 		Created:   started,
 	}
 	api := &httpapi.Server{
@@ -77,6 +99,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		BodyLimit:       cfg.Server.BodyLimit,
 		BodyReadTimeout: cfg.Server.BodyReadTimeout,
 		WriteTimeout:    cfg.Server.WriteTimeout,
+		Store:           st,
+		Sealer:          sealer,
 	}
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -134,7 +158,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // resolveMasterKey takes the key from the environment or the config, else
 // generates one once and keeps it in the store. The second result says where
 // a key that should be printed came from ("" when it came from the operator).
-func resolveMasterKey(ctx context.Context, cfg *config.Config) (string, string, error) {
+func resolveMasterKey(ctx context.Context, cfg *config.Config, st *store.DB) (string, string, error) {
 	if k := os.Getenv(MasterKeyEnv); k != "" {
 		return k, "", nil
 	}
@@ -143,13 +167,10 @@ func resolveMasterKey(ctx context.Context, cfg *config.Config) (string, string, 
 	}
 	path, ok := strings.CutPrefix(cfg.Store, "sqlite:")
 	if !ok {
+		// A generated key would sit in a database other replicas share:
+		// with PostgreSQL the operator sets it.
 		return "", "", fmt.Errorf("master_key: set master_key or %s (a key is generated only with the SQLite store)", MasterKeyEnv)
 	}
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return "", "", err
-	}
-	defer st.Close()
 	key, created, err := st.SettingOnce(ctx, "master_key", newMasterKey)
 	if err != nil {
 		return "", "", err

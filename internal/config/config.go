@@ -28,6 +28,31 @@ type Config struct {
 	Server    Server     `yaml:"server"`
 	Providers []Provider `yaml:"providers"`
 	Models    []Model    `yaml:"models"`
+	Prices    []Price    `yaml:"prices"`
+	Budgets   Budgets    `yaml:"budgets"`
+}
+
+// Price overrides the catalog for a configured provider's model, per 1M tokens.
+type Price struct {
+	Model       string   `yaml:"model"` // provider/model, the provider by its configured name
+	Currency    string   `yaml:"currency"`
+	Input       float64  `yaml:"input"`
+	Output      float64  `yaml:"output"`
+	CachedInput *float64 `yaml:"cached_input"`
+	CacheWrite  *float64 `yaml:"cache_write"`
+	Effective   string   `yaml:"effective"` // YYYY-MM-DD; empty: always
+}
+
+// Budgets tunes reservations.
+type Budgets struct {
+	// OutputCap is the output a request without max_tokens is reserved for; default 4096.
+	OutputCap int64 `yaml:"output_cap"`
+	// ReservationTTL: after this a hold is presumed orphaned (its process
+	// died) and released by the reconciler; default 15m. Keep it above the
+	// longest request.
+	ReservationTTL time.Duration `yaml:"reservation_ttl"`
+	// USDToCNY converts spending into budgets of the other currency; default 7.2.
+	USDToCNY float64 `yaml:"usd_to_cny"`
 }
 
 // Server holds the HTTP server's limits and timeouts.
@@ -113,6 +138,15 @@ func (c *Config) applyDefaults() {
 	}
 	if s.ShutdownGrace == 0 {
 		s.ShutdownGrace = 30 * time.Second
+	}
+	if c.Budgets.OutputCap == 0 {
+		c.Budgets.OutputCap = 4096
+	}
+	if c.Budgets.ReservationTTL == 0 {
+		c.Budgets.ReservationTTL = 15 * time.Minute
+	}
+	if c.Budgets.USDToCNY == 0 {
+		c.Budgets.USDToCNY = 7.2
 	}
 	for i := range c.Providers {
 		p := &c.Providers[i]
@@ -279,6 +313,28 @@ func (c *Config) Validate() error {
 				bad(tf, "provider %q does not list model %q", tg.Provider, tg.Model)
 			}
 		}
+	}
+	for i, p := range c.Prices {
+		f := fmt.Sprintf("prices[%d]", i)
+		if _, ok := router.ParseTarget(p.Model); !ok {
+			bad(f+".model", "%q is not provider/model", p.Model)
+		} else if t, _ := router.ParseTarget(p.Model); providers[t.Provider] == nil {
+			bad(f+".model", "no provider is named %q", t.Provider)
+		}
+		if p.Currency != "CNY" && p.Currency != "USD" {
+			bad(f+".currency", "want CNY or USD, got %q", p.Currency)
+		}
+		if p.Input < 0 || p.Output < 0 || (p.CachedInput != nil && *p.CachedInput < 0) || (p.CacheWrite != nil && *p.CacheWrite < 0) {
+			bad(f, "prices must not be negative")
+		}
+		if p.Effective != "" {
+			if _, err := time.Parse("2006-01-02", p.Effective); err != nil {
+				bad(f+".effective", "want YYYY-MM-DD, got %q", p.Effective)
+			}
+		}
+	}
+	if c.Budgets.OutputCap < 1 || c.Budgets.ReservationTTL < time.Second || c.Budgets.USDToCNY <= 0 {
+		bad("budgets", "output_cap, reservation_ttl and usd_to_cny must be positive")
 	}
 	return errors.Join(errs...)
 }

@@ -18,8 +18,27 @@ type Gateway struct {
 	Router    *router.Router
 	Providers map[string]provider.Provider
 	Logger    *slog.Logger
+	// Meter admits and bills requests; nil admits all and bills nothing.
+	Meter Meter
+	// OutputCap bounds a request's output for its budget reservation when
+	// the client set no max_tokens.
+	OutputCap int64
 	// Created is the timestamp GET /v1/models reports.
 	Created time.Time
+}
+
+func (g *Gateway) open(ctx context.Context, call *Call, est Estimate) (Tab, error) {
+	if g.Meter == nil || call == nil {
+		return noTab{}, nil
+	}
+	return g.Meter.Open(ctx, call, est)
+}
+
+func (g *Gateway) outputCap() int64 {
+	if g.OutputCap > 0 {
+		return g.OutputCap
+	}
+	return 4096
 }
 
 // Outcome tells the client which target answered and after how many attempts.
@@ -30,13 +49,9 @@ type Outcome struct {
 
 // try runs call on each target of the plan in order until one succeeds or
 // fails in a way another target cannot fix.
-func try[T any](ctx context.Context, g *Gateway, model string, call func(p provider.Provider, t router.Target) (T, error)) (T, Outcome, error) {
+func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func(p provider.Provider, t router.Target) (T, error)) (T, Outcome, error) {
 	var zero T
 	var out Outcome
-	plan, err := g.Router.Plan(model)
-	if err != nil {
-		return zero, out, err
-	}
 	var last error
 	for _, t := range plan {
 		p, ok := g.Providers[t.Provider]
@@ -74,17 +89,53 @@ func forTarget(req *llm.ChatRequest, t router.Target) *llm.ChatRequest {
 }
 
 // Chat answers a non-streaming chat completion.
-func (g *Gateway) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, Outcome, error) {
-	return try(ctx, g, req.Model, func(p provider.Provider, t router.Target) (*llm.ChatResponse, error) {
+func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*llm.ChatResponse, Outcome, error) {
+	plan, err := g.Router.Plan(req.Model)
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	tab, err := g.open(ctx, call, estimate(req, plan, g.outputCap()))
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	defer tab.Close()
+	var started time.Time
+	resp, out, err := try(ctx, g, plan, func(p provider.Provider, t router.Target) (*llm.ChatResponse, error) {
+		started = time.Now()
 		return p.ChatCompletion(ctx, forTarget(req, t))
 	})
+	if err == nil {
+		a := Attempt{Target: out.Route, Number: out.Attempts, Status: "ok", Latency: time.Since(started)}
+		if resp.Usage != nil {
+			a.Usage = *resp.Usage
+		} else {
+			chars := 0
+			for _, c := range resp.Choices {
+				chars += len(c.Message.Content.String()) + len(c.Message.ReasoningContent)
+			}
+			a.Usage, a.Estimated = llm.Usage{PromptTokens: int(estimate(req, plan, 0).PromptTokens), CompletionTokens: int(EstimateTokens(chars))}, true
+		}
+		tab.Record(a)
+	}
+	return resp, out, err
 }
 
 // ChatStream opens a stream and holds it until its first chunk, so that a
 // target failing before it produced anything costs the client nothing: the
 // next target is tried. The first chunk is replayed by the returned stream.
-func (g *Gateway) ChatStream(ctx context.Context, req *llm.ChatRequest) (*Stream, Outcome, error) {
-	return try(ctx, g, req.Model, func(p provider.Provider, t router.Target) (*Stream, error) {
+func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatRequest) (*Stream, Outcome, error) {
+	plan, err := g.Router.Plan(req.Model)
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	est := estimate(req, plan, g.outputCap())
+	tab, err := g.open(ctx, call, est)
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	var started time.Time
+	s, out, err := try(ctx, g, plan, func(p provider.Provider, t router.Target) (*Stream, error) {
+		started = time.Now()
 		s, err := p.ChatCompletionStream(ctx, forTarget(req, t))
 		if err != nil {
 			return nil, err
@@ -99,18 +150,34 @@ func (g *Gateway) ChatStream(ctx context.Context, req *llm.ChatRequest) (*Stream
 		}
 		return &Stream{inner: s, pending: true, wantUsage: req.WantsUsage()}, nil
 	})
+	if err != nil {
+		tab.Close()
+		return nil, out, err
+	}
+	s.tab, s.started = tab, started
+	s.attempt = Attempt{Target: out.Route, Number: out.Attempts}
+	s.promptEstimate = est.PromptTokens
+	return s, out, nil
 }
 
 // Stream relays an upstream stream: it replays the held first chunk, and
-// keeps the usage for metering while passing it on only to clients that asked.
+// keeps the usage for metering while passing it on only to clients that
+// asked. Close bills it: from the provider's usage, or, for a stream that
+// broke or was cancelled without one, from what was generated, estimated.
 type Stream struct {
 	inner     provider.ChatStream
 	pending   bool
 	wantUsage bool
 	cur       *llm.ChatChunk
 	usage     *llm.Usage
-	// Started reports whether any content reached the caller.
-	started bool
+	ended     bool // Next returned false
+	chars     int  // generated text, for an estimate
+
+	tab            Tab
+	attempt        Attempt
+	started        time.Time
+	promptEstimate int64
+	closed         bool
 }
 
 func (s *Stream) Next() bool {
@@ -118,9 +185,21 @@ func (s *Stream) Next() bool {
 		if s.pending {
 			s.pending = false
 		} else if !s.inner.Next() {
+			s.ended = true
 			return false
 		}
 		c := s.inner.Chunk()
+		for _, ch := range c.Choices {
+			if ch.Delta.Content != nil {
+				s.chars += len(*ch.Delta.Content)
+			}
+			if ch.Delta.ReasoningContent != nil {
+				s.chars += len(*ch.Delta.ReasoningContent)
+			}
+			for _, tc := range ch.Delta.ToolCalls {
+				s.chars += len(tc.Function.Name) + len(tc.Function.Arguments)
+			}
+		}
 		if c.Usage != nil {
 			s.usage = c.Usage
 			if !s.wantUsage {
@@ -133,7 +212,6 @@ func (s *Stream) Next() bool {
 			}
 		}
 		s.cur = c
-		s.started = true
 		return true
 	}
 }
@@ -152,8 +230,18 @@ func (s *Stream) Close() error { return s.inner.Close() }
 func (s *Stream) Usage() *llm.Usage { return s.usage }
 
 // Embeddings answers an embeddings request.
-func (g *Gateway) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, Outcome, error) {
-	return try(ctx, g, req.Model, func(p provider.Provider, t router.Target) (*llm.EmbeddingResponse, error) {
+func (g *Gateway) Embeddings(ctx context.Context, call *Call, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, Outcome, error) {
+	plan, err := g.Router.Plan(req.Model)
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	tab, err := g.open(ctx, call, Estimate{Plan: plan, PromptTokens: int64(len(req.Input)+2) / 3})
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	defer tab.Close()
+	started := time.Now()
+	resp, out, err := try(ctx, g, plan, func(p provider.Provider, t router.Target) (*llm.EmbeddingResponse, error) {
 		e, ok := p.(provider.Embedder)
 		if !ok {
 			return nil, unsupported(t, "embeddings")
@@ -162,11 +250,30 @@ func (g *Gateway) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*l
 		r.Model = t.Model
 		return e.Embeddings(ctx, &r)
 	})
+	if err == nil {
+		a := Attempt{Target: out.Route, Number: out.Attempts, Status: "ok", Latency: time.Since(started)}
+		if resp.Usage != nil {
+			a.Usage = *resp.Usage
+		} else {
+			a.Usage, a.Estimated = llm.Usage{PromptTokens: int(int64(len(req.Input)+3) / 4)}, true
+		}
+		tab.Record(a)
+	}
+	return resp, out, err
 }
 
 // Images answers an image generation request.
-func (g *Gateway) Images(ctx context.Context, req *llm.ImageRequest) (*llm.ImageResponse, Outcome, error) {
-	return try(ctx, g, req.Model, func(p provider.Provider, t router.Target) (*llm.ImageResponse, error) {
+func (g *Gateway) Images(ctx context.Context, call *Call, req *llm.ImageRequest) (*llm.ImageResponse, Outcome, error) {
+	plan, err := g.Router.Plan(req.Model)
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	tab, err := g.open(ctx, call, Estimate{Plan: plan})
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	defer tab.Close()
+	return try(ctx, g, plan, func(p provider.Provider, t router.Target) (*llm.ImageResponse, error) {
 		ig, ok := p.(provider.ImageGenerator)
 		if !ok {
 			return nil, unsupported(t, "image generation")

@@ -136,13 +136,16 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if !s.allowModel(w, r, req.Model) {
+		return
+	}
 	if n := llm.StripRoutingFields(req.Extra); n > 0 {
 		s.Logger.LogAttrs(r.Context(), slog.LevelWarn, "ignored routing fields in request body",
 			slog.String(attrRequestID, requestIDFrom(r)), slog.Int("count", n))
 	}
 	ctx := r.Context()
 	if !req.Stream {
-		resp, out, err := s.Gateway.Chat(ctx, &req)
+		resp, out, err := s.Gateway.Chat(ctx, call(r), &req)
 		setOutcome(w, out)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -152,7 +155,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
-	stream, out, err := s.Gateway.ChatStream(ctx, &req)
+	stream, out, err := s.Gateway.ChatStream(ctx, call(r), &req)
 	setOutcome(w, out)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -19,10 +19,13 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if !s.allowModel(w, r, mr.Model) {
+		return
+	}
 	req := anthropic.ToChatRequest(&mr)
 	ctx := r.Context()
 	if !mr.Stream {
-		resp, out, err := s.Gateway.Chat(ctx, req)
+		resp, out, err := s.Gateway.Chat(ctx, call(r), req)
 		setOutcome(w, out)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -32,7 +35,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, anthropic.FromChatResponse(resp))
 		return
 	}
-	stream, out, err := s.Gateway.ChatStream(ctx, req)
+	stream, out, err := s.Gateway.ChatStream(ctx, call(r), req)
 	setOutcome(w, out)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -76,8 +79,11 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalid("input", "input must be a non-empty string or array"))
 		return
 	}
+	if !s.allowModel(w, r, req.Model) {
+		return
+	}
 	llm.StripRoutingFields(req.Extra)
-	resp, out, err := s.Gateway.Embeddings(r.Context(), &req)
+	resp, out, err := s.Gateway.Embeddings(r.Context(), call(r), &req)
 	setOutcome(w, out)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -103,8 +109,11 @@ func (s *Server) images(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalid("n", "n must be between 1 and 10"))
 		return
 	}
+	if !s.allowModel(w, r, req.Model) {
+		return
+	}
 	llm.StripRoutingFields(req.Extra)
-	resp, out, err := s.Gateway.Images(r.Context(), &req)
+	resp, out, err := s.Gateway.Images(r.Context(), call(r), &req)
 	setOutcome(w, out)
 	if err != nil {
 		s.writeError(w, r, err)

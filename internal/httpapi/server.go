@@ -21,7 +21,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidegate/tidegate/internal/gateway"
+	"github.com/tidegate/tidegate/internal/keys"
 	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/store"
 )
 
 // Log attribute keys.
@@ -56,6 +58,12 @@ type Server struct {
 	// WriteTimeout bounds each write to a client, so a reader that stopped
 	// reading cannot hold a stream (and its upstream) forever.
 	WriteTimeout time.Duration
+	// Store holds virtual keys and serves the admin API; nil: master key only.
+	Store *store.DB
+	// Sealer encrypts provider credentials; nil: the credentials API is off.
+	Sealer *store.Sealer
+	// Now is the clock for key expiry.
+	Now func() time.Time
 
 	masterHash [sha256.Size]byte
 	idPrefix   string        // random per process
@@ -75,6 +83,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/images/generations", s.auth(s.images))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{id...}", s.auth(s.getModel))
+	s.adminRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
@@ -88,7 +97,40 @@ func (s *Server) Handler() http.Handler {
 
 type ctxKey int
 
-const keyRequestID ctxKey = iota
+const (
+	keyRequestID ctxKey = iota
+	keyPrincipal
+)
+
+// principal is who a request authenticated as: the master key, or a virtual key.
+type principal struct {
+	master bool
+	key    *store.Key
+}
+
+func principalFrom(r *http.Request) principal {
+	p, _ := r.Context().Value(keyPrincipal).(principal)
+	return p
+}
+
+// call builds the gateway's view of who is calling.
+func call(r *http.Request) *gateway.Call {
+	c := &gateway.Call{RequestID: requestIDFrom(r)}
+	if k := principalFrom(r).key; k != nil {
+		c.KeyID, c.ProjectID, c.RPM, c.TPM, c.MaxStreams = k.ID, k.ProjectID, k.RPM, k.TPM, k.MaxStreams
+	}
+	return c
+}
+
+// allowModel answers 403 when a virtual key may not use the model.
+func (s *Server) allowModel(w http.ResponseWriter, r *http.Request, model string) bool {
+	if k := principalFrom(r).key; k != nil && !keys.Allows(k, model) {
+		s.writeError(w, r, &provider.Error{Kind: provider.KindForbidden, Code: "model_not_allowed", Param: "model",
+			Message: "this key may not use this model"})
+		return false
+	}
+	return true
+}
 
 // requestID keeps a client's id when it is sane, and makes one otherwise:
 // unique across processes by the random prefix, cheap by the counter.
@@ -167,30 +209,72 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	})
 }
 
-// auth accepts the master key as a bearer token, or as x-api-key (the
-// Anthropic SDK's header). It says nothing about why a key failed.
+// presentedKey reads the key from Authorization: Bearer, or x-api-key (the
+// Anthropic SDK's header).
+func presentedKey(r *http.Request) string {
+	key := r.Header.Get("x-api-key")
+	if a := r.Header.Get("Authorization"); a != "" {
+		scheme, token, _ := strings.Cut(a, " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			key = strings.TrimSpace(token)
+		}
+	}
+	return key
+}
+
+// authenticate resolves the presented key. It says nothing about why a key
+// failed: unknown, revoked, expired and malformed keys read alike.
+func (s *Server) authenticate(r *http.Request) (principal, error) {
+	key := presentedKey(r)
+	if key == "" {
+		return principal{}, &provider.Error{Kind: provider.KindUnauthorized, Code: "missing_api_key",
+			Message: "no API key: send Authorization: Bearer KEY"}
+	}
+	invalid := &provider.Error{Kind: provider.KindUnauthorized, Code: "invalid_api_key", Message: "invalid API key"}
+	sum := sha256.Sum256([]byte(key))
+	if s.MasterKey != "" && subtle.ConstantTimeCompare(sum[:], s.masterHash[:]) == 1 {
+		return principal{master: true}, nil
+	}
+	if s.Store == nil {
+		return principal{}, invalid
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	k, err := keys.Check(r.Context(), s.Store, key, now())
+	if errors.Is(err, keys.ErrInvalid) {
+		return principal{}, invalid
+	}
+	if err != nil {
+		return principal{}, &provider.Error{Kind: provider.KindInternal, Message: "key lookup failed", Err: err}
+	}
+	return principal{key: k}, nil
+}
+
+// auth admits the master key and live virtual keys.
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("x-api-key")
-		if a := r.Header.Get("Authorization"); a != "" {
-			scheme, token, _ := strings.Cut(a, " ")
-			if strings.EqualFold(scheme, "Bearer") {
-				key = strings.TrimSpace(token)
-			}
-		}
-		if key == "" {
-			s.writeError(w, r, &provider.Error{Kind: provider.KindUnauthorized, Code: "missing_api_key",
-				Message: "no API key: send Authorization: Bearer KEY"})
+		p, err := s.authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
 			return
 		}
-		sum := sha256.Sum256([]byte(key))
-		if s.MasterKey == "" || subtle.ConstantTimeCompare(sum[:], s.masterHash[:]) != 1 {
-			s.writeError(w, r, &provider.Error{Kind: provider.KindUnauthorized, Code: "invalid_api_key",
-				Message: "invalid API key"})
+		h(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, p)))
+	}
+}
+
+// adminOnly admits the master key alone; to any other caller the admin API
+// does not exist (404), so it reveals nothing.
+func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
+	return s.auth(func(w http.ResponseWriter, r *http.Request) {
+		if !principalFrom(r).master {
+			s.writeError(w, r, &provider.Error{Kind: provider.KindNotFound, Code: "unknown_route",
+				Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
 			return
 		}
 		h(w, r)
-	}
+	})
 }
 
 // readBody reads a request body within the size limit and its own deadline,

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/httpapi"
+)
+
+// pricesCmd prints the price catalog: shipped entries and config overrides.
+func pricesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("prices", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "config file (its price overrides are shown too)")
+	provider := fs.String("provider", "", "only this provider type or name")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	cat, err := newCatalog(cfg)
+	if err != nil {
+		return err
+	}
+	opt := func(v *float64) string {
+		if v == nil {
+			return "-"
+		}
+		return strconv.FormatFloat(*v, 'f', -1, 64)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROVIDER\tMODEL\tFROM\tCUR\tINPUT\tCACHED\tCACHE WRITE\tOUTPUT\tBATCH IN/OUT\tBAND\tWHEN\tSOURCE")
+	for _, p := range cat.All() {
+		if *provider != "" && p.Provider != *provider {
+			continue
+		}
+		from := "always"
+		if !p.Effective.IsZero() {
+			from = p.Effective.Format("2006-01-02")
+		}
+		band := "-"
+		if p.BandAbove > 0 {
+			band = fmt.Sprintf(">%d", p.BandAbove)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%g\t%s\t%s\t%g\t%s/%s\t%s\t%s\t%s\n", p.Provider, p.Model, from, p.Currency, p.Input,
+			opt(p.CachedInput), opt(p.CacheWrite), p.Output, opt(p.BatchInput), opt(p.BatchOutput), band, orDash(p.When), p.Source)
+	}
+	fmt.Fprintln(tw, "\nper 1M tokens; a row applies from its date until the next row of the same model")
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// usageCmd prints a usage report from the ledger, as a table or CSV.
+func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "config file (default: the demo's store)")
+	groupBy := fs.String("group-by", "model", "key, project, model, provider or day")
+	from := fs.String("from", "", "start (RFC 3339 or YYYY-MM-DD; default 30 days ago)")
+	to := fs.String("to", "", "end, exclusive (default now)")
+	asCSV := fs.Bool("csv", false, "print CSV")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	f, t, err := httpapi.ParseRange(*from, *to, time.Now())
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rows, err := st.UsageReport(ctx, *groupBy, f, t)
+	if err != nil {
+		return err
+	}
+	var views []httpapi.UsageRowView
+	for _, r := range rows {
+		views = append(views, httpapi.UsageRowView{Group: r.Group, Currency: r.Currency, Requests: r.Requests, PromptTokens: r.PromptTokens,
+			CompletionTokens: r.CompletionTokens, CachedTokens: r.CachedTokens, Cost: float64(r.Cost) / 1e6, Unpriced: r.Unpriced, Estimated: r.Estimated})
+	}
+	if *asCSV {
+		httpapi.WriteUsageCSV(stdout, *groupBy, views)
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s\tCUR\tREQUESTS\tPROMPT\tCOMPLETION\tCACHED\tCOST\tUNPRICED\tESTIMATED\t\n", *groupBy)
+	for _, v := range views {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.6f\t%d\t%d\t\n", v.Group, v.Currency, v.Requests, v.PromptTokens, v.CompletionTokens, v.CachedTokens, v.Cost, v.Unpriced, v.Estimated)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/router"
+)
+
+// Call says who calls, as which request. Key fields are empty for the master key.
+type Call struct {
+	RequestID  string
+	KeyID      string
+	ProjectID  string
+	RPM, TPM   int64
+	MaxStreams int64
+}
+
+// Estimate is what a request may cost at worst, for budgets and limits.
+type Estimate struct {
+	Plan         []router.Target
+	PromptTokens int64 // an upper estimate from the request's size
+	OutputTokens int64 // max_tokens × n, or the configured cap
+	Stream       bool
+}
+
+// Attempt is one upstream attempt that consumed tokens.
+type Attempt struct {
+	Target    router.Target
+	Number    int
+	Usage     llm.Usage
+	Estimated bool   // tokens estimated: the provider reported none
+	Status    string // ok | error | canceled
+	Latency   time.Duration
+}
+
+// Meter admits a request against limits and budgets and bills it
+// (ledger.Meter). A nil Meter admits everything and bills nothing.
+type Meter interface {
+	Open(ctx context.Context, call *Call, est Estimate) (Tab, error)
+}
+
+// Tab collects a request's attempts; Close settles it, exactly once.
+type Tab interface {
+	Record(a Attempt)
+	Close()
+}
+
+type noTab struct{}
+
+func (noTab) Record(Attempt) {}
+func (noTab) Close()         {}
+
+// estimate bounds a chat request's cost before it runs: about three bytes a
+// token for the prompt (tokenizers average nearer four; CJK about three per
+// character, which is three bytes), and the output cap for every choice.
+func estimate(req *llm.ChatRequest, plan []router.Target, outputCap int64) Estimate {
+	var size int64
+	for _, m := range req.Messages {
+		size += int64(len(m.Content.String())) + 16
+		for _, tc := range m.ToolCalls {
+			size += int64(len(tc.Function.Name) + len(tc.Function.Arguments))
+		}
+		for _, p := range m.Content.Parts {
+			if p.Type != "text" {
+				size += 1024 // an image or file part: a flat allowance
+			}
+		}
+	}
+	for _, t := range req.Tools {
+		size += int64(len(t.Function.Name) + len(t.Function.Description) + len(t.Function.Parameters))
+	}
+	out := int64(req.MaxOutputTokens())
+	if out == 0 {
+		out = outputCap
+	}
+	return Estimate{Plan: plan, PromptTokens: (size + 2) / 3, OutputTokens: out * int64(req.Choices()), Stream: req.Stream}
+}
+
+// EstimateTokens guesses tokens for text an upstream produced without usage.
+func EstimateTokens(chars int) int64 { return int64((chars + 3) / 4) }

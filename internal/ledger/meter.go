@@ -1,0 +1,275 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/gateway"
+	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/store"
+)
+
+// Meter admits requests against a key's limits and budgets and writes the
+// ledger. It implements gateway.Meter.
+//
+// Budgets hold under concurrency by reservation: before the upstream call,
+// the request's worst case — its prompt estimate plus its output cap, priced
+// at the dearest target of its plan — is held atomically against every
+// budget that applies (the key's, the project's). After the call the hold is
+// replaced by the true cost. So concurrent requests can overspend a hard
+// budget by at most one request's (true cost − estimate), and only when the
+// prompt estimate (bytes ÷ 3) undercounts the provider's tokenizer: the
+// output is bounded by max_tokens, which the reservation covers in full.
+type Meter struct {
+	Store   *store.DB
+	Catalog *Catalog
+	Limiter *Limiter
+	Logger  *slog.Logger
+	// ProviderTypes maps configured provider names to their types, for the catalog.
+	ProviderTypes map[string]string
+	// ReservationTTL is how long a hold may outlive its request before the
+	// reconciler presumes its holder dead and releases it.
+	ReservationTTL time.Duration
+	// USDToCNY converts spending into a budget of the other currency.
+	USDToCNY float64
+	Now      func() time.Time
+}
+
+func (m *Meter) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+// BudgetExceeded is the error a spent budget answers with.
+func BudgetExceeded(scope string) *provider.Error {
+	return &provider.Error{Kind: provider.KindQuotaExceeded, Code: "budget_exceeded",
+		Message: fmt.Sprintf("the %s's budget is spent; it renews with its period or when raised", scope)}
+}
+
+// Open implements gateway.Meter.
+func (m *Meter) Open(ctx context.Context, call *gateway.Call, est gateway.Estimate) (gateway.Tab, error) {
+	t := &tab{m: m, call: call}
+	if call.KeyID == "" { // the master key: billed, never limited
+		return t, nil
+	}
+	if wait, which := m.Limiter.Admit(call.KeyID, call.RPM, call.TPM); which != "" {
+		return nil, &provider.Error{Kind: provider.KindRateLimited, Code: which + "_limit_exceeded", RetryAfter: wait,
+			Message: fmt.Sprintf("this key's %s limit is reached", which)}
+	}
+	if est.Stream {
+		release, ok := m.Limiter.OpenStream(call.KeyID, call.MaxStreams)
+		if !ok {
+			return nil, &provider.Error{Kind: provider.KindRateLimited, Code: "max_streams_exceeded", RetryAfter: time.Second,
+				Message: fmt.Sprintf("this key already has %d streams open", call.MaxStreams)}
+		}
+		t.releaseStream = release
+	}
+	budgets, err := m.Store.Budgets(ctx, call.KeyID, call.ProjectID)
+	if err != nil {
+		t.Close()
+		return nil, &provider.Error{Kind: provider.KindInternal, Message: "budgets unavailable", Err: err}
+	}
+	if len(budgets) == 0 {
+		return t, nil
+	}
+	now := m.now()
+	worst := m.worstCase(est, now)
+	res := &store.Reservation{ExpiresAt: now.Add(m.ttl())}
+	for _, b := range budgets {
+		res.Holds = append(res.Holds, store.Hold{BudgetID: b.ID, PeriodStart: store.PeriodStart(b.Period, now),
+			Amount: m.convert(worst, b.Currency), Soft: b.Soft})
+	}
+	if err := m.Store.Reserve(ctx, res); err != nil {
+		t.Close()
+		var exceeded *store.ErrBudgetExceeded
+		if errors.As(err, &exceeded) {
+			for _, b := range budgets {
+				if b.ID == exceeded.BudgetID {
+					return nil, BudgetExceeded(b.Scope)
+				}
+			}
+			return nil, BudgetExceeded("key")
+		}
+		return nil, &provider.Error{Kind: provider.KindInternal, Message: "budget reservation failed", Err: err}
+	}
+	t.res, t.budgets = res, budgets
+	return t, nil
+}
+
+func (m *Meter) ttl() time.Duration {
+	if m.ReservationTTL > 0 {
+		return m.ReservationTTL
+	}
+	return 15 * time.Minute
+}
+
+// money is an amount in micro-units per currency.
+type money map[string]int64
+
+// worstCase prices the estimate at every target of the plan and keeps the
+// dearest per currency; unpriced targets cost nothing to reserve.
+func (m *Meter) worstCase(est gateway.Estimate, at time.Time) money {
+	out := money{}
+	for _, t := range est.Plan {
+		p, ok := m.Catalog.Lookup(t.Provider, m.ProviderTypes[t.Provider], t.Model, est.PromptTokens, at)
+		if !ok {
+			continue
+		}
+		c := p.Cost(Tokens{Prompt: est.PromptTokens, Completion: est.OutputTokens})
+		if c > out[p.Currency] {
+			out[p.Currency] = c
+		}
+	}
+	return out
+}
+
+// convert expresses an amount in one currency (the dearest reading of a
+// multi-currency worst case, or the sum of a settled one).
+func (m *Meter) convert(amount money, currency string) int64 {
+	rate := m.USDToCNY
+	if rate <= 0 {
+		rate = 7.2
+	}
+	var best int64
+	for cur, v := range amount {
+		switch {
+		case cur == currency:
+		case cur == "USD" && currency == "CNY":
+			v = int64(math.Ceil(float64(v) * rate))
+		case cur == "CNY" && currency == "USD":
+			v = int64(math.Ceil(float64(v) / rate))
+		}
+		best = max(best, v)
+	}
+	return best
+}
+
+// tab is one request's bill.
+type tab struct {
+	m             *Meter
+	call          *gateway.Call
+	res           *store.Reservation
+	budgets       []store.Budget
+	releaseStream func()
+
+	mu      sync.Mutex
+	records []store.Usage
+	closed  bool
+}
+
+func (t *tab) Record(a gateway.Attempt) {
+	m := t.m
+	at := m.now()
+	u := store.Usage{RequestID: t.call.RequestID, Attempt: a.Number, CreatedAt: at, KeyID: t.call.KeyID, ProjectID: t.call.ProjectID,
+		Provider: a.Target.Provider, Model: a.Target.Model,
+		PromptTokens: int64(a.Usage.PromptTokens), CompletionTokens: int64(a.Usage.CompletionTokens),
+		CachedTokens: int64(a.Usage.CachedTokens()), ReasoningTokens: int64(a.Usage.ReasoningTokens()),
+		Estimated: a.Estimated, Status: a.Status, Latency: a.Latency}
+	if d := a.Usage.PromptTokensDetails; d != nil {
+		u.CacheWriteTokens = int64(d.CacheWriteTokens)
+	}
+	if p, ok := m.Catalog.Lookup(a.Target.Provider, m.ProviderTypes[a.Target.Provider], a.Target.Model, u.PromptTokens, at); ok {
+		u.Priced, u.Currency, u.PriceRef = true, p.Currency, p.Ref()
+		u.Cost = p.Cost(Tokens{Prompt: u.PromptTokens, Completion: u.CompletionTokens, Cached: u.CachedTokens, CacheWrite: u.CacheWriteTokens})
+	} else {
+		u.Currency = "CNY"
+	}
+	t.mu.Lock()
+	t.records = append(t.records, u)
+	t.mu.Unlock()
+}
+
+// Close settles the bill on a context of its own: a client that left must
+// not leave its request unbilled or its hold in place.
+func (t *tab) Close() {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	t.closed = true
+	records := t.records
+	t.mu.Unlock()
+	if t.releaseStream != nil {
+		t.releaseStream()
+	}
+	m := t.m
+	var tokens int64
+	spent := money{}
+	for _, r := range records {
+		tokens += r.PromptTokens + r.CompletionTokens
+		spent[r.Currency] += r.Cost
+	}
+	if t.call.KeyID != "" {
+		m.Limiter.AddTokens(t.call.KeyID, tokens)
+	}
+	if t.res == nil && len(records) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	if t.res == nil {
+		err = m.Store.RecordUsage(ctx, records)
+	} else {
+		actual := make([]int64, len(t.res.Holds))
+		for i := range t.res.Holds {
+			actual[i] = m.convertSum(spent, t.budgets[i].Currency)
+		}
+		err = m.Store.Settle(ctx, t.res, actual, records)
+		if err == nil {
+			m.alertSoft(ctx, t.budgets, t.res)
+		}
+	}
+	if err != nil {
+		// The hold stays; the reconciler releases it when it expires.
+		m.Logger.Error("ledger write failed", "request_id", t.call.RequestID, "error", err)
+	}
+}
+
+// convertSum adds every currency's spending into one budget's currency.
+func (m *Meter) convertSum(spent money, currency string) int64 {
+	var total int64
+	for cur, v := range spent {
+		total += m.convert(money{cur: v}, currency)
+	}
+	return total
+}
+
+// alertSoft logs soft budgets that are now past their amount.
+func (m *Meter) alertSoft(ctx context.Context, budgets []store.Budget, res *store.Reservation) {
+	for i, b := range budgets {
+		if !b.Soft {
+			continue
+		}
+		w, err := m.Store.BudgetWindow(ctx, b.ID, res.Holds[i].PeriodStart)
+		if err == nil && w.Spent > b.Amount {
+			m.Logger.Warn("soft budget exceeded", "budget_id", b.ID, "scope", b.Scope, "scope_id", b.ScopeID,
+				"spent_micro", w.Spent, "amount_micro", b.Amount, "currency", b.Currency)
+		}
+	}
+}
+
+// Reconcile releases, every interval until ctx ends, the holds of requests
+// whose process died (a crash or a kill leaves them behind).
+func (m *Meter) Reconcile(ctx context.Context, interval time.Duration) {
+	for {
+		if n, err := m.Store.ReleaseExpired(ctx, m.now()); err != nil && ctx.Err() == nil {
+			m.Logger.Error("releasing expired reservations", "error", err)
+		} else if n > 0 {
+			m.Logger.Warn("released reservations left by dead requests", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
