@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 // gatewayProc is a tidegate started through Main, as the binary would be.
 type gatewayProc struct {
 	URL    string
+	store  string // the store DSN, when started from a config
 	cancel context.CancelFunc
 	done   chan int
 	stderr *syncBuffer
@@ -52,7 +54,11 @@ func startGateway(t *testing.T, yaml string) *gatewayProc {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startMain(t, "serve", "--config", path, "--listen", "127.0.0.1:0")
+	g := startMain(t, "serve", "--config", path, "--listen", "127.0.0.1:0")
+	if m := regexp.MustCompile(`(?m)^store: "?([^"\n]+)"?$`).FindStringSubmatch(yaml); m != nil {
+		g.store = m[1]
+	}
+	return g
 }
 
 func startMain(t *testing.T, args ...string) *gatewayProc {
