@@ -224,7 +224,35 @@ func (s *Stream) Buffered() bool {
 	return ok && b.Buffered()
 }
 func (s *Stream) Err() error   { return s.inner.Err() }
-func (s *Stream) Close() error { return s.inner.Close() }
+// Close ends the upstream stream and bills it, once.
+func (s *Stream) Close() error {
+	err := s.inner.Close()
+	if s.closed || s.tab == nil {
+		return err
+	}
+	s.closed = true
+	a := s.attempt
+	a.Latency = time.Since(s.started)
+	switch {
+	case s.ended && s.inner.Err() == nil:
+		a.Status = "ok"
+	case s.ended:
+		a.Status = "error"
+	default:
+		a.Status = "canceled" // the client left before the end
+	}
+	if s.usage != nil {
+		a.Usage = *s.usage
+	} else {
+		// No usage from the provider (a broken or cancelled stream): bill what
+		// was generated, estimated, and flag it.
+		a.Usage = llm.Usage{PromptTokens: int(s.promptEstimate), CompletionTokens: int(EstimateTokens(s.chars))}
+		a.Estimated = true
+	}
+	s.tab.Record(a)
+	s.tab.Close()
+	return err
+}
 
 // Usage is the provider's final usage, nil if it sent none.
 func (s *Stream) Usage() *llm.Usage { return s.usage }
