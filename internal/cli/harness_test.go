@@ -25,6 +25,9 @@ type gatewayProc struct {
 	cancel context.CancelFunc
 	done   chan int
 	stderr *syncBuffer
+
+	stopOnce sync.Once
+	exitCode int
 }
 
 type syncBuffer struct {
@@ -100,12 +103,16 @@ func startMain(t *testing.T, args ...string) *gatewayProc {
 	return g
 }
 
+// stop cancels Main and waits for it to return; safe to call twice.
 func (g *gatewayProc) stop() {
-	g.cancel()
-	select {
-	case <-g.done:
-	case <-time.After(40 * time.Second):
-	}
+	g.stopOnce.Do(func() {
+		g.cancel()
+		select {
+		case g.exitCode = <-g.done:
+		case <-time.After(40 * time.Second):
+			g.exitCode = -1
+		}
+	})
 }
 
 // simUpstream serves a sim fleet over HTTP, as an OpenAI-compatible upstream.

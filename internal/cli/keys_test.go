@@ -234,3 +234,40 @@ prices:
 		}
 	}
 }
+
+// TestCredentialsAPI: provider keys are stored encrypted, listed without
+// their secret, and refused when no secret key is configured.
+func TestCredentialsAPI(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "t.db")
+	g := meteredGateway(t, dsn, "")
+	if status, _ := admin(t, g, http.MethodPost, "/admin/credentials", `{"provider":"deepseek","api_key":"sk-x"}`); status != 400 {
+		t.Errorf("without TIDEGATE_SECRET_KEY: %d", status)
+	}
+	g.stop()
+
+	t.Setenv(SecretKeyEnv, "a long enough secret for tests")
+	g = meteredGateway(t, dsn, "")
+	for _, name := range []string{"main", "spare"} {
+		if status, out := admin(t, g, http.MethodPost, "/admin/credentials", `{"provider":"deepseek","name":"`+name+`","api_key":"sk-live-SECRET-`+name+`"}`); status != 201 {
+			t.Fatalf("add: %d %v", status, out)
+		}
+	}
+	status, out := admin(t, g, http.MethodGet, "/admin/credentials?provider=deepseek", "")
+	if s := fmt.Sprint(out); status != 200 || strings.Contains(s, "SECRET") || strings.Count(s, "cred_") != 2 {
+		t.Errorf("list: %d %s", status, s)
+	}
+	st, err := openStore(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	raw, _ := st.Credentials(context.Background(), nil, "deepseek") // no sealer: ciphertext only
+	for _, c := range raw {
+		if c.Secret != "" {
+			t.Error("a credential opened without the secret key")
+		}
+	}
+	if logs := g.stderr.String(); strings.Contains(logs, "SECRET") {
+		t.Error("a provider key reached the log")
+	}
+}

@@ -94,15 +94,15 @@ providers:
 	if _, err := resp.Body.Read(first); err != nil { // the stream is running
 		t.Fatal(err)
 	}
-	g.cancel() // SIGTERM
+	go g.stop() // SIGTERM
 	rest, err := io.ReadAll(resp.Body)
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(rest)), "data: [DONE]") {
 		t.Errorf("the running stream did not finish: err %v, tail %q", err, tail(string(rest)))
 	}
-	if code := <-g.done; code != 0 {
-		t.Errorf("exit code %d: %s", code, g.stderr.String())
+	g.stop()
+	if g.exitCode != 0 {
+		t.Errorf("exit code %d: %s", g.exitCode, g.stderr.String())
 	}
-	g.done <- 0 // for the cleanup's stop
 	if _, err := http.Get(g.URL + "/healthz"); err == nil {
 		t.Error("a stopped gateway still accepts connections")
 	}
