@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -44,6 +45,10 @@ type Options struct {
 	Tokens   int // output tokens per answer
 	Start    StartFunc
 	Dir      string // for the config and the store
+	// MasterKey sends the gateway phases with the master key instead of a
+	// virtual key with a budget (which adds limits, a reservation and a
+	// settlement to every request).
+	MasterKey bool
 }
 
 // Phase is one measured series.
@@ -80,6 +85,7 @@ type Report struct {
 	RSSStreams int64 // bytes, with Streams streams open
 	Streams    int
 	StreamsOK  int
+	Auth       string // what the gateway phases authenticated as
 }
 
 // Run performs the whole benchmark.
@@ -112,6 +118,9 @@ providers:
     base_url: %s/v1
     api_key: sk-bench
     models: [bench, hold]
+prices:
+  - {model: up/bench, currency: CNY, input: 1, output: 2}
+  - {model: up/hold, currency: CNY, input: 1, output: 2}
 `, o.Dir, upURL)
 	path := o.Dir + "/bench.yaml"
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -123,6 +132,13 @@ providers:
 	}
 	defer gw.Stop()
 	rep.Startup = gw.Ready
+	gwKey, rep.Auth = "bench-key", "the master key (ledger on, no budget)"
+	if !o.MasterKey {
+		if gwKey, err = createBenchKey(ctx, gw.URL); err != nil {
+			return nil, err
+		}
+		rep.Auth = "a virtual key with a monthly budget (limits, reservation, settlement and ledger on every request)"
+	}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute}}
 	defer client.CloseIdleConnections()
@@ -137,9 +153,9 @@ providers:
 		stream bool
 	}{
 		{&rep.Direct, upURL, body("bench", false), "sk-bench", false},
-		{&rep.Gateway, gw.URL, body("up/bench", false), "bench-key", false},
+		{&rep.Gateway, gw.URL, body("up/bench", false), gwKey, false},
 		{&rep.DirectSSE, upURL, body("bench", true), "sk-bench", true},
-		{&rep.GatewaySSE, gw.URL, body("up/bench", true), "bench-key", true},
+		{&rep.GatewaySSE, gw.URL, body("up/bench", true), gwKey, true},
 	}
 	names := []string{"direct", "tidegate", "direct stream", "tidegate stream"}
 	for i, t := range targets {
@@ -154,8 +170,27 @@ providers:
 	time.Sleep(200 * time.Millisecond)
 	runtime.GC()
 	rep.RSSIdle = rss(gw.PID)
-	rep.RSSStreams, rep.StreamsOK = holdStreams(ctx, gw, o.Streams)
+	rep.RSSStreams, rep.StreamsOK = holdStreams(ctx, gw, gwKey, o.Streams)
 	return rep, ctx.Err()
+}
+
+// createBenchKey makes the virtual key the gateway phases use.
+func createBenchKey(ctx context.Context, url string) (string, error) {
+	body := `{"name":"bench","project":"bench","budget":{"amount":1000000,"currency":"CNY","period":"month"}}`
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/admin/keys", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer bench-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Key string `json:"key"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Key == "" {
+		return "", fmt.Errorf("creating the bench key: status %d", resp.StatusCode)
+	}
+	return out.Key, nil
 }
 
 // openLoop sends rate requests a second for d, each at its due time.
@@ -233,7 +268,7 @@ func call(ctx context.Context, client *http.Client, url, body, auth string, stre
 
 // holdStreams opens n slow streams through the gateway, waits for each to
 // start, and reads the gateway's RSS while all are open.
-func holdStreams(ctx context.Context, gw *Gateway, n int) (int64, int) {
+func holdStreams(ctx context.Context, gw *Gateway, key string, n int) (int64, int) {
 	if n <= 0 {
 		return 0, 0
 	}
@@ -250,7 +285,7 @@ func holdStreams(ctx context.Context, gw *Gateway, n int) (int64, int) {
 		go func() {
 			defer wg.Done()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/v1/chat/completions", strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer bench-key")
+			req.Header.Set("Authorization", "Bearer "+key)
 			resp, err := client.Do(req)
 			if err != nil {
 				return

@@ -26,6 +26,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "unmeasured warm-up before each phase")
 	fs.IntVar(&o.Streams, "streams", 1000, "concurrent streams held open for the memory figure")
 	fs.IntVar(&o.Tokens, "tokens", 16, "output tokens per answer")
+	fs.BoolVar(&o.MasterKey, "master-key", false, "use the master key instead of a virtual key with a budget")
 	inProcess := fs.Bool("in-process", false, "run the gateway inside the bench (CPU and RSS then include the load tool)")
 	var child childOptions
 	fs.StringVar(&child.pprof, "pprof", "", "let the gateway serve Go's profiler on this address")
