@@ -132,7 +132,8 @@ prices:
 	}
 	defer gw.Stop()
 	rep.Startup = gw.Ready
-	gwKey, rep.Auth = "bench-key", "the master key (ledger on, no budget)"
+	gwKey := "bench-key"
+	rep.Auth = "the master key (ledger on, no budget)"
 	if !o.MasterKey {
 		if gwKey, err = createBenchKey(ctx, gw.URL); err != nil {
 			return nil, err
