@@ -129,6 +129,7 @@ func TestBudgetRace(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
+			settled(t, st)
 			records, _, completion, cost, err := st.LedgerTotals(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -143,6 +144,16 @@ func TestBudgetRace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// settled waits until every request has settled: the client holds its
+// answer a moment before the ledger's durable commit lands.
+func settled(t *testing.T, st *store.DB) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, "settlements", func() bool {
+		n, err := st.OpenReservations(context.Background())
+		return err == nil && n == 0
+	})
 }
 
 // storeOf reads back the store DSN a gateway was started with.
@@ -181,6 +192,7 @@ func TestThousandConcurrentRequests(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
+			settled(t, st)
 			records, _, completion, cost, _ := st.LedgerTotals(context.Background())
 			if records != 1000 || completion != int64(seen) || cost != 1000*50_000 {
 				t.Errorf("ledger: %d records, %d completion tokens (upstream reported %d), cost %d", records, completion, seen, cost)

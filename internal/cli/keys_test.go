@@ -215,7 +215,10 @@ prices:
 			t.Fatalf("chat with the CLI's key: %d", status)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // the last settle commits
+	waitUntil(t, 5*time.Second, "three ledger records", func() bool {
+		out := run("usage", "--config", cfg, "--group-by", "model", "--csv")
+		return strings.Contains(out, "fixed,CNY,3,")
+	})
 	usage := run("usage", "--config", cfg, "--group-by", "model", "--csv")
 	if !strings.Contains(usage, "model,currency,requests") || !strings.Contains(usage, "fixed,CNY,3,") || !strings.Contains(usage, ",0.150000,") {
 		t.Errorf("usage CSV:\n%s", usage)

@@ -45,6 +45,17 @@ func (g *Gateway) outputCap() int64 {
 type Outcome struct {
 	Route    router.Target // zero when no target answered
 	Attempts int
+	settle   func()
+}
+
+// Settle bills the request. The caller delivers the answer first, then
+// settles: the client is not kept waiting for the ledger's durable commit,
+// and the commit still precedes the end of the request. Safe when there is
+// nothing to settle.
+func (o Outcome) Settle() {
+	if o.settle != nil {
+		o.settle()
+	}
 }
 
 // try runs call on each target of the plan in order until one succeeds or
@@ -98,7 +109,6 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 	if err != nil {
 		return nil, Outcome{}, err
 	}
-	defer tab.Close()
 	var started time.Time
 	resp, out, err := try(ctx, g, plan, func(p provider.Provider, t router.Target) (*llm.ChatResponse, error) {
 		started = time.Now()
@@ -116,7 +126,10 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 			a.Usage, a.Estimated = llm.Usage{PromptTokens: int(estimate(req, plan, 0).PromptTokens), CompletionTokens: int(EstimateTokens(chars))}, true
 		}
 		tab.Record(a)
+		out.settle = tab.Close
+		return resp, out, nil
 	}
+	tab.Close()
 	return resp, out, err
 }
 
@@ -267,7 +280,6 @@ func (g *Gateway) Embeddings(ctx context.Context, call *Call, req *llm.Embedding
 	if err != nil {
 		return nil, Outcome{}, err
 	}
-	defer tab.Close()
 	started := time.Now()
 	resp, out, err := try(ctx, g, plan, func(p provider.Provider, t router.Target) (*llm.EmbeddingResponse, error) {
 		e, ok := p.(provider.Embedder)
@@ -286,7 +298,10 @@ func (g *Gateway) Embeddings(ctx context.Context, call *Call, req *llm.Embedding
 			a.Usage, a.Estimated = llm.Usage{PromptTokens: int(int64(len(req.Input)+3) / 4)}, true
 		}
 		tab.Record(a)
+		out.settle = tab.Close
+		return resp, out, nil
 	}
+	tab.Close()
 	return resp, out, err
 }
 
@@ -300,7 +315,7 @@ func (g *Gateway) Images(ctx context.Context, call *Call, req *llm.ImageRequest)
 	if err != nil {
 		return nil, Outcome{}, err
 	}
-	defer tab.Close()
+	defer tab.Close() // images carry no token usage to bill yet
 	return try(ctx, g, plan, func(p provider.Provider, t router.Target) (*llm.ImageResponse, error) {
 		ig, ok := p.(provider.ImageGenerator)
 		if !ok {

@@ -153,6 +153,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		s.setWriteDeadline(w)
 		writeJSON(w, http.StatusOK, resp)
+		deliverThenSettle(w, out)
 		return
 	}
 	stream, out, err := s.Gateway.ChatStream(ctx, call(r), &req)

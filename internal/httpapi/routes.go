@@ -33,6 +33,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		}
 		s.setWriteDeadline(w)
 		writeJSON(w, http.StatusOK, anthropic.FromChatResponse(resp))
+		deliverThenSettle(w, out)
 		return
 	}
 	stream, out, err := s.Gateway.ChatStream(ctx, call(r), req)
@@ -90,6 +91,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+	deliverThenSettle(w, out)
 }
 
 func (s *Server) images(w http.ResponseWriter, r *http.Request) {

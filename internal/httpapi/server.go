@@ -311,3 +311,11 @@ func setOutcome(w http.ResponseWriter, out gateway.Outcome) {
 	}
 	w.Header().Set(HeaderAttempts, strconv.Itoa(out.Attempts))
 }
+
+// deliverThenSettle flushes a complete answer (it carries its Content-Length,
+// so the client holds all of it) and then bills the request, durably, before
+// the handler returns.
+func deliverThenSettle(w http.ResponseWriter, out gateway.Outcome) {
+	_ = http.NewResponseController(w).Flush()
+	out.Settle()
+}

@@ -53,7 +53,7 @@ func (s *DB) Reserve(ctx context.Context, r *Reservation) error {
 		r.ID = NewID("res")
 	}
 	holds, _ := json.Marshal(r.Holds)
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
 		for _, h := range r.Holds {
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO budget_windows (budget_id, period_start, spent, reserved) VALUES (?, ?, 0, 0)
 				ON CONFLICT (budget_id, period_start) DO NOTHING`), h.BudgetID, h.PeriodStart); err != nil {
@@ -88,7 +88,7 @@ func (s *DB) Reserve(ctx context.Context, r *Reservation) error {
 // reservation is settled at most once: settling one already released by the
 // reconciler still spends the true cost and writes the records.
 func (s *DB) Settle(ctx context.Context, r *Reservation, actual []int64, records []Usage) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM reservations WHERE id = ?`), r.ID)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
@@ -177,7 +177,7 @@ type Window struct {
 // BudgetWindow reads a budget's window; zero if it has none yet.
 func (s *DB) BudgetWindow(ctx context.Context, budgetID string, periodStart int64) (Window, error) {
 	var w Window
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT spent, reserved FROM budget_windows WHERE budget_id = ? AND period_start = ?`),
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT spent, reserved FROM budget_windows WHERE budget_id = ? AND period_start = ?`),
 		budgetID, periodStart).Scan(&w.Spent, &w.Reserved)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Window{}, nil
@@ -188,6 +188,6 @@ func (s *DB) BudgetWindow(ctx context.Context, budgetID string, periodStart int6
 // OpenReservations counts reservations not yet settled or released.
 func (s *DB) OpenReservations(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM reservations`).Scan(&n)
+	err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM reservations`).Scan(&n)
 	return n, err
 }

@@ -84,7 +84,7 @@ func (s *DB) Credentials(ctx context.Context, sl *Sealer, provider string) ([]Cr
 	if provider != "" {
 		query, args = `SELECT id, provider, name, ciphertext, created_at FROM credentials WHERE provider = ? ORDER BY created_at, id`, []any{provider}
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.rdb.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

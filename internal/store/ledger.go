@@ -61,7 +61,7 @@ func (s *DB) insertUsage(ctx context.Context, tx *sql.Tx, records []Usage) (fres
 
 // RecordUsage writes records outside any reservation (a key without budgets).
 func (s *DB) RecordUsage(ctx context.Context, records []Usage) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := s.insertUsage(ctx, tx, records)
 		return err
 	})
@@ -102,7 +102,7 @@ func (s *DB) UsageReport(ctx context.Context, groupBy string, from, to time.Time
 	if to.IsZero() {
 		to = s.now().Add(time.Hour)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT CAST(`+col+` AS TEXT), currency, COUNT(DISTINCT request_id), SUM(prompt_tokens), SUM(completion_tokens),
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT CAST(`+col+` AS TEXT), currency, COUNT(DISTINCT request_id), SUM(prompt_tokens), SUM(completion_tokens),
 		SUM(cached_tokens), SUM(cost), SUM(1 - priced), SUM(estimated)
 		FROM usage_ledger WHERE created_at >= ? AND created_at < ? GROUP BY `+col+`, currency ORDER BY 1, 2`), micros(from), micros(to))
 	if err != nil {
@@ -127,7 +127,7 @@ func (s *DB) UsageReport(ctx context.Context, groupBy string, from, to time.Time
 
 // LedgerTotals sums the whole ledger, for checks and tests.
 func (s *DB) LedgerTotals(ctx context.Context) (records, prompt, completion, cost int64, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), COALESCE(SUM(cost),0) FROM usage_ledger`).
+	err = s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), COALESCE(SUM(cost),0) FROM usage_ledger`).
 		Scan(&records, &prompt, &completion, &cost)
 	return
 }

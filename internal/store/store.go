@@ -34,21 +34,35 @@ const (
 
 // DB is an open store.
 type DB struct {
-	db      *sql.DB
+	db      *sql.DB // writes (for SQLite, its one writer connection)
+	rdb     *sql.DB // reads; the same pool as db on PostgreSQL
 	dialect Dialect
 	now     func() time.Time
+	w       *writer
 }
 
-// New wraps an open database and applies the migrations.
-func New(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
-	s := &DB{db: db, dialect: d, now: time.Now}
+// New wraps open database pools (reads may share the write pool) and applies the migrations.
+func New(ctx context.Context, db, rdb *sql.DB, d Dialect) (*DB, error) {
+	if rdb == nil {
+		rdb = db
+	}
+	s := &DB{db: db, rdb: rdb, dialect: d, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
+	s.startWriter()
 	return s, nil
 }
 
-func (s *DB) Close() error { return s.db.Close() }
+// Close finishes queued writes, then closes the pools.
+func (s *DB) Close() error {
+	s.stopWriter()
+	err := s.db.Close()
+	if s.rdb != s.db {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	return err
+}
 
 // Dialect reports which database this is.
 func (s *DB) Dialect() Dialect { return s.dialect }
@@ -169,7 +183,7 @@ func (s *DB) SettingOnce(ctx context.Context, key string, make func() string) (v
 		return "", false, fmt.Errorf("store: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	if err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&value); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&value); err != nil {
 		return "", false, fmt.Errorf("store: %w", err)
 	}
 	return value, n == 1, nil

@@ -23,7 +23,7 @@ func Open(ctx context.Context, dsn string) (*store.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s, err := store.New(ctx, db, store.Postgres)
+	s, err := store.New(ctx, db, nil, store.Postgres)
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -26,12 +26,21 @@ func Open(ctx context.Context, path string) (*store.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	// One connection: SQLite has one writer, and serialising in Go avoids
-	// SQLITE_BUSY under load; reads are microseconds.
+	// One writer connection: SQLite has one writer, and serialising in Go
+	// avoids SQLITE_BUSY under load. Readers get their own pool: in WAL
+	// mode they never wait for the writer's fsync.
 	db.SetMaxOpenConns(1)
-	s, err := store.New(ctx, db, store.SQLite)
+	rdb, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
 	if err != nil {
 		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	rdb.SetMaxOpenConns(4)
+	rdb.SetMaxIdleConns(4)
+	s, err := store.New(ctx, db, rdb, store.SQLite)
+	if err != nil {
+		db.Close()
+		rdb.Close()
 		return nil, err
 	}
 	return s, nil
