@@ -129,7 +129,7 @@ func TestBudgetRace(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			settled(t, st)
+			settled(t, st, int64(ok))
 			records, _, completion, cost, err := st.LedgerTotals(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -148,11 +148,12 @@ func TestBudgetRace(t *testing.T) {
 
 // settled waits until every request has settled: the client holds its
 // answer a moment before the ledger's durable commit lands.
-func settled(t *testing.T, st *store.DB) {
+func settled(t *testing.T, st *store.DB, records int64) {
 	t.Helper()
 	waitUntil(t, 10*time.Second, "settlements", func() bool {
-		n, err := st.OpenReservations(context.Background())
-		return err == nil && n == 0
+		open, err := st.OpenReservations(context.Background())
+		n, _, _, _, err2 := st.LedgerTotals(context.Background())
+		return err == nil && err2 == nil && open == 0 && n >= records
 	})
 }
 
@@ -192,7 +193,7 @@ func TestThousandConcurrentRequests(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			settled(t, st)
+			settled(t, st, 1000)
 			records, _, completion, cost, _ := st.LedgerTotals(context.Background())
 			if records != 1000 || completion != int64(seen) || cost != 1000*50_000 {
 				t.Errorf("ledger: %d records, %d completion tokens (upstream reported %d), cost %d", records, completion, seen, cost)

@@ -36,7 +36,11 @@ func childGateway(t *testing.T, configPath string) (*exec.Cmd, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { sc := bufio.NewScanner(out); for sc.Scan() {} }()
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+		}
+	}()
 	return cmd, url
 }
 

@@ -20,8 +20,8 @@ import (
 	"github.com/tidegate/tidegate/internal/fleet"
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/httpapi"
-	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/ledger"
+	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/store"
 )
 
@@ -79,7 +79,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		models[p.Name] = p.Models
 		types[p.Name] = p.Type
 	}
-	meter := &ledger.Meter{Store: st, Catalog: catalog, Limiter: ledger.NewLimiter(nil), Logger: logger,
+	var holds ledger.Budgeter = ledger.DBHolds{Store: st}
+	if st.Dialect() == store.SQLite {
+		holds = &ledger.LocalHolds{Store: st} // SQLite: one process owns the budgets
+	}
+	meter := &ledger.Meter{Store: st, Holds: holds, Catalog: catalog, Limiter: ledger.NewLimiter(nil), Logger: logger,
 		ProviderTypes: types, ReservationTTL: cfg.Budgets.ReservationTTL, USDToCNY: cfg.Budgets.USDToCNY}
 	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
 	defer stopReconcile()

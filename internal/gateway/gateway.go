@@ -236,7 +236,8 @@ func (s *Stream) Buffered() bool {
 	b, ok := s.inner.(provider.BufferedStream)
 	return ok && b.Buffered()
 }
-func (s *Stream) Err() error   { return s.inner.Err() }
+func (s *Stream) Err() error { return s.inner.Err() }
+
 // Close ends the upstream stream and bills it, once.
 func (s *Stream) Close() error {
 	err := s.inner.Close()

@@ -1,8 +1,16 @@
 package ledger
 
 import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/store/sqlite"
 )
 
 func day(s string) time.Time {
@@ -24,7 +32,7 @@ func TestCatalogHistoryAndOverrides(t *testing.T) {
 	}{
 		{"before any price", "x", "deepseek-chat", 10, "2024-01-01T00:00:00Z", "", 0, 0},
 		{"price-war price", "x", "deepseek-chat", 10, "2024-06-01T00:00:00Z", "deepseek/deepseek-chat@2024-05-06", 1, 2},
-		{"2025 peak", "x", "deepseek-chat", 10, "2025-03-01T04:00:00Z", "deepseek/deepseek-chat@2025-02-09", 2, 8},   // 12:00 Beijing
+		{"2025 peak", "x", "deepseek-chat", 10, "2025-03-01T04:00:00Z", "deepseek/deepseek-chat@2025-02-09", 2, 8},                          // 12:00 Beijing
 		{"2025 off-peak", "x", "deepseek-chat", 10, "2025-03-01T20:00:00Z", "deepseek/deepseek-chat@2025-02-09+offpeak:deepseek2025", 1, 4}, // 04:00 Beijing
 		{"override wins for its provider", "ds", "deepseek-chat", 10, "2026-06-01T04:00:00Z", "ds/deepseek-chat@2026-01-01", 9, 9},
 		{"override not yet in force", "ds", "deepseek-chat", 10, "2025-12-01T04:00:00Z", "deepseek/deepseek-chat@2025-02-09", 2, 8},
@@ -126,5 +134,48 @@ func TestLimiter(t *testing.T) {
 	release() // twice is harmless
 	if _, ok := l.OpenStream("k", 1); !ok {
 		t.Error("the slot did not come back")
+	}
+}
+
+// TestLocalHoldsRace: in-memory holds never let concurrent requests jointly
+// pass a budget, and settled spending reaches the store.
+func TestLocalHoldsRace(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, _ := st.EnsureProject(ctx, "p")
+	k := &store.Key{ID: "key_1", Hash: "h", Prefix: "tg-x", Name: "k", ProjectID: p.ID,
+		Budget: &store.Budget{Currency: "CNY", Amount: 1_000_000, Period: store.PeriodTotal}}
+	if err := st.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := st.Budgets(ctx, k.ID, p.ID)
+	holds := &LocalHolds{Store: st}
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := &store.Reservation{ID: store.NewID("res"), Holds: []store.Hold{{BudgetID: bs[0].ID, Amount: 50_000}}}
+			if err := holds.Reserve(ctx, r, bs); err != nil {
+				return
+			}
+			ok.Add(1)
+			rec := []store.Usage{{RequestID: fmt.Sprint(i), Attempt: 1, Cost: 40_000, Currency: "CNY", Status: "ok"}}
+			if err := holds.Settle(ctx, r, []int64{40_000}, rec); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	// Each settles below its hold, freeing room: more than 20 may pass over
+	// time, but spending never exceeds the budget.
+	w, _ := st.BudgetWindow(ctx, bs[0].ID, 0)
+	if w.Spent > 1_000_000 || w.Spent != ok.Load()*40_000 || ok.Load() < 20 {
+		t.Errorf("%d reserved; window %+v", ok.Load(), w)
 	}
 }

@@ -26,7 +26,10 @@ import (
 // prompt estimate (bytes ÷ 3) undercounts the provider's tokenizer: the
 // output is bounded by max_tokens, which the reservation covers in full.
 type Meter struct {
-	Store   *store.DB
+	Store *store.DB
+	// Holds keeps the reservations: in memory for SQLite (one process), in
+	// the database for PostgreSQL (several replicas). Nil means DBHolds.
+	Holds   Budgeter
 	Catalog *Catalog
 	Limiter *Limiter
 	Logger  *slog.Logger
@@ -81,12 +84,12 @@ func (m *Meter) Open(ctx context.Context, call *gateway.Call, est gateway.Estima
 	}
 	now := m.now()
 	worst := m.worstCase(est, now)
-	res := &store.Reservation{ExpiresAt: now.Add(m.ttl())}
+	res := &store.Reservation{ID: store.NewID("res"), ExpiresAt: now.Add(m.ttl())}
 	for _, b := range budgets {
 		res.Holds = append(res.Holds, store.Hold{BudgetID: b.ID, PeriodStart: store.PeriodStart(b.Period, now),
 			Amount: m.convert(worst, b.Currency), Soft: b.Soft})
 	}
-	if err := m.Store.Reserve(ctx, res); err != nil {
+	if err := m.holds().Reserve(ctx, res, budgets); err != nil {
 		t.Close()
 		var exceeded *store.ErrBudgetExceeded
 		if errors.As(err, &exceeded) {
@@ -101,6 +104,13 @@ func (m *Meter) Open(ctx context.Context, call *gateway.Call, est gateway.Estima
 	}
 	t.res, t.budgets = res, budgets
 	return t, nil
+}
+
+func (m *Meter) holds() Budgeter {
+	if m.Holds != nil {
+		return m.Holds
+	}
+	return DBHolds{Store: m.Store}
 }
 
 func (m *Meter) ttl() time.Duration {
@@ -223,7 +233,7 @@ func (t *tab) Close() {
 		for i := range t.res.Holds {
 			actual[i] = m.convertSum(spent, t.budgets[i].Currency)
 		}
-		err = m.Store.Settle(ctx, t.res, actual, records)
+		err = m.holds().Settle(ctx, t.res, actual, records)
 		if err == nil {
 			m.alertSoft(ctx, t.budgets, t.res)
 		}

@@ -110,6 +110,11 @@ func (s *DB) Settle(ctx context.Context, r *Reservation, actual []int64, records
 			if release == 0 && spend == 0 {
 				continue
 			}
+			// Holds kept in memory (SQLite) never made the window's row.
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO budget_windows (budget_id, period_start, spent, reserved) VALUES (?, ?, 0, 0)
+				ON CONFLICT (budget_id, period_start) DO NOTHING`), h.BudgetID, h.PeriodStart); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
 			if _, err := tx.ExecContext(ctx, s.q(`UPDATE budget_windows SET reserved = reserved - ?, spent = spent + ? WHERE budget_id = ? AND period_start = ?`),
 				release, spend, h.BudgetID, h.PeriodStart); err != nil {
 				return fmt.Errorf("store: %w", err)
