@@ -55,8 +55,7 @@ func (s *DB) Reserve(ctx context.Context, r *Reservation) error {
 	holds, _ := json.Marshal(r.Holds)
 	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
 		for _, h := range r.Holds {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO budget_windows (budget_id, period_start, spent, reserved) VALUES (?, ?, 0, 0)
-				ON CONFLICT (budget_id, period_start) DO NOTHING`), h.BudgetID, h.PeriodStart); err != nil {
+			if _, err := s.txExec(ctx, tx, sqlEnsureWindow, h.BudgetID, h.PeriodStart); err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
 			query := `UPDATE budget_windows SET reserved = reserved + ? WHERE budget_id = ? AND period_start = ?
@@ -73,7 +72,7 @@ func (s *DB) Reserve(ctx context.Context, r *Reservation) error {
 				return &ErrBudgetExceeded{BudgetID: h.BudgetID}
 			}
 		}
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO reservations (id, holds, created_at, expires_at) VALUES (?, ?, ?, ?)`),
+		_, err := s.txExec(ctx, tx, sqlInsertReservation,
 			r.ID, string(holds), micros(s.now()), micros(r.ExpiresAt))
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
@@ -89,7 +88,7 @@ func (s *DB) Reserve(ctx context.Context, r *Reservation) error {
 // reconciler still spends the true cost and writes the records.
 func (s *DB) Settle(ctx context.Context, r *Reservation, actual []int64, records []Usage) error {
 	return s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM reservations WHERE id = ?`), r.ID)
+		res, err := s.txExec(ctx, tx, sqlDeleteReservation, r.ID)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -111,11 +110,10 @@ func (s *DB) Settle(ctx context.Context, r *Reservation, actual []int64, records
 				continue
 			}
 			// Holds kept in memory (SQLite) never made the window's row.
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO budget_windows (budget_id, period_start, spent, reserved) VALUES (?, ?, 0, 0)
-				ON CONFLICT (budget_id, period_start) DO NOTHING`), h.BudgetID, h.PeriodStart); err != nil {
+			if _, err := s.txExec(ctx, tx, sqlEnsureWindow, h.BudgetID, h.PeriodStart); err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE budget_windows SET reserved = reserved - ?, spent = spent + ? WHERE budget_id = ? AND period_start = ?`),
+			if _, err := s.txExec(ctx, tx, sqlSettleWindow,
 				release, spend, h.BudgetID, h.PeriodStart); err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
@@ -146,7 +144,7 @@ func (s *DB) ReleaseExpired(ctx context.Context, now time.Time) (int, error) {
 	released := 0
 	for i := range expired {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, s.q(`DELETE FROM reservations WHERE id = ?`), expired[i].ID)
+			res, err := s.txExec(ctx, tx, sqlDeleteReservation, expired[i].ID)
 			if err != nil {
 				return err
 			}
@@ -154,7 +152,7 @@ func (s *DB) ReleaseExpired(ctx context.Context, now time.Time) (int, error) {
 				return errGone // settled meanwhile
 			}
 			for _, h := range expired[i].Holds {
-				if _, err := tx.ExecContext(ctx, s.q(`UPDATE budget_windows SET reserved = reserved - ? WHERE budget_id = ? AND period_start = ?`),
+				if _, err := s.txExec(ctx, tx, sqlReleaseWindow,
 					h.Amount, h.BudgetID, h.PeriodStart); err != nil {
 					return err
 				}

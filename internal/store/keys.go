@@ -142,7 +142,7 @@ func scanKey(row interface{ Scan(...any) error }) (*Key, error) {
 
 // KeyByHash finds a key by the hash of its secret, revoked or not.
 func (s *DB) KeyByHash(ctx context.Context, hash string) (*Key, error) {
-	row := s.rdb.QueryRowContext(ctx, s.q(`SELECT `+keyColumns+` FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.hash = ?`), hash)
+	row := s.queryRow(ctx, `SELECT `+keyColumns+` FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.hash = ?`, hash)
 	k, err := scanKey(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -197,8 +197,8 @@ func (s *DB) RevokeKey(ctx context.Context, id string) error {
 
 // Budgets returns the budgets that apply to a key and its project.
 func (s *DB) Budgets(ctx context.Context, keyID, projectID string) ([]Budget, error) {
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT id, scope, scope_id, currency, amount, period, soft FROM budgets
-		WHERE (scope = 'key' AND scope_id = ?) OR (scope = 'project' AND scope_id = ?) ORDER BY scope`), keyID, projectID)
+	rows, err := s.query(ctx, `SELECT id, scope, scope_id, currency, amount, period, soft FROM budgets
+		WHERE (scope = 'key' AND scope_id = ?) OR (scope = 'project' AND scope_id = ?) ORDER BY scope`, keyID, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

@@ -43,9 +43,7 @@ func (s *DB) insertUsage(ctx context.Context, tx *sql.Tx, records []Usage) (fres
 		if u.CreatedAt.IsZero() {
 			u.CreatedAt = s.now()
 		}
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO usage_ledger (request_id, attempt, created_at, key_id, project_id, provider, model,
-			prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost, currency, priced, estimated, status, latency_us, price_ref)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id, attempt) DO NOTHING`),
+		res, err := s.txExec(ctx, tx, sqlInsertUsage,
 			u.RequestID, u.Attempt, micros(u.CreatedAt), u.KeyID, u.ProjectID, u.Provider, u.Model,
 			u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens, u.ReasoningTokens, u.Cost, u.Currency,
 			b2i(u.Priced), b2i(u.Estimated), u.Status, u.Latency.Microseconds(), u.PriceRef)

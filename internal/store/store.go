@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -39,6 +40,67 @@ type DB struct {
 	dialect Dialect
 	now     func() time.Time
 	w       *writer
+	stmts   sync.Map // *sql.DB + query → *sql.Stmt: hot statements are parsed once
+}
+
+type stmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+// prepared returns a cached prepared statement of query on db.
+func (s *DB) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+	k := stmtKey{db, query}
+	if st, ok := s.stmts.Load(k); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(k, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// txExec runs a statement inside a write transaction, prepared when it is
+// one of the hot writes. It never prepares on the write pool here: for
+// SQLite that pool's one connection is the transaction's.
+func (s *DB) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if st, ok := s.stmts.Load(stmtKey{s.db, query}); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, s.q(query), args...)
+}
+
+// prepareWrites prepares the hot write statements, before the writer runs.
+func (s *DB) prepareWrites(ctx context.Context) error {
+	for _, q := range hotWrites {
+		if _, err := s.prepared(ctx, s.db, q); err != nil {
+			return fmt.Errorf("store: prepare: %w", err)
+		}
+	}
+	return nil
+}
+
+// queryRow runs a cached read statement.
+func (s *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.prepared(ctx, s.rdb, query)
+	if err != nil {
+		return s.rdb.QueryRowContext(ctx, s.q(query), args...) // reports the same error on Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// query runs a cached read statement returning rows.
+func (s *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.prepared(ctx, s.rdb, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 // New wraps open database pools (reads may share the write pool) and applies the migrations.
@@ -50,6 +112,9 @@ func New(ctx context.Context, db, rdb *sql.DB, d Dialect) (*DB, error) {
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.prepareWrites(ctx); err != nil {
+		return nil, err
+	}
 	s.startWriter()
 	return s, nil
 }
@@ -57,6 +122,7 @@ func New(ctx context.Context, db, rdb *sql.DB, d Dialect) (*DB, error) {
 // Close finishes queued writes, then closes the pools.
 func (s *DB) Close() error {
 	s.stopWriter()
+	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	err := s.db.Close()
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())
