@@ -36,6 +36,9 @@ func Fresh(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := admin.PingContext(ctx); err != nil {
+		if os.Getenv("TIDEGATE_REQUIRE_POSTGRES") == "1" {
+			t.Fatalf("no PostgreSQL at %s: %v", DSN(), err)
+		}
 		t.Skipf("PostgreSQL run skipped: no server at %s (%v); .ci/run starts one", DSN(), err)
 	}
 	schema := fmt.Sprintf("t_%d_%d_%d", os.Getpid(), time.Now().UnixNano(), seq.Add(1))
