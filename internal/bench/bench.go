@@ -58,6 +58,7 @@ type Phase struct {
 	Errors    int
 	Latencies []time.Duration // sorted; time to last byte
 	TTFB      []time.Duration // sorted; streams only
+	Done      []time.Duration // sorted; streams only: time to the [DONE] event, where SDK clients stop reading
 	CPU       time.Duration   // the gateway's CPU time during the phase
 }
 
@@ -199,8 +200,8 @@ func openLoop(ctx context.Context, client *http.Client, url, body, auth string, 
 	interval := time.Second / time.Duration(rate)
 	n := int(d / interval)
 	type result struct {
-		lat, ttfb time.Duration
-		err       bool
+		lat, ttfb, done time.Duration
+		err             bool
 	}
 	results := make([]result, n)
 	var wg sync.WaitGroup
@@ -213,8 +214,8 @@ func openLoop(ctx context.Context, client *http.Client, url, body, auth string, 
 		wg.Add(1)
 		go func(i int, due time.Time) {
 			defer wg.Done()
-			lat, ttfb, err := call(ctx, client, url, body, auth, stream, due)
-			results[i] = result{lat, ttfb, err != nil}
+			lat, ttfb, done, err := call(ctx, client, url, body, auth, stream, due)
+			results[i] = result{lat, ttfb, done, err != nil}
 		}(i, due)
 	}
 	wg.Wait()
@@ -227,44 +228,59 @@ func openLoop(ctx context.Context, client *http.Client, url, body, auth string, 
 		out.Latencies = append(out.Latencies, r.lat)
 		if stream {
 			out.TTFB = append(out.TTFB, r.ttfb)
+			out.Done = append(out.Done, r.done)
 		}
 	}
-	sort.Slice(out.Latencies, func(a, b int) bool { return out.Latencies[a] < out.Latencies[b] })
-	sort.Slice(out.TTFB, func(a, b int) bool { return out.TTFB[a] < out.TTFB[b] })
+	for _, l := range [][]time.Duration{out.Latencies, out.TTFB, out.Done} {
+		sort.Slice(l, func(a, b int) bool { return l[a] < l[b] })
+	}
 }
 
-// call times one request from its due time to its last byte (and first, for streams).
-func call(ctx context.Context, client *http.Client, url, body, auth string, stream bool, due time.Time) (lat, ttfb time.Duration, err error) {
+// call times one request from its due time: to its last byte, and for
+// streams to its first byte and to its [DONE] event.
+func call(ctx context.Context, client *http.Client, url, body, auth string, stream bool, due time.Time) (lat, ttfb, done time.Duration, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+auth)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, resp.Body)
-		return 0, 0, fmt.Errorf("status %d", resp.StatusCode)
+		return 0, 0, 0, fmt.Errorf("status %d", resp.StatusCode)
 	}
 	br := bufio.NewReader(resp.Body)
-	if stream {
-		if _, err := br.ReadByte(); err != nil {
-			return 0, 0, err
+	if !stream {
+		if _, err := io.Copy(io.Discard, br); err != nil {
+			return 0, 0, 0, err
 		}
-		ttfb = time.Since(due)
+		return time.Since(due), 0, 0, nil
 	}
-	rest, err := io.ReadAll(br)
-	if err != nil {
-		return 0, 0, err
+	first := true
+	for {
+		line, err := br.ReadSlice('\n')
+		if first && len(line) > 0 {
+			ttfb, first = time.Since(due), false
+		}
+		if bytes.HasPrefix(line, []byte("data: [DONE]")) {
+			done = time.Since(due)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return 0, 0, 0, err
+		}
 	}
-	if stream && !bytes.Contains(rest, []byte("[DONE]")) {
-		return 0, 0, fmt.Errorf("stream did not complete")
+	if done == 0 {
+		return 0, 0, 0, fmt.Errorf("stream did not complete")
 	}
-	return time.Since(due), ttfb, nil
+	return time.Since(due), ttfb, done, nil
 }
 
 // holdStreams opens n slow streams through the gateway, waits for each to

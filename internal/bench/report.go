@@ -35,7 +35,9 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintln(w, "| added by tidegate | p50 | p99 | target |")
 	fmt.Fprintln(w, "|---|---|---|---|")
 	fmt.Fprintf(w, "| non-streaming | %s | %s | ≤ 0.3 ms / ≤ 1 ms |\n", ms(Added(&r.Direct, &r.Gateway, 0.5)), ms(Added(&r.Direct, &r.Gateway, 0.99)))
-	fmt.Fprintf(w, "| streaming, whole stream | %s | %s | ≤ 0.3 ms / ≤ 1 ms |\n", ms(Added(&r.DirectSSE, &r.GatewaySSE, 0.5)), ms(Added(&r.DirectSSE, &r.GatewaySSE, 0.99)))
+	fmt.Fprintf(w, "| streaming, to the body's end | %s | %s | |\n", ms(Added(&r.DirectSSE, &r.GatewaySSE, 0.5)), ms(Added(&r.DirectSSE, &r.GatewaySSE, 0.99)))
+	fmt.Fprintf(w, "| streaming, to [DONE] | %s | %s | ≤ 0.3 ms / ≤ 1 ms |\n",
+		ms(pct(r.GatewaySSE.Done, 0.5)-pct(r.DirectSSE.Done, 0.5)), ms(pct(r.GatewaySSE.Done, 0.99)-pct(r.DirectSSE.Done, 0.99)))
 	fmt.Fprintf(w, "| streaming, first byte | %s | %s | |\n",
 		ms(pct(r.GatewaySSE.TTFB, 0.5)-pct(r.DirectSSE.TTFB, 0.5)), ms(pct(r.GatewaySSE.TTFB, 0.99)-pct(r.DirectSSE.TTFB, 0.99)))
 	if r.Direct.Pct(0.5) > 0 {
