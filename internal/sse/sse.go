@@ -32,7 +32,7 @@ type Reader struct {
 }
 
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 16<<10)}
+	return &Reader{br: bufio.NewReaderSize(r, 4<<10)} // longer lines are assembled in line()
 }
 
 // Buffered reports whether bytes of a next event are already in memory, so

@@ -30,7 +30,7 @@ func Open(ctx context.Context, path string) (*store.DB, error) {
 	// avoids SQLITE_BUSY under load. Readers get their own pool: in WAL
 	// mode they never wait for the writer's fsync.
 	db.SetMaxOpenConns(1)
-	rdb, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	rdb, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)&_pragma=cache_size(-512)")
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %w", err)
