@@ -95,6 +95,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Meter:     meter,
 		OutputCap: cfg.Budgets.OutputCap,
 		Created:   started,
+		Health: router.NewHealth(router.HealthConfig{ConsecutiveFailures: cfg.Reliability.ConsecutiveFailures,
+			BaseEjection: cfg.Reliability.BaseEjection, MaxEjection: cfg.Reliability.MaxEjection}, nil, nil),
+		Retries:           &gateway.RetryBudget{Ratio: cfg.Reliability.RetryRatio, Burst: cfg.Reliability.RetryBurst},
+		FirstTokenTimeout: cfg.Reliability.FirstTokenTimeout,
+		IdleTimeout:       cfg.Reliability.IdleTimeout,
+	}
+	gw.Health.OnChange = func(t router.Target, state, reason string, until time.Time) {
+		logger.Warn("target health changed", "target", t.String(), "state", state, "reason", reason, "until", until)
 	}
 	api := &httpapi.Server{
 		Gateway:         gw,
@@ -105,6 +113,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		WriteTimeout:    cfg.Server.WriteTimeout,
 		Store:           st,
 		Sealer:          sealer,
+		RequestTimeout:  cfg.Reliability.RequestTimeout,
 	}
 	srv := &http.Server{
 		Handler:           api.Handler(),

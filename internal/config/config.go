@@ -28,8 +28,21 @@ type Config struct {
 	Server    Server     `yaml:"server"`
 	Providers []Provider `yaml:"providers"`
 	Models    []Model    `yaml:"models"`
-	Prices    []Price    `yaml:"prices"`
-	Budgets   Budgets    `yaml:"budgets"`
+	Prices      []Price     `yaml:"prices"`
+	Budgets     Budgets     `yaml:"budgets"`
+	Reliability Reliability `yaml:"reliability"`
+}
+
+// Reliability tunes failover. Zero fields take the defaults.
+type Reliability struct {
+	RequestTimeout      time.Duration `yaml:"request_timeout"`      // all attempts of a request together; default 10m
+	FirstTokenTimeout   time.Duration `yaml:"first_token_timeout"`  // a stream attempt silent this long fails over; default 30s
+	IdleTimeout         time.Duration `yaml:"idle_timeout"`         // silence after the first token that ends a stream; default 60s
+	RetryRatio          float64       `yaml:"retry_ratio"`          // retries earned per request; default 0.2
+	RetryBurst          float64       `yaml:"retry_burst"`          // retries saved up; default 10
+	ConsecutiveFailures int           `yaml:"consecutive_failures"` // eject after this many in a row; default 3
+	BaseEjection        time.Duration `yaml:"base_ejection"`        // first ejection, doubling to max_ejection; default 5s
+	MaxEjection         time.Duration `yaml:"max_ejection"`         // default 5m
 }
 
 // Price overrides the catalog for a configured provider's model, per 1M tokens.
@@ -147,6 +160,16 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Budgets.USDToCNY == 0 {
 		c.Budgets.USDToCNY = 7.2
+	}
+	r := &c.Reliability
+	if r.RequestTimeout == 0 {
+		r.RequestTimeout = 10 * time.Minute
+	}
+	if r.FirstTokenTimeout == 0 {
+		r.FirstTokenTimeout = 30 * time.Second
+	}
+	if r.IdleTimeout == 0 {
+		r.IdleTimeout = 60 * time.Second
 	}
 	for i := range c.Providers {
 		p := &c.Providers[i]
@@ -332,6 +355,9 @@ func (c *Config) Validate() error {
 				bad(f+".effective", "want YYYY-MM-DD, got %q", p.Effective)
 			}
 		}
+	}
+	if r := c.Reliability; r.RequestTimeout < 0 || r.FirstTokenTimeout < 0 || r.IdleTimeout < 0 || r.RetryRatio < 0 || r.RetryBurst < 0 {
+		bad("reliability", "timeouts and the retry budget must not be negative")
 	}
 	if c.Budgets.OutputCap < 1 || c.Budgets.ReservationTTL < time.Second || c.Budgets.USDToCNY <= 0 {
 		bad("budgets", "output_cap, reservation_ttl and usd_to_cny must be positive")

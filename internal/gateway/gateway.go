@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/llm"
@@ -25,6 +26,16 @@ type Gateway struct {
 	OutputCap int64
 	// Created is the timestamp GET /v1/models reports.
 	Created time.Time
+	// Health ejects failing targets from plans; nil keeps every target in.
+	Health *router.Health
+	// Retries caps extra attempts across all requests; nil retries freely.
+	Retries *RetryBudget
+	// FirstTokenTimeout fails a stream attempt that produced nothing in time
+	// (the next target is then tried); 0 waits as long as the request may.
+	FirstTokenTimeout time.Duration
+	// IdleTimeout ends a stream whose upstream went silent after its first
+	// token; 0 waits as long as the request may.
+	IdleTimeout time.Duration
 }
 
 func (g *Gateway) open(ctx context.Context, call *Call, est Estimate) (Tab, error) {
@@ -64,13 +75,32 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 	var zero T
 	var out Outcome
 	var last error
+	g.Retries.Earn()
+	var soonest time.Duration // when an unadmitted target may return
 	for _, t := range plan {
 		p, ok := g.Providers[t.Provider]
 		if !ok {
 			return zero, out, &provider.Error{Kind: provider.KindInternal, Message: "route names an unknown provider " + t.Provider}
 		}
+		if g.Health != nil {
+			if admitted, wait := g.Health.Admit(t); !admitted {
+				if soonest == 0 || wait < soonest {
+					soonest = wait
+				}
+				continue
+			}
+		}
+		if out.Attempts > 0 && !g.Retries.Spend() {
+			g.healthDone(t, nil, true)
+			break
+		}
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < minAttempt {
+			g.healthDone(t, nil, true)
+			break
+		}
 		out.Attempts++
 		v, err := call(p, t)
+		g.healthDone(t, err, false)
 		if err == nil {
 			out.Route = t
 			return v, out, nil
@@ -89,7 +119,27 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 	if ctx.Err() != nil {
 		return zero, out, provider.ClassifyTransport(ctx.Err())
 	}
+	if last == nil {
+		// Every target is out (ejected or cooling): answer at once rather
+		// than queue, and say when one returns.
+		return zero, out, &provider.Error{Kind: provider.KindOverloaded, Code: "no_healthy_target", RetryAfter: soonest,
+			Message: "every target of this model is unhealthy or cooling down; retry after the indicated time"}
+	}
 	return zero, out, last
+}
+
+// healthDone reports an attempt to the health tracker; skipped releases an
+// admission that was not used.
+func (g *Gateway) healthDone(t router.Target, err error, skipped bool) {
+	if g.Health == nil {
+		return
+	}
+	if skipped {
+		g.Health.Done(t, router.Neutral, 0)
+		return
+	}
+	r, wait := healthResult(err)
+	g.Health.Done(t, r, wait)
 }
 
 // forTarget copies a request with the target's own model name.
@@ -149,9 +199,28 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 	var started time.Time
 	s, out, err := try(ctx, g, plan, func(p provider.Provider, t router.Target) (*Stream, error) {
 		started = time.Now()
-		s, err := p.ChatCompletionStream(ctx, forTarget(req, t))
-		if err != nil {
+		// Each attempt has its own context: a slow first token cancels this
+		// attempt, not the request, and the next target is tried.
+		actx, cancel := context.WithCancel(ctx)
+		var slow atomic.Bool
+		var timer *time.Timer
+		if g.FirstTokenTimeout > 0 {
+			timer = time.AfterFunc(g.FirstTokenTimeout, func() { slow.Store(true); cancel() })
+		}
+		fail := func(err error) (*Stream, error) {
+			if timer != nil {
+				timer.Stop()
+			}
+			cancel()
+			if slow.Load() && ctx.Err() == nil {
+				err = &provider.Error{Kind: provider.KindTimeout, Provider: t.Provider, Code: "first_token_timeout",
+					Message: fmt.Sprintf("no first token within %s", g.FirstTokenTimeout)}
+			}
 			return nil, err
+		}
+		s, err := p.ChatCompletionStream(actx, forTarget(req, t))
+		if err != nil {
+			return fail(err)
 		}
 		if !s.Next() {
 			err := s.Err()
@@ -159,9 +228,13 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 			if err == nil {
 				err = &provider.Error{Kind: provider.KindBadResponse, Provider: t.Provider, Message: "upstream stream ended with no output"}
 			}
-			return nil, err
+			return fail(err)
 		}
-		return &Stream{inner: s, pending: true, wantUsage: req.WantsUsage()}, nil
+		if timer != nil && !timer.Stop() { // the timer fired as the first token came
+			s.Close()
+			return fail(context.Canceled)
+		}
+		return &Stream{inner: s, pending: true, wantUsage: req.WantsUsage(), cancel: cancel, idle: g.IdleTimeout}, nil
 	})
 	if err != nil {
 		tab.Close()
@@ -191,13 +264,17 @@ type Stream struct {
 	started        time.Time
 	promptEstimate int64
 	closed         bool
+
+	cancel func()        // ends the attempt's context
+	idle   time.Duration // the longest silence allowed between chunks
+	silent atomic.Bool   // the idle watchdog fired
 }
 
 func (s *Stream) Next() bool {
 	for {
 		if s.pending {
 			s.pending = false
-		} else if !s.inner.Next() {
+		} else if !s.next() {
 			s.ended = true
 			return false
 		}
@@ -236,11 +313,33 @@ func (s *Stream) Buffered() bool {
 	b, ok := s.inner.(provider.BufferedStream)
 	return ok && b.Buffered()
 }
-func (s *Stream) Err() error { return s.inner.Err() }
+// next pulls the upstream's next chunk under the idle watchdog: an upstream
+// silent for longer than the idle timeout is cut, and the stream ends in a
+// timeout error.
+func (s *Stream) next() bool {
+	if s.idle <= 0 || s.cancel == nil {
+		return s.inner.Next()
+	}
+	t := time.AfterFunc(s.idle, func() { s.silent.Store(true); s.cancel() })
+	ok := s.inner.Next()
+	t.Stop()
+	return ok
+}
+
+func (s *Stream) Err() error {
+	if s.silent.Load() {
+		return &provider.Error{Kind: provider.KindTimeout, Provider: s.attempt.Target.Provider, Code: "stream_stalled",
+			Message: fmt.Sprintf("the upstream sent nothing for %s", s.idle)}
+	}
+	return s.inner.Err()
+}
 
 // Close ends the upstream stream and bills it, once.
 func (s *Stream) Close() error {
 	err := s.inner.Close()
+	if s.cancel != nil {
+		s.cancel()
+	}
 	if s.closed || s.tab == nil {
 		return err
 	}
@@ -248,7 +347,7 @@ func (s *Stream) Close() error {
 	a := s.attempt
 	a.Latency = time.Since(s.started)
 	switch {
-	case s.ended && s.inner.Err() == nil:
+	case s.ended && s.Err() == nil:
 		a.Status = "ok"
 	case s.ended:
 		a.Status = "error"

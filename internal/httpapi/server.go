@@ -64,6 +64,9 @@ type Server struct {
 	Sealer *store.Sealer
 	// Now is the clock for key expiry.
 	Now func() time.Time
+	// RequestTimeout bounds a request, all attempts together; a client may
+	// shorten it with x-tidegate-timeout. 0: no bound.
+	RequestTimeout time.Duration
 
 	masterHash [sha256.Size]byte
 	idPrefix   string        // random per process
@@ -252,7 +255,36 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 	return principal{key: k}, nil
 }
 
-// auth admits the master key and live virtual keys.
+// HeaderTimeout lets a client bound its request: "2s", "1500ms" or seconds.
+const HeaderTimeout = "x-tidegate-timeout"
+
+// deadline is the request's bound: the config's, shortened by the client's header.
+func (s *Server) deadline(r *http.Request) (time.Duration, error) {
+	d := s.RequestTimeout
+	v := r.Header.Get(HeaderTimeout)
+	if v == "" {
+		return d, nil
+	}
+	c, err := time.ParseDuration(v)
+	if err != nil {
+		secs, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil || secs <= 0 || secs > 86400 {
+			return 0, &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_timeout", Param: HeaderTimeout,
+				Message: HeaderTimeout + ` must be a duration ("2s", "1500ms") or seconds`}
+		}
+		c = time.Duration(secs * float64(time.Second))
+	}
+	if c <= 0 {
+		return 0, &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_timeout", Param: HeaderTimeout, Message: HeaderTimeout + " must be positive"}
+	}
+	if d == 0 || c < d {
+		d = c
+	}
+	return d, nil
+}
+
+// auth admits the master key and live virtual keys, and bounds the request
+// by its deadline.
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
@@ -260,7 +292,18 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, p)))
+		ctx := context.WithValue(r.Context(), keyPrincipal, p)
+		d, err := s.deadline(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		h(w, r.WithContext(ctx))
 	}
 }
 
