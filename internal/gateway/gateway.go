@@ -101,6 +101,9 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 		out.Attempts++
 		v, err := call(p, t)
 		g.healthDone(t, err, false)
+		if out.Attempts > 1 {
+			g.Retries.Report(err == nil)
+		}
 		if err == nil {
 			out.Route = t
 			return v, out, nil

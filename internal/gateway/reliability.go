@@ -8,17 +8,21 @@ import (
 	"github.com/tidegate/tidegate/internal/router"
 )
 
-// RetryBudget caps extra attempts: every request earns Ratio of a retry, and
-// a retry spends one, up to Burst saved. With the whole fleet failing,
-// attempts stay within (1 + Ratio) × requests + Burst, and health ejection
-// soon stops the attempts altogether: no retry storm.
+// RetryBudget caps extra attempts that fail. Every request earns Ratio of a
+// retry and every retry spends one, up to Burst saved; a retry that succeeds
+// is refunded, and while the latest retry succeeded, retries go ahead even
+// with the budget empty. So failing over from one bad target to good ones
+// is never rationed, while with the whole fleet failing retries stop paying
+// off and attempts stay within (1 + Ratio) × requests + Burst. Health
+// ejection soon stops those attempts altogether: no retry storm.
 type RetryBudget struct {
 	Ratio float64 // default 0.2
 	Burst float64 // default 10
 
-	mu     sync.Mutex
-	tokens float64
-	init   bool
+	mu          sync.Mutex
+	tokens      float64
+	lastRetryOK bool
+	init        bool
 }
 
 func (b *RetryBudget) defaults() {
@@ -29,7 +33,7 @@ func (b *RetryBudget) defaults() {
 		if b.Burst <= 0 {
 			b.Burst = 10
 		}
-		b.tokens, b.init = b.Burst, true
+		b.tokens, b.lastRetryOK, b.init = b.Burst, true, true
 	}
 }
 
@@ -44,7 +48,7 @@ func (b *RetryBudget) Earn() {
 	b.tokens = min(b.tokens+b.Ratio, b.Burst)
 }
 
-// Spend takes one retry if the budget has it.
+// Spend takes one retry if the budget allows it.
 func (b *RetryBudget) Spend() bool {
 	if b == nil {
 		return true
@@ -52,11 +56,28 @@ func (b *RetryBudget) Spend() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.defaults()
-	if b.tokens < 1 {
-		return false
+	switch {
+	case b.tokens >= 1:
+		b.tokens--
+		return true
+	case b.lastRetryOK:
+		return true
 	}
-	b.tokens--
-	return true
+	return false
+}
+
+// Report tells the budget how a retry ended.
+func (b *RetryBudget) Report(ok bool) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.defaults()
+	b.lastRetryOK = ok
+	if ok {
+		b.tokens = min(b.tokens+1, b.Burst)
+	}
 }
 
 // healthResult says what an attempt's outcome means for its target.

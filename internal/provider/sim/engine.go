@@ -27,10 +27,11 @@ const (
 	Fault429       = "429"
 	Fault500       = "500"
 	Fault503       = "503"
-	FaultCut       = "cut"       // the connection is cut after AfterChunks chunks
-	FaultStall     = "stall"     // output stops after AfterChunks chunks until the caller gives up
-	FaultMalformed = "malformed" // an unparsable event after AfterChunks chunks
-	FaultHang      = "hang"      // no answer at all, not even headers
+	FaultCut       = "cut"         // the connection is cut after AfterChunks chunks
+	FaultStall     = "stall"       // output stops after AfterChunks chunks until the caller gives up
+	FaultMalformed = "malformed"   // an unparsable event after AfterChunks chunks
+	FaultHang      = "hang"        // no answer at all, not even headers
+	FaultErrEvent  = "error_event" // an error event in the stream after AfterChunks chunks
 )
 
 // Fault is a failure a model injects into a share of its requests.

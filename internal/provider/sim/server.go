@@ -107,6 +107,10 @@ func (f *Fleet) serveStream(w http.ResponseWriter, r *http.Request, req *llm.Cha
 				fmt.Fprint(w, "data: {\"choices\": [ {oops\n\n")
 				flusher.Flush()
 				return
+			case FaultErrEvent:
+				fmt.Fprint(w, "data: {\"error\":{\"message\":\"simulated error event\",\"type\":\"server_error\",\"code\":null}}\n\n")
+				flusher.Flush()
+				return
 			}
 		}
 		if c.HasContent() {

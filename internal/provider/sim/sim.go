@@ -121,7 +121,13 @@ func (f *Fleet) complete(ctx context.Context, m Model, p plan, req *llm.ChatRequ
 	if err := sleep(ctx, time.Duration(p.completionTokens())*m.tokenInterval()); err != nil {
 		return nil, err
 	}
-	if p.fault == FaultCut || p.fault == FaultStall || p.fault == FaultMalformed {
+	switch p.fault {
+	case FaultStall: // a whole answer never comes
+		<-ctx.Done()
+		return nil, provider.ClassifyTransport(ctx.Err())
+	case FaultErrEvent:
+		return nil, &provider.Error{Kind: provider.KindUpstream, Provider: f.name, Status: 500, Code: "server_error", Message: "simulated error"}
+	case FaultCut, FaultMalformed:
 		return nil, &provider.Error{Kind: provider.KindUnavailable, Provider: f.name, Message: "simulated connection cut"}
 	}
 	return p.response(f.responseID(), req.Model, f.now().Unix()), nil
@@ -239,6 +245,9 @@ func (s *stream) Next() bool {
 			return false
 		case FaultMalformed:
 			s.err = provider.BadResponse("upstream %s sent a malformed stream event", s.name)
+			return false
+		case FaultErrEvent:
+			s.err = &provider.Error{Kind: provider.KindUpstream, Provider: s.name, Code: "server_error", Message: "simulated error event"}
 			return false
 		case FaultStall:
 			<-s.ctx.Done()
