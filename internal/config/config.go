@@ -21,13 +21,13 @@ import (
 
 // Config is the whole configuration. Zero fields take Default's values.
 type Config struct {
-	Listen    string     `yaml:"listen"`
-	Store     string     `yaml:"store"`
-	MasterKey string     `yaml:"master_key"`
-	LogLevel  string     `yaml:"log_level"`
-	Server    Server     `yaml:"server"`
-	Providers []Provider `yaml:"providers"`
-	Models    []Model    `yaml:"models"`
+	Listen      string      `yaml:"listen"`
+	Store       string      `yaml:"store"`
+	MasterKey   string      `yaml:"master_key"`
+	LogLevel    string      `yaml:"log_level"`
+	Server      Server      `yaml:"server"`
+	Providers   []Provider  `yaml:"providers"`
+	Models      []Model     `yaml:"models"`
 	Prices      []Price     `yaml:"prices"`
 	Budgets     Budgets     `yaml:"budgets"`
 	Reliability Reliability `yaml:"reliability"`

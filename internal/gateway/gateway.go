@@ -316,6 +316,7 @@ func (s *Stream) Buffered() bool {
 	b, ok := s.inner.(provider.BufferedStream)
 	return ok && b.Buffered()
 }
+
 // next pulls the upstream's next chunk under the idle watchdog: an upstream
 // silent for longer than the idle timeout is cut, and the stream ends in a
 // timeout error.
