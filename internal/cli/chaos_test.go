@@ -283,3 +283,57 @@ providers:
 		}
 	}
 }
+
+// TestStallAfterContent: a stream whose upstream goes silent after content
+// ends with one error event and no [DONE], is not spliced with another
+// target's output, and is billed for what was generated, flagged estimated.
+func TestStallAfterContent(t *testing.T) {
+	stalls := simUpstream(t, sim.Model{Name: "x", OutputTokens: 40, Fault: sim.Fault{Kind: sim.FaultStall, AfterChunks: 5}})
+	good := simUpstream(t, sim.Model{Name: "ok", OutputTokens: 8})
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "t.db")
+	g := startGateway(t, fmt.Sprintf(`
+store: %q
+master_key: %s
+reliability: {idle_timeout: 300ms}
+providers:
+  - {name: bad, type: openai, base_url: %s/v1, api_key: k}
+  - {name: good, type: openai, base_url: %s/v1, api_key: k}
+prices:
+  - {model: bad/x, currency: CNY, input: 1, output: 2}
+models:
+  - {name: m, targets: [bad/x, good/ok]}
+`, dsn, testKey, stalls.URL, good.URL))
+	req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("the stalled stream took %v to end", time.Since(start))
+	}
+	if strings.Count(body, `{"error"`) != 1 || !strings.Contains(body, `"stream_stalled"`) || strings.Contains(body, "[DONE]") {
+		t.Errorf("want one stalled error event and no [DONE]:\n%s", body)
+	}
+	if strings.Count(body, sim.Marker) != 1 || resp.Header.Get("x-tidegate-attempts") != "1" {
+		t.Errorf("output was spliced or retried after the commit point:\n%s", body)
+	}
+	st, err := openStore(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	waitUntil(t, 5*time.Second, "the record", func() bool {
+		n, _, _, _, _ := st.LedgerTotals(context.Background())
+		return n == 1
+	})
+	rows, _ := st.UsageReport(context.Background(), "provider", time.Now().Add(-time.Hour), time.Time{})
+	if len(rows) != 1 || rows[0].Group != "bad" || rows[0].Estimated != 1 || rows[0].CompletionTokens == 0 || rows[0].Cost == 0 {
+		t.Errorf("billing of the broken stream: %+v", rows)
+	}
+}
