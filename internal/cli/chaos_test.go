@@ -337,3 +337,69 @@ models:
 		t.Errorf("billing of the broken stream: %+v", rows)
 	}
 }
+
+// TestLoadShedding: past a target's or a route's concurrency limit, requests
+// are refused at once with Retry-After instead of queueing.
+func TestLoadShedding(t *testing.T) {
+	g := startGateway(t, fmt.Sprintf(`
+store: sqlite:%s
+master_key: %s
+providers:
+  - name: sim
+    type: sim
+    max_concurrency: 2
+    sim: {models: [{name: slow, ttft: 800ms, output_tokens: 4}]}
+models:
+  - {name: any, targets: [sim/slow]}
+  - {name: one, targets: [sim/slow], max_concurrency: 1}
+`, filepath.Join(t.TempDir(), "t.db"), testKey))
+	type result struct {
+		status     int
+		code       string
+		retryAfter string
+		took       time.Duration
+	}
+	burst := func(model string, n int) []result {
+		out := make([]result, n)
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				start := time.Now()
+				req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
+					strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`))
+				req.Header.Set("Authorization", "Bearer "+testKey)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var e struct{ Error struct{ Code string } }
+				json.NewDecoder(resp.Body).Decode(&e)
+				resp.Body.Close()
+				out[i] = result{resp.StatusCode, e.Error.Code, resp.Header.Get("Retry-After"), time.Since(start)}
+			}(i)
+		}
+		wg.Wait()
+		return out
+	}
+	count := func(rs []result, status int, code string) int {
+		n := 0
+		for _, r := range rs {
+			if r.status == status && r.code == code && (status == 200 || (r.retryAfter != "" && r.took < 300*time.Millisecond)) {
+				n++
+			}
+		}
+		return n
+	}
+	if rs := burst("any", 5); count(rs, 200, "") != 2 || count(rs, 503, "all_targets_busy") != 3 {
+		t.Errorf("5 at once on a target limited to 2: %+v", rs)
+	}
+	if rs := burst("one", 3); count(rs, 200, "") != 1 || count(rs, 429, "route_busy") != 2 {
+		t.Errorf("3 at once on a route limited to 1: %+v", rs)
+	}
+	if rs := burst("any", 2); count(rs, 200, "") != 2 {
+		t.Errorf("slots were not given back: %+v", rs)
+	}
+}

@@ -101,6 +101,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		FirstTokenTimeout: cfg.Reliability.FirstTokenTimeout,
 		IdleTimeout:       cfg.Reliability.IdleTimeout,
 	}
+	targetLimits, routeLimits := map[string]int{}, map[string]int{}
+	for _, p := range cfg.Providers {
+		for _, m := range p.Models {
+			targetLimits[p.Name+"/"+m] = p.MaxConcurrency
+		}
+	}
+	for _, m := range cfg.Models {
+		routeLimits[m.Name] = m.MaxConcurrency
+	}
+	gw.TargetSlots, gw.RouteSlots = gateway.NewSlots(targetLimits), gateway.NewSlots(routeLimits)
 	gw.Health.OnChange = func(t router.Target, state, reason string, until time.Time) {
 		logger.Warn("target health changed", "target", t.String(), "state", state, "reason", reason, "until", until)
 	}

@@ -89,6 +89,9 @@ type Provider struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Sim configures a sim fleet (type sim).
 	Sim *Sim `yaml:"sim"`
+	// MaxConcurrency bounds concurrent calls to each of this provider's
+	// models (a full target is skipped); 0: unbounded.
+	MaxConcurrency int `yaml:"max_concurrency"`
 }
 
 // Sim is the configuration of a sim fleet.
@@ -101,6 +104,9 @@ type Sim struct {
 type Model struct {
 	Name    string   `yaml:"name"`
 	Targets []string `yaml:"targets"`
+	// MaxConcurrency bounds concurrent requests for this name (past it: a
+	// fast 429); 0: unbounded.
+	MaxConcurrency int `yaml:"max_concurrency"`
 }
 
 // DataDir is where the demo keeps its state.

@@ -36,6 +36,25 @@ type Gateway struct {
 	// IdleTimeout ends a stream whose upstream went silent after its first
 	// token; 0 waits as long as the request may.
 	IdleTimeout time.Duration
+	// TargetSlots bounds concurrent calls per target ("provider/model");
+	// RouteSlots per requested model name. Nil: unbounded.
+	TargetSlots *Slots
+	RouteSlots  *Slots
+}
+
+// slotHolder is a result that keeps its target busy until it ends (a stream).
+type slotHolder interface{ holdSlot(release func()) }
+
+func (s *Stream) holdSlot(release func()) { s.releases = append(s.releases, release) }
+
+// routeSlot takes a slot on the requested model, or refuses at once.
+func (g *Gateway) routeSlot(model string) (func(), error) {
+	release, ok := g.RouteSlots.Take(model)
+	if !ok {
+		return nil, &provider.Error{Kind: provider.KindRateLimited, Code: "route_busy", RetryAfter: time.Second,
+			Message: "this model is at its concurrency limit; retry shortly"}
+	}
+	return release, nil
 }
 
 func (g *Gateway) open(ctx context.Context, call *Call, est Estimate) (Tab, error) {
@@ -77,13 +96,20 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 	var last error
 	g.Retries.Earn()
 	var soonest time.Duration // when an unadmitted target may return
+	busy := false
 	for _, t := range plan {
 		p, ok := g.Providers[t.Provider]
 		if !ok {
 			return zero, out, &provider.Error{Kind: provider.KindInternal, Message: "route names an unknown provider " + t.Provider}
 		}
+		releaseSlot, free := g.TargetSlots.Take(t.String())
+		if !free {
+			busy = true
+			continue
+		}
 		if g.Health != nil {
 			if admitted, wait := g.Health.Admit(t); !admitted {
+				releaseSlot()
 				if soonest == 0 || wait < soonest {
 					soonest = wait
 				}
@@ -92,15 +118,22 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 		}
 		if out.Attempts > 0 && !g.Retries.Spend() {
 			g.healthDone(t, nil, true)
+			releaseSlot()
 			break
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < minAttempt {
 			g.healthDone(t, nil, true)
+			releaseSlot()
 			break
 		}
 		out.Attempts++
 		v, err := call(p, t)
 		g.healthDone(t, err, false)
+		if h, ok := any(v).(slotHolder); ok && err == nil {
+			h.holdSlot(releaseSlot) // busy until the stream ends
+		} else {
+			releaseSlot()
+		}
 		if out.Attempts > 1 {
 			g.Retries.Report(err == nil)
 		}
@@ -121,6 +154,10 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 	}
 	if ctx.Err() != nil {
 		return zero, out, provider.ClassifyTransport(ctx.Err())
+	}
+	if last == nil && busy && soonest == 0 {
+		return zero, out, &provider.Error{Kind: provider.KindOverloaded, Code: "all_targets_busy", RetryAfter: time.Second,
+			Message: "every target of this model is at its concurrency limit; retry shortly"}
 	}
 	if last == nil {
 		// Every target is out (ejected or cooling): answer at once rather
@@ -158,6 +195,11 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 	if err != nil {
 		return nil, Outcome{}, err
 	}
+	release, err := g.routeSlot(req.Model)
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	defer release()
 	tab, err := g.open(ctx, call, estimate(req, plan, g.outputCap()))
 	if err != nil {
 		return nil, Outcome{}, err
@@ -195,8 +237,13 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 		return nil, Outcome{}, err
 	}
 	est := estimate(req, plan, g.outputCap())
+	releaseRoute, err := g.routeSlot(req.Model)
+	if err != nil {
+		return nil, Outcome{}, err
+	}
 	tab, err := g.open(ctx, call, est)
 	if err != nil {
+		releaseRoute()
 		return nil, Outcome{}, err
 	}
 	var started time.Time
@@ -241,8 +288,10 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 	})
 	if err != nil {
 		tab.Close()
+		releaseRoute()
 		return nil, out, err
 	}
+	s.holdSlot(releaseRoute)
 	s.tab, s.started = tab, started
 	s.attempt = Attempt{Target: out.Route, Number: out.Attempts}
 	s.promptEstimate = est.PromptTokens
@@ -267,6 +316,7 @@ type Stream struct {
 	started        time.Time
 	promptEstimate int64
 	closed         bool
+	releases       []func() // concurrency slots held until the stream ends
 
 	cancel func()        // ends the attempt's context
 	idle   time.Duration // the longest silence allowed between chunks
@@ -344,6 +394,10 @@ func (s *Stream) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	for _, release := range s.releases {
+		release()
+	}
+	s.releases = nil
 	if s.closed || s.tab == nil {
 		return err
 	}
