@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 )
 
 // Version is set at build time with -ldflags "-X …/cli.Version=…".
@@ -21,6 +22,7 @@ Usage:
   tidegate keys create|list|revoke [flags]          manage virtual keys (on the configured store)
   tidegate prices [--config FILE]                   print the price catalog
   tidegate usage [--group-by model] [--csv]         usage report from the ledger
+  tidegate drill [--scenario down,outage] [--stream] rehearse provider outages on the sim fleet
   tidegate version                                  print the version
 `
 
@@ -44,6 +46,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = pricesCmd(ctx, args[1:], stdout, stderr)
 	case "usage":
 		err = usageCmd(ctx, args[1:], stdout, stderr)
+	case "drill":
+		err = drillCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "tidegate", Version)
 	case "help", "-h", "--help":
@@ -63,4 +67,22 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(strings.ToUpper(level)))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// lockedLog collects a log written from many goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tidegate/tidegate/internal/drill"
+)
+
+// drillCmd rehearses outages against the sim fleet through a real tidegate.
+func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := drill.Options{}
+	fs.IntVar(&o.Requests, "requests", 200, "requests per scenario")
+	fs.IntVar(&o.Concurrency, "concurrency", 8, "concurrent clients")
+	fs.BoolVar(&o.Stream, "stream", false, "stream the answers")
+	scenarios := fs.String("scenario", "", "comma-separated scenarios (default all): "+scenarioNames())
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.Requests < 1 || o.Concurrency < 1 {
+		return fmt.Errorf("requests and concurrency must be positive")
+	}
+	dir, err := os.MkdirTemp("", "tidegate-drill-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	o.Dir = dir
+	o.Start = func(ctx context.Context, config string) (string, func() string, func(), error) {
+		path := filepath.Join(dir, fmt.Sprintf("drill-%d.yaml", len(config)))
+		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+			return "", nil, nil, err
+		}
+		return startLogged(ctx, path)
+	}
+	var names []string
+	if *scenarios != "" {
+		names = strings.Split(*scenarios, ",")
+	}
+	fmt.Fprintf(stdout, "tidegate drill: %d requests per scenario, %d clients, streaming %v; three sim providers, the primary first\n\n", o.Requests, o.Concurrency, o.Stream)
+	_, err = drill.Run(ctx, o, names, stdout)
+	return err
+}
+
+func scenarioNames() string {
+	var n []string
+	for _, s := range drill.Scenarios {
+		n = append(n, s.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+// startLogged runs a gateway in this process and keeps its log for the report.
+func startLogged(ctx context.Context, configPath string) (string, func() string, func(), error) {
+	ctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	logs := &lockedLog{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = Main(ctx, []string{"serve", "--config", configPath}, pw, logs)
+		pw.Close()
+	}()
+	stop := func() { cancel(); <-done }
+	url, err := awaitListening(pr)
+	if err != nil {
+		stop()
+		return "", nil, nil, err
+	}
+	go io.Copy(io.Discard, pr)
+	return url, logs.String, stop, nil
+}
