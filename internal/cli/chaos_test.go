@@ -403,3 +403,88 @@ models:
 		t.Errorf("slots were not given back: %+v", rs)
 	}
 }
+
+// TestHedging: with one slow-tailed target, hedging cuts the p99 of time to
+// first token, at a bounded extra cost, and bills the losing attempts.
+func TestHedging(t *testing.T) {
+	tail := simUpstream(t, sim.Model{Name: "x", OutputTokens: 4, TTFT: 10 * time.Millisecond, TailTTFT: 1500 * time.Millisecond, TailRate: 0.25})
+	fast := simUpstream(t, sim.Model{Name: "ok", OutputTokens: 4, TTFT: 30 * time.Millisecond})
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "t.db")
+	g := startGateway(t, fmt.Sprintf(`
+store: %q
+master_key: %s
+providers:
+  - {name: tail, type: openai, base_url: %s/v1, api_key: k}
+  - {name: fast, type: openai, base_url: %s/v1, api_key: k}
+prices:
+  - {model: tail/x, currency: CNY, input: 1, output: 2}
+  - {model: fast/ok, currency: CNY, input: 1, output: 2}
+models:
+  - {name: plain, targets: [tail/x, fast/ok]}
+  - {name: hedged, targets: [tail/x, fast/ok], hedge_after: 150ms}
+`, dsn, testKey, tail.URL, fast.URL))
+	ttfb := func(model string, n int) (p99 time.Duration, attempts int) {
+		lat := make([]time.Duration, n)
+		var total atomic.Int64
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+					req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
+						strings.NewReader(fmt.Sprintf(`{"model":%q,"stream":true,"messages":[{"role":"user","content":"h %d"}]}`, model, i)))
+					req.Header.Set("Authorization", "Bearer "+testKey)
+					start := time.Now()
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					br := bufio.NewReader(resp.Body)
+					br.ReadByte()
+					lat[i] = time.Since(start)
+					rest, _ := io.ReadAll(br)
+					resp.Body.Close()
+					if !strings.Contains(string(rest), "[DONE]") || strings.Count(string(rest), sim.Marker) != 1 {
+						t.Errorf("%s %d: incomplete or spliced stream", model, i)
+					}
+					a, _ := strconv.Atoi(resp.Header.Get("x-tidegate-attempts"))
+					total.Add(int64(a))
+				}
+			}()
+		}
+		wg.Wait()
+		sortDurations(lat)
+		return lat[len(lat)*99/100], int(total.Load())
+	}
+	const n = 40
+	plainP99, _ := ttfb("plain", n)
+	hedgedP99, attempts := ttfb("hedged", n)
+	if plainP99 < time.Second || hedgedP99 > 700*time.Millisecond {
+		t.Errorf("p99 time to first token: %v without hedging, %v with; want the tail cut", plainP99, hedgedP99)
+	}
+	if float64(attempts) > 1.6*n {
+		t.Errorf("hedging cost %d attempts for %d requests", attempts, n)
+	}
+	st, err := openStore(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// Every attempt is billed once: the plain requests, and for the hedged
+	// ones the winners and the cancelled hedges.
+	waitUntil(t, 5*time.Second, "hedges billed", func() bool {
+		recs, _, _, _, _ := st.LedgerTotals(context.Background())
+		return recs == int64(n+attempts)
+	})
+}
+
+func sortDurations(d []time.Duration) {
+	for i := 1; i < len(d); i++ {
+		for j := i; j > 0 && d[j] < d[j-1]; j-- {
+			d[j], d[j-1] = d[j-1], d[j]
+		}
+	}
+}

@@ -107,8 +107,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			targetLimits[p.Name+"/"+m] = p.MaxConcurrency
 		}
 	}
+	gw.Hedges = map[string]time.Duration{}
 	for _, m := range cfg.Models {
 		routeLimits[m.Name] = m.MaxConcurrency
+		if m.HedgeAfter > 0 {
+			gw.Hedges[m.Name] = m.HedgeAfter
+		}
 	}
 	gw.TargetSlots, gw.RouteSlots = gateway.NewSlots(targetLimits), gateway.NewSlots(routeLimits)
 	gw.Health.OnChange = func(t router.Target, state, reason string, until time.Time) {

@@ -107,6 +107,9 @@ type Model struct {
 	// MaxConcurrency bounds concurrent requests for this name (past it: a
 	// fast 429); 0: unbounded.
 	MaxConcurrency int `yaml:"max_concurrency"`
+	// HedgeAfter, when set, races the next target against a stream whose
+	// first token has not come after this long.
+	HedgeAfter time.Duration `yaml:"hedge_after"`
 }
 
 // DataDir is where the demo keeps its state.

@@ -40,6 +40,9 @@ type Gateway struct {
 	// RouteSlots per requested model name. Nil: unbounded.
 	TargetSlots *Slots
 	RouteSlots  *Slots
+	// Hedges maps public model names to their hedging delay: a stream whose
+	// first target has not produced a token by then races a second target.
+	Hedges map[string]time.Duration
 }
 
 // slotHolder is a result that keeps its target busy until it ends (a stream).
@@ -247,55 +250,71 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 		return nil, Outcome{}, err
 	}
 	var started time.Time
-	s, out, err := try(ctx, g, plan, func(p provider.Provider, t router.Target) (*Stream, error) {
+	var s *Stream
+	var out Outcome
+	if delay := g.Hedges[req.Model]; delay > 0 && len(plan) > 1 {
+		s, out, err = g.hedged(ctx, plan, req, delay, tab, est.PromptTokens)
 		started = time.Now()
-		// Each attempt has its own context: a slow first token cancels this
-		// attempt, not the request, and the next target is tried.
-		actx, cancel := context.WithCancel(ctx)
-		var slow atomic.Bool
-		var timer *time.Timer
-		if g.FirstTokenTimeout > 0 {
-			timer = time.AfterFunc(g.FirstTokenTimeout, func() { slow.Store(true); cancel() })
+		if s != nil {
+			started = s.started
 		}
-		fail := func(err error) (*Stream, error) {
-			if timer != nil {
-				timer.Stop()
-			}
-			cancel()
-			if slow.Load() && ctx.Err() == nil {
-				err = &provider.Error{Kind: provider.KindTimeout, Provider: t.Provider, Code: "first_token_timeout",
-					Message: fmt.Sprintf("no first token within %s", g.FirstTokenTimeout)}
-			}
-			return nil, err
-		}
-		s, err := p.ChatCompletionStream(actx, forTarget(req, t))
-		if err != nil {
-			return fail(err)
-		}
-		if !s.Next() {
-			err := s.Err()
-			s.Close()
-			if err == nil {
-				err = &provider.Error{Kind: provider.KindBadResponse, Provider: t.Provider, Message: "upstream stream ended with no output"}
-			}
-			return fail(err)
-		}
-		if timer != nil && !timer.Stop() { // the timer fired as the first token came
-			s.Close()
-			return fail(context.Canceled)
-		}
-		return &Stream{inner: s, pending: true, wantUsage: req.WantsUsage(), cancel: cancel, idle: g.IdleTimeout}, nil
-	})
+	} else {
+		s, out, err = try(ctx, g, plan, func(p provider.Provider, t router.Target) (*Stream, error) {
+			started = time.Now()
+			return g.openStream(ctx, p, t, req)
+		})
+	}
 	if err != nil {
 		tab.Close()
 		releaseRoute()
 		return nil, out, err
 	}
 	s.holdSlot(releaseRoute)
-	s.tab, s.started = tab, started
-	s.attempt = Attempt{Target: out.Route, Number: out.Attempts}
-	s.promptEstimate = est.PromptTokens
+	s.tab, s.promptEstimate = tab, est.PromptTokens
+	if s.attempt.Number == 0 { // hedged streams know their winning attempt already
+		s.started, s.attempt = started, Attempt{Target: out.Route, Number: out.Attempts}
+	}
 	return s, out, nil
+}
+
+// openStream opens a stream on one target and holds it until its first
+// chunk. The attempt has its own context: a first token later than
+// FirstTokenTimeout cancels this attempt, not the request.
+func (g *Gateway) openStream(ctx context.Context, p provider.Provider, t router.Target, req *llm.ChatRequest) (*Stream, error) {
+	actx, cancel := context.WithCancel(ctx)
+	var slow atomic.Bool
+	var timer *time.Timer
+	if g.FirstTokenTimeout > 0 {
+		timer = time.AfterFunc(g.FirstTokenTimeout, func() { slow.Store(true); cancel() })
+	}
+	fail := func(err error) (*Stream, error) {
+		if timer != nil {
+			timer.Stop()
+		}
+		cancel()
+		if slow.Load() && ctx.Err() == nil {
+			err = &provider.Error{Kind: provider.KindTimeout, Provider: t.Provider, Code: "first_token_timeout",
+				Message: fmt.Sprintf("no first token within %s", g.FirstTokenTimeout)}
+		}
+		return nil, err
+	}
+	s, err := p.ChatCompletionStream(actx, forTarget(req, t))
+	if err != nil {
+		return fail(err)
+	}
+	if !s.Next() {
+		err := s.Err()
+		s.Close()
+		if err == nil {
+			err = &provider.Error{Kind: provider.KindBadResponse, Provider: t.Provider, Message: "upstream stream ended with no output"}
+		}
+		return fail(err)
+	}
+	if timer != nil && !timer.Stop() { // the timer fired as the first token came
+		s.Close()
+		return fail(context.Canceled)
+	}
+	return &Stream{inner: s, pending: true, wantUsage: req.WantsUsage(), cancel: cancel, idle: g.IdleTimeout}, nil
 }
 
 // Stream relays an upstream stream: it replays the held first chunk, and
@@ -317,6 +336,7 @@ type Stream struct {
 	promptEstimate int64
 	closed         bool
 	releases       []func() // concurrency slots held until the stream ends
+	beforeSettle   func()   // waits for the losers of a hedge race to be billed
 
 	cancel func()        // ends the attempt's context
 	idle   time.Duration // the longest silence allowed between chunks
@@ -421,6 +441,9 @@ func (s *Stream) Close() error {
 		a.Estimated = true
 	}
 	s.tab.Record(a)
+	if s.beforeSettle != nil {
+		s.beforeSettle()
+	}
 	s.tab.Close()
 	return err
 }

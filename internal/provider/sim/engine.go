@@ -50,6 +50,9 @@ type Model struct {
 	OutputTokens    int           `yaml:"output_tokens"`     // 0: 16
 	ContextWindow   int           `yaml:"context_window"`    // 0: unlimited
 	Fault           Fault         `yaml:"fault"`
+	// A slow tail: this share of calls waits TailTTFT instead of TTFT.
+	TailTTFT time.Duration `yaml:"tail_ttft"`
+	TailRate float64       `yaml:"tail_rate"`
 }
 
 // DefaultFleet is the demo fleet: fast, balanced and slow models, one that
@@ -83,6 +86,7 @@ type plan struct {
 	fault        string
 	afterChunks  int
 	retryAfter   time.Duration
+	ttft         time.Duration
 }
 
 // pieces is the number of text pieces of one choice (JSON mode closes the object).
@@ -163,7 +167,10 @@ func promptTokens(req *llm.ChatRequest) int {
 func (e engine) plan(m Model, req *llm.ChatRequest, serial uint64) plan {
 	h := hashRequest(req)
 	rng := rand.New(rand.NewPCG(e.seed, h))
-	p := plan{promptTokens: promptTokens(req), finish: llm.FinishStop}
+	p := plan{promptTokens: promptTokens(req), finish: llm.FinishStop, ttft: m.TTFT}
+	if m.TailRate > 0 && rand.New(rand.NewPCG(e.seed^0x7a11, serial)).Float64() < m.TailRate {
+		p.ttft = m.TailTTFT
+	}
 
 	if m.Fault.Kind != FaultNone {
 		rate := m.Fault.Rate

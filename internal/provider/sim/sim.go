@@ -72,7 +72,7 @@ func (f *Fleet) start(ctx context.Context, req *llm.ChatRequest) (Model, plan, e
 		<-ctx.Done()
 		return m, p, provider.ClassifyTransport(ctx.Err())
 	}
-	if err := sleep(ctx, m.TTFT); err != nil {
+	if err := sleep(ctx, p.ttft); err != nil {
 		return m, p, err
 	}
 	return m, p, nil
