@@ -128,3 +128,62 @@ func TestBadConfigExits(t *testing.T) {
 		t.Errorf("unknown command: code %d", code)
 	}
 }
+
+// TestDrainHundredStreams: SIGTERM during 100 streams: all finish within the
+// grace period, and no new request is accepted meanwhile.
+func TestDrainHundredStreams(t *testing.T) {
+	g := startGateway(t, fmt.Sprintf(`
+store: STORE
+master_key: %s
+server: {shutdown_grace: 15s}
+providers:
+  - name: sim
+    type: sim
+    sim: {models: [{name: steady, output_tokens: 30, tokens_per_second: 30}]}
+`, testKey))
+	const n = 100
+	results := make(chan bool, n)
+	started := make(chan struct{}, n)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	for i := 0; i < n; i++ {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
+				strings.NewReader(`{"model":"sim/steady","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+			resp, err := client.Do(authed(req))
+			if err != nil {
+				results <- false
+				started <- struct{}{}
+				return
+			}
+			defer resp.Body.Close()
+			one := make([]byte, 1)
+			_, err = resp.Body.Read(one)
+			started <- struct{}{}
+			rest, err2 := io.ReadAll(resp.Body)
+			results <- err == nil && err2 == nil && strings.HasSuffix(strings.TrimSpace(string(rest)), "data: [DONE]")
+		}()
+	}
+	for i := 0; i < n; i++ {
+		<-started
+	}
+	stopped := time.Now()
+	go g.stop() // SIGTERM
+	time.Sleep(100 * time.Millisecond)
+	if resp, err := http.Get(g.URL + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Error("a draining gateway accepted a new connection")
+	}
+	ok := 0
+	for i := 0; i < n; i++ {
+		if <-results {
+			ok++
+		}
+	}
+	if ok != n {
+		t.Errorf("%d of %d streams finished whole", ok, n)
+	}
+	g.stop()
+	if d := time.Since(stopped); d > 15*time.Second || g.exitCode != 0 {
+		t.Errorf("drain took %v, exit %d", d, g.exitCode)
+	}
+}
