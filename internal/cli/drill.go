@@ -20,6 +20,7 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Requests, "requests", 200, "requests per scenario")
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "concurrent clients")
 	fs.BoolVar(&o.Stream, "stream", false, "stream the answers")
+	fs.DurationVar(&o.HedgeAfter, "hedge", 0, "race a second provider after this long without a first token (streams)")
 	scenarios := fs.String("scenario", "", "comma-separated scenarios (default all): "+scenarioNames())
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -44,7 +45,7 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *scenarios != "" {
 		names = strings.Split(*scenarios, ",")
 	}
-	fmt.Fprintf(stdout, "tidegate drill: %d requests per scenario, %d clients, streaming %v; three sim providers, the primary first\n\n", o.Requests, o.Concurrency, o.Stream)
+	fmt.Fprintf(stdout, "tidegate drill: %d requests per scenario, %d clients, streaming %v, hedging after %v; three sim providers, the primary first\n\n", o.Requests, o.Concurrency, o.Stream, o.HedgeAfter)
 	_, err = drill.Run(ctx, o, names, stdout)
 	return err
 }

@@ -128,6 +128,8 @@ type Options struct {
 	Requests    int // per scenario
 	Concurrency int
 	Stream      bool
+	// HedgeAfter turns hedging on for the drill's model.
+	HedgeAfter time.Duration
 	// Start runs a gateway with the config text and returns its URL, the
 	// master key, a reader of its log, and a stop function.
 	Start func(ctx context.Context, config string) (url string, logs func() string, stop func(), err error)
@@ -202,8 +204,8 @@ providers:
   - {name: secondary, type: openai, base_url: %s/v1, api_key: k, timeout: 2s}
   - {name: tertiary, type: openai, base_url: %s/v1, api_key: k, timeout: 2s}
 models:
-  - {name: chat, targets: [primary/chat, secondary/chat, tertiary/chat]}
-`, o.Dir, sc.Name, masterKey, urls[0], urls[1], urls[2])
+  - {name: chat, targets: [primary/chat, secondary/chat, tertiary/chat], hedge_after: %s}
+`, o.Dir, sc.Name, masterKey, urls[0], urls[1], urls[2], o.HedgeAfter)
 	url, logs, stop, err := o.Start(ctx, config)
 	if err != nil {
 		return Result{}, err
