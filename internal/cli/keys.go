@@ -38,11 +38,7 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg.Store)
+	st, err := configuredStore(ctx, *configPath)
 	if err != nil {
 		return err
 	}

@@ -79,11 +79,7 @@ func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg.Store)
+	st, err := configuredStore(ctx, *configPath)
 	if err != nil {
 		return err
 	}

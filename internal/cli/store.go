@@ -36,6 +36,15 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
+// configuredStore loads --config and opens its store.
+func configuredStore(ctx context.Context, configPath string) (*store.DB, error) {
+	cfg, err := loadConfig(configPath)
+	if err != nil {
+		return nil, err
+	}
+	return openStore(ctx, cfg.Store)
+}
+
 // newCatalog builds the price catalog with the config's overrides.
 func newCatalog(cfg *config.Config) (*ledger.Catalog, error) {
 	var overrides []ledger.Price
