@@ -110,6 +110,8 @@ type Model struct {
 	// HedgeAfter, when set, races the next target against a stream whose
 	// first token has not come after this long.
 	HedgeAfter time.Duration `yaml:"hedge_after"`
+	// Weights, one per target, split traffic by weight instead of order.
+	Weights []float64 `yaml:"weights"`
 }
 
 // DataDir is where the demo keeps its state.
@@ -329,6 +331,18 @@ func (c *Config) Validate() error {
 		if len(m.Targets) == 0 {
 			bad(f+".targets", "needs at least one provider/model")
 		}
+		if m.Weights != nil {
+			positive := false
+			for _, w := range m.Weights {
+				positive = positive || w > 0
+				if w < 0 {
+					bad(f+".weights", "weights must not be negative")
+				}
+			}
+			if len(m.Weights) != len(m.Targets) || !positive {
+				bad(f+".weights", "want one weight per target, at least one positive")
+			}
+		}
 		for j, t := range m.Targets {
 			tf := fmt.Sprintf("%s.targets[%d]", f, j)
 			tg, ok := router.ParseTarget(t)
@@ -378,7 +392,7 @@ func (c *Config) Validate() error {
 func (c *Config) Routes() []router.Route {
 	out := make([]router.Route, 0, len(c.Models))
 	for _, m := range c.Models {
-		r := router.Route{Name: m.Name}
+		r := router.Route{Name: m.Name, Weights: m.Weights}
 		for _, t := range m.Targets {
 			tg, _ := router.ParseTarget(t)
 			r.Targets = append(r.Targets, tg)

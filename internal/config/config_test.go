@@ -56,6 +56,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"target model", "providers: [{name: a, type: vllm, models: [x]}]\nmodels: [{name: chat, targets: [a/y]}]\n", "models[0].targets[0]: provider \"a\" does not list model \"y\""},
 		{"target shape", "models: [{name: chat, targets: [plain]}]\n", "models[0].targets[0]: \"plain\" is not provider/model"},
 		{"store", "store: mysql://x\n", "store: want sqlite:PATH or postgres://"},
+		{"weights", "providers: [{name: a, type: vllm}]\nmodels: [{name: m, targets: [a/x, a/y], weights: [1]}]\n", "models[0].weights: want one weight per target"},
 		{"duration", "server:\n  write_timeout: soon\n", "line 2: cannot unmarshal"},
 	}
 	for _, tc := range cases {

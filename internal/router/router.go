@@ -4,6 +4,8 @@ package router
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"sort"
 	"strings"
 
@@ -27,15 +29,23 @@ func ParseTarget(s string) (Target, bool) {
 	return Target{Provider: p, Model: m}, true
 }
 
-// Route is a public model name and its targets in order of preference.
+// Route is a public model name and its targets in order of preference, or,
+// with Weights, in an order drawn by weight for each request.
 type Route struct {
 	Name    string
 	Targets []Target
+	// Weights, when set (one per target), split traffic: each request's plan
+	// starts with a target drawn by weight, the others follow as fallbacks
+	// in weighted order. A weight of 0 makes a target fallback-only.
+	Weights []float64
 }
 
 // Router holds the routes and the providers' model lists. It is immutable once built.
 type Router struct {
-	routes map[string][]Target
+	routes  map[string][]Target
+	weights map[string][]float64
+	// Rand draws weighted orders; nil uses math/rand/v2.
+	Rand func() float64
 	names  []string // public names in config order
 	// models per provider; an empty set means the provider serves any name.
 	models map[string]map[string]bool
@@ -45,7 +55,7 @@ type Router struct {
 // New builds a router. providerModels maps each provider to the models it
 // lists (nil or empty: any model).
 func New(providerOrder []string, providerModels map[string][]string, routes []Route) *Router {
-	r := &Router{routes: make(map[string][]Target), models: make(map[string]map[string]bool), order: providerOrder}
+	r := &Router{routes: make(map[string][]Target), weights: make(map[string][]float64), models: make(map[string]map[string]bool), order: providerOrder}
 	for _, p := range providerOrder {
 		set := make(map[string]bool)
 		for _, m := range providerModels[p] {
@@ -55,6 +65,9 @@ func New(providerOrder []string, providerModels map[string][]string, routes []Ro
 	}
 	for _, rt := range routes {
 		r.routes[rt.Name] = rt.Targets
+		if len(rt.Weights) == len(rt.Targets) {
+			r.weights[rt.Name] = rt.Weights
+		}
 		r.names = append(r.names, rt.Name)
 	}
 	return r
@@ -67,6 +80,9 @@ func (r *Router) Plan(model string) ([]Target, error) {
 		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Code: "missing_model", Param: "model", Message: "model is required"}
 	}
 	if ts, ok := r.routes[model]; ok {
+		if w := r.weights[model]; w != nil {
+			return r.weightedOrder(ts, w), nil
+		}
 		return ts, nil
 	}
 	if t, ok := ParseTarget(model); ok {
@@ -76,6 +92,31 @@ func (r *Router) Plan(model string) ([]Target, error) {
 	}
 	return nil, &provider.Error{Kind: provider.KindNotFound, Code: "model_not_found", Param: "model",
 		Message: fmt.Sprintf("the model %q does not exist; GET /v1/models lists the models", truncate(model, 128))}
+}
+
+// weightedOrder draws an order in which each target comes first with a
+// probability proportional to its weight (keys u^(1/w), largest first).
+func (r *Router) weightedOrder(ts []Target, w []float64) []Target {
+	draw := r.Rand
+	if draw == nil {
+		draw = rand.Float64
+	}
+	keys := make([]float64, len(ts))
+	idx := make([]int, len(ts))
+	for i := range ts {
+		idx[i] = i
+		if w[i] > 0 {
+			keys[i] = math.Pow(draw(), 1/w[i])
+		} else {
+			keys[i] = -1 // fallback only
+		}
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return keys[idx[a]] > keys[idx[b]] })
+	out := make([]Target, len(ts))
+	for i, j := range idx {
+		out[i] = ts[j]
+	}
+	return out
 }
 
 func truncate(s string, n int) string {

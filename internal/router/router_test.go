@@ -41,3 +41,22 @@ func TestPlan(t *testing.T) {
 		t.Error(d)
 	}
 }
+
+func TestWeightedPlans(t *testing.T) {
+	a, b, c := Target{"a", "m"}, Target{"b", "m"}, Target{"c", "m"}
+	r := New([]string{"a", "b", "c"}, nil, []Route{{Name: "w", Targets: []Target{a, b, c}, Weights: []float64{3, 1, 0}}})
+	first := map[Target]int{}
+	for i := 0; i < 4000; i++ {
+		plan, err := r.Plan("w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(plan) != 3 || plan[2] != c {
+			t.Fatalf("plan %v: every target must stay, the weight-0 one last", plan)
+		}
+		first[plan[0]]++
+	}
+	if share := float64(first[a]) / 4000; share < 0.71 || share > 0.79 {
+		t.Errorf("weight 3 of 4 came first %.2f of the time, want about 0.75", share)
+	}
+}
