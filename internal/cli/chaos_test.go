@@ -488,3 +488,45 @@ func sortDurations(d []time.Duration) {
 		}
 	}
 }
+
+// TestContextAwarePlans: a target too small for the prompt is skipped; after
+// a context-length error only a larger-context target is tried; a prompt
+// longer than every target is refused without calling any.
+func TestContextAwarePlans(t *testing.T) {
+	small := simUpstream(t, sim.Model{Name: "x", OutputTokens: 4, ContextWindow: 50})
+	big := simUpstream(t, sim.Model{Name: "y", OutputTokens: 4, ContextWindow: 100000})
+	g := startGateway(t, fmt.Sprintf(`
+store: sqlite:%s
+master_key: %s
+providers:
+  - {name: tiny, type: openai, base_url: %s/v1, api_key: k, models: [x], context_windows: {x: 100}}
+  - {name: liar, type: openai, base_url: %s/v1, api_key: k, models: [x], context_windows: {x: 1000}}
+  - {name: mid, type: openai, base_url: %s/v1, api_key: k, models: [y], context_windows: {y: 800}}
+  - {name: big, type: openai, base_url: %s/v1, api_key: k, models: [y], context_windows: {y: 100000}}
+models:
+  - {name: m, targets: [tiny/x, liar/x, mid/y, big/y]}
+  - {name: short, targets: [tiny/x]}
+`, filepath.Join(t.TempDir(), "t.db"), testKey, small.URL, small.URL, big.URL, big.URL))
+	prompt := strings.Repeat("tide gate ", 200) // ~2,000 bytes: about 500 tokens
+	send := func(model string) (int, string, string, string) {
+		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
+			strings.NewReader(fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":%q}]}`, model, prompt)))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct{ Error struct{ Code string } }
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Error.Code, resp.Header.Get("x-tidegate-route"), resp.Header.Get("x-tidegate-attempts")
+	}
+	// tiny (100) is skipped; liar claims 1000 but its upstream refuses the
+	// prompt; mid (800) is not larger than 1000 and is skipped; big serves.
+	if status, _, route, attempts := send("m"); status != 200 || route != "big/y" || attempts != "2" {
+		t.Errorf("m: status %d route %s attempts %s; want big/y after liar/x", status, route, attempts)
+	}
+	if status, code, _, attempts := send("short"); status != 400 || code != "context_length_exceeded" || attempts != "0" {
+		t.Errorf("short: status %d code %s attempts %q; want an immediate 400", status, code, attempts)
+	}
+}

@@ -102,9 +102,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		IdleTimeout:       cfg.Reliability.IdleTimeout,
 	}
 	targetLimits, routeLimits := map[string]int{}, map[string]int{}
+	gw.ContextWindows = map[string]int{}
 	for _, p := range cfg.Providers {
 		for _, m := range p.Models {
 			targetLimits[p.Name+"/"+m] = p.MaxConcurrency
+		}
+		for m, w := range p.ContextWindows {
+			gw.ContextWindows[p.Name+"/"+m] = w
 		}
 	}
 	gw.Hedges = map[string]time.Duration{}

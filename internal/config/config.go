@@ -92,6 +92,9 @@ type Provider struct {
 	// MaxConcurrency bounds concurrent calls to each of this provider's
 	// models (a full target is skipped); 0: unbounded.
 	MaxConcurrency int `yaml:"max_concurrency"`
+	// ContextWindows gives models' context lengths in tokens; plans skip a
+	// target too small for a prompt.
+	ContextWindows map[string]int `yaml:"context_windows"`
 }
 
 // Sim is the configuration of a sim fleet.

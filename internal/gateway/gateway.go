@@ -43,6 +43,8 @@ type Gateway struct {
 	// Hedges maps public model names to their hedging delay: a stream whose
 	// first target has not produced a token by then races a second target.
 	Hedges map[string]time.Duration
+	// ContextWindows maps "provider/model" to its context length in tokens.
+	ContextWindows map[string]int
 }
 
 // slotHolder is a result that keeps its target busy until it ends (a stream).
@@ -100,7 +102,11 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 	g.Retries.Earn()
 	var soonest time.Duration // when an unadmitted target may return
 	busy := false
+	var tooLong *router.Target // set after a context-length error: only larger windows may follow
 	for _, t := range plan {
+		if tooLong != nil && !g.largerContext(t, *tooLong) {
+			continue
+		}
 		p, ok := g.Providers[t.Provider]
 		if !ok {
 			return zero, out, &provider.Error{Kind: provider.KindInternal, Message: "route names an unknown provider " + t.Provider}
@@ -149,6 +155,11 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 		if e.Provider == "" {
 			e.Provider = t.Provider
 		}
+		if e.Kind == provider.KindContextLength && ctx.Err() == nil {
+			failed := t
+			tooLong = &failed // fall back only to a target with a larger window
+			continue
+		}
 		if ctx.Err() != nil || !e.Kind.Retryable() {
 			break
 		}
@@ -185,6 +196,15 @@ func (g *Gateway) healthDone(t router.Target, err error, skipped bool) {
 	g.Health.Done(t, r, wait)
 }
 
+// chatPlan is the request's plan, less the targets too small for its prompt.
+func (g *Gateway) chatPlan(req *llm.ChatRequest) ([]router.Target, error) {
+	plan, err := g.Router.Plan(req.Model)
+	if err != nil {
+		return nil, err
+	}
+	return g.fitPlan(plan, estimate(req, plan, 0).PromptTokens*3)
+}
+
 // forTarget copies a request with the target's own model name.
 func forTarget(req *llm.ChatRequest, t router.Target) *llm.ChatRequest {
 	r := *req
@@ -194,7 +214,7 @@ func forTarget(req *llm.ChatRequest, t router.Target) *llm.ChatRequest {
 
 // Chat answers a non-streaming chat completion.
 func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*llm.ChatResponse, Outcome, error) {
-	plan, err := g.Router.Plan(req.Model)
+	plan, err := g.chatPlan(req)
 	if err != nil {
 		return nil, Outcome{}, err
 	}
@@ -235,7 +255,7 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 // target failing before it produced anything costs the client nothing: the
 // next target is tried. The first chunk is replayed by the returned stream.
 func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatRequest) (*Stream, Outcome, error) {
-	plan, err := g.Router.Plan(req.Model)
+	plan, err := g.chatPlan(req)
 	if err != nil {
 		return nil, Outcome{}, err
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -134,4 +135,35 @@ func (s *Slots) Take(key string) (release func(), ok bool) {
 			s.mu.Unlock()
 		})
 	}, true
+}
+
+// fitPlan drops targets whose known context window is too small for the
+// prompt. It estimates the prompt at four bytes a token, typical rather than
+// worst case, so a target is never dropped on a pessimistic guess; a prompt
+// that fits no target is refused at once.
+func (g *Gateway) fitPlan(plan []router.Target, promptBytes int64) ([]router.Target, error) {
+	if len(g.ContextWindows) == 0 {
+		return plan, nil
+	}
+	tokens := promptBytes / 4
+	var fit []router.Target
+	largest := 0
+	for _, t := range plan {
+		w := g.ContextWindows[t.String()]
+		largest = max(largest, w)
+		if w == 0 || int64(w) >= tokens {
+			fit = append(fit, t)
+		}
+	}
+	if len(fit) == 0 {
+		return nil, &provider.Error{Kind: provider.KindContextLength, Code: "context_length_exceeded", Param: "messages",
+			Message: fmt.Sprintf("the prompt (about %d tokens) is longer than every target's context (the largest is %d)", tokens, largest)}
+	}
+	return fit, nil
+}
+
+// largerContext reports whether t has a known context window larger than failed's.
+func (g *Gateway) largerContext(t, failed router.Target) bool {
+	fw, tw := g.ContextWindows[failed.String()], g.ContextWindows[t.String()]
+	return fw > 0 && tw > fw
 }
