@@ -45,8 +45,8 @@ type Router struct {
 	routes  map[string][]Target
 	weights map[string][]float64
 	// Rand draws weighted orders; nil uses math/rand/v2.
-	Rand func() float64
-	names  []string // public names in config order
+	Rand  func() float64
+	names []string // public names in config order
 	// models per provider; an empty set means the provider serves any name.
 	models map[string]map[string]bool
 	order  []string // providers in config order
