@@ -530,3 +530,52 @@ models:
 		t.Errorf("short: status %d code %s attempts %q; want an immediate 400", status, code, attempts)
 	}
 }
+
+// TestCredentials: a provider with several keys spreads requests across
+// them, and a key the provider rejects is taken out alone, logged without
+// its secret, while every request still succeeds.
+func TestCredentials(t *testing.T) {
+	fleet := sim.New("up", 1, []sim.Model{{Name: "ok", OutputTokens: 4}}).Handler()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		mu.Lock()
+		seen[key]++
+		mu.Unlock()
+		if key == "sk-revoked-SECRET" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":{"message":"Incorrect API key provided: sk-revoked-SECRET","type":"invalid_request_error","code":"invalid_api_key"}}`)
+			return
+		}
+		fleet.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	g := startGateway(t, fmt.Sprintf(`
+store: sqlite:%s
+master_key: %s
+providers:
+  - {name: spread, type: openai, base_url: %s/v1, api_keys: [sk-one-SECRET, sk-two-SECRET], models: [ok]}
+  - {name: mixed, type: openai, base_url: %s/v1, api_keys: [sk-revoked-SECRET, sk-good-SECRET], models: [ok]}
+`, filepath.Join(t.TempDir(), "t.db"), testKey, up.URL, up.URL))
+	for i := 0; i < 20; i++ {
+		for _, model := range []string{"spread/ok", "mixed/ok"} {
+			if status, complete, _, _ := oneRequest(t, http.DefaultClient, g.URL, testKey, model, i%2 == 0, i); status != 200 || !complete {
+				t.Fatalf("%s request %d: %d", model, i, status)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["sk-one-SECRET"] < 5 || seen["sk-two-SECRET"] < 5 {
+		t.Errorf("requests were not spread across the keys: %v", seen)
+	}
+	if seen["sk-revoked-SECRET"] > 2 {
+		t.Errorf("the rejected key was tried %d times; it should be taken out after its first 401", seen["sk-revoked-SECRET"])
+	}
+	logs := g.stderr.String()
+	if !strings.Contains(logs, `"reason":"credential rejected"`) || strings.Contains(logs, "SECRET") {
+		t.Errorf("want the rejection logged without the key; log:\n%s", logs)
+	}
+}

@@ -88,8 +88,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
 	defer stopReconcile()
 	go meter.Reconcile(reconcileCtx, min(cfg.Budgets.ReservationTTL/4, time.Minute))
+	rt := router.New(order, models, cfg.Routes())
+	creds := map[string][]string{}
+	for _, p := range cfg.Providers {
+		if ids := fleet.CredentialIDs(p); len(ids) > 0 {
+			creds[p.Name] = ids
+		}
+	}
+	rt.SetCredentials(creds)
 	gw := &gateway.Gateway{
-		Router:    router.New(order, models, cfg.Routes()),
+		Router:    rt,
 		Providers: providers,
 		Logger:    logger,
 		Meter:     meter,
@@ -120,7 +128,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	gw.TargetSlots, gw.RouteSlots = gateway.NewSlots(targetLimits), gateway.NewSlots(routeLimits)
 	gw.Health.OnChange = func(t router.Target, state, reason string, until time.Time) {
-		logger.Warn("target health changed", "target", t.String(), "state", state, "reason", reason, "until", until)
+		logger.Warn("target health changed", "target", t.String(), "credential", t.Credential, "state", state, "reason", reason, "until", until)
 	}
 	api := &httpapi.Server{
 		Gateway:         gw,

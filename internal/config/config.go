@@ -80,10 +80,13 @@ type Server struct {
 
 // Provider is one upstream account.
 type Provider struct {
-	Name    string   `yaml:"name"`
-	Type    string   `yaml:"type"`
-	BaseURL string   `yaml:"base_url"`
-	APIKey  string   `yaml:"api_key"`
+	Name    string `yaml:"name"`
+	Type    string `yaml:"type"`
+	BaseURL string `yaml:"base_url"`
+	APIKey  string `yaml:"api_key"`
+	// APIKeys are several credentials of one account or of several: plans
+	// rotate among them, and a rejected one is taken out alone.
+	APIKeys []string `yaml:"api_keys"`
 	Models  []string `yaml:"models"`
 	// Timeout bounds the wait for the upstream's response headers; default 60s.
 	Timeout time.Duration `yaml:"timeout"`
@@ -312,7 +315,7 @@ func (c *Config) Validate() error {
 		}
 		preset, isPreset := provider.LookupPreset(p.Type)
 		needsKey := p.Type == "anthropic" || p.Type == "gemini" || (isPreset && !preset.NoKey)
-		if needsKey && p.APIKey == "" {
+		if needsKey && p.APIKey == "" && len(p.APIKeys) == 0 {
 			bad(f+".api_key", "is required for type %s", p.Type)
 		}
 		if p.Sim != nil && p.Type != "sim" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/config"
@@ -33,17 +34,57 @@ func HTTPClient(headerTimeout time.Duration) *http.Client {
 	}}
 }
 
-// Build creates every configured provider, by name.
+// Build creates every configured provider, by name; a provider with
+// several credentials gets one client each, named "name#i" (see Credentials).
 func Build(cfgs []config.Provider) (map[string]provider.Provider, error) {
 	out := make(map[string]provider.Provider, len(cfgs))
 	for _, c := range cfgs {
-		p, err := build(c)
-		if err != nil {
-			return nil, fmt.Errorf("provider %s: %w", c.Name, err)
+		keys := Credentials(c)
+		if len(keys) == 0 {
+			p, err := build(c)
+			if err != nil {
+				return nil, fmt.Errorf("provider %s: %w", c.Name, err)
+			}
+			out[c.Name] = p
+			continue
 		}
-		out[c.Name] = p
+		for i, k := range keys {
+			one := c
+			one.APIKey = k
+			p, err := build(one)
+			if err != nil {
+				return nil, fmt.Errorf("provider %s: %w", c.Name, err)
+			}
+			out[c.Name+"#"+strconv.Itoa(i)] = p
+		}
 	}
 	return out, nil
+}
+
+// Credentials lists a provider's keys when it has several (api_key and
+// api_keys together); nil when it has one or none.
+func Credentials(c config.Provider) []string {
+	keys := c.APIKeys
+	if c.APIKey != "" && len(keys) > 0 {
+		keys = append([]string{c.APIKey}, keys...)
+	}
+	if len(keys) < 2 {
+		if len(keys) == 1 && c.APIKey == "" {
+			return keys
+		}
+		return nil
+	}
+	return keys
+}
+
+// CredentialIDs are the ids the router uses for a provider's credentials:
+// their positions, never the secrets.
+func CredentialIDs(c config.Provider) []string {
+	var ids []string
+	for i := range Credentials(c) {
+		ids = append(ids, strconv.Itoa(i))
+	}
+	return ids
 }
 
 func build(c config.Provider) (provider.Provider, error) {

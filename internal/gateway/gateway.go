@@ -107,7 +107,7 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 		if tooLong != nil && !g.largerContext(t, *tooLong) {
 			continue
 		}
-		p, ok := g.Providers[t.Provider]
+		p, ok := g.Providers[t.ProviderKey()]
 		if !ok {
 			return zero, out, &provider.Error{Kind: provider.KindInternal, Message: "route names an unknown provider " + t.Provider}
 		}

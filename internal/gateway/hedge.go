@@ -36,7 +36,7 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 		for next < len(plan) {
 			t := plan[next]
 			next++
-			p, ok := g.Providers[t.Provider]
+			p, ok := g.Providers[t.ProviderKey()]
 			if !ok {
 				continue
 			}

@@ -13,7 +13,7 @@ func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func TestEjectionAndRecovery(t *testing.T) {
 	c := &clock{t: time.Unix(1_800_000_000, 0)}
 	h := NewHealth(HealthConfig{BaseEjection: 10 * time.Second, Probes: 2}, c.now, func() float64 { return 0.5 }) // no jitter
-	tg := Target{"p", "m"}
+	tg := Target{Provider: "p", Model: "m"}
 	for i := 0; i < 3; i++ {
 		if ok, _ := h.Admit(tg); !ok {
 			t.Fatalf("attempt %d refused before ejection", i)
@@ -50,7 +50,7 @@ func TestEjectionAndRecovery(t *testing.T) {
 func TestFailureRate(t *testing.T) {
 	c := &clock{t: time.Unix(1_800_000_000, 0)}
 	h := NewHealth(HealthConfig{ConsecutiveFailures: 100, MinRequests: 10, FailureRate: 0.5}, c.now, nil)
-	tg := Target{"p", "m"}
+	tg := Target{Provider: "p", Model: "m"}
 	for i := 0; i < 10; i++ { // alternate: never 2 in a row, but 50% fail
 		h.Done(tg, Result(i%2), 0)
 	}
@@ -62,7 +62,7 @@ func TestFailureRate(t *testing.T) {
 func TestCoolingAndAuthAndNeutral(t *testing.T) {
 	c := &clock{t: time.Unix(1_800_000_000, 0)}
 	h := NewHealth(HealthConfig{}, c.now, nil)
-	a, b, n := Target{"p", "a"}, Target{"p", "b"}, Target{"p", "n"}
+	a, b, n := Target{Provider: "p", Model: "a"}, Target{Provider: "p", Model: "b"}, Target{Provider: "p", Model: "n"}
 	h.Done(a, RateLimited, 7*time.Second)
 	if ok, wait := h.Admit(a); ok || wait != 7*time.Second {
 		t.Errorf("429 with Retry-After 7s: admitted %v wait %v", ok, wait)
@@ -84,7 +84,7 @@ func TestJitterSpreadsEjections(t *testing.T) {
 	seen := map[time.Duration]bool{}
 	for _, j := range []float64{0, 0.5, 0.999} {
 		h := NewHealth(HealthConfig{BaseEjection: 10 * time.Second}, c.now, func() float64 { return j })
-		tg := Target{"p", "m"}
+		tg := Target{Provider: "p", Model: "m"}
 		for i := 0; i < 3; i++ {
 			h.Done(tg, Failure, 0)
 		}

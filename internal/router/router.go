@@ -8,17 +8,30 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tidegate/tidegate/internal/provider"
 )
 
-// Target is one place a request can go.
+// Target is one place a request can go: a provider's model, through one of
+// the provider's credentials ("" when it has one).
 type Target struct {
-	Provider string
-	Model    string
+	Provider   string
+	Model      string
+	Credential string
 }
 
+// String is the public name, "provider/model": credentials never show.
 func (t Target) String() string { return t.Provider + "/" + t.Model }
+
+// ProviderKey names the client that serves t: the provider, or
+// "provider#credential" when it has several.
+func (t Target) ProviderKey() string {
+	if t.Credential == "" {
+		return t.Provider
+	}
+	return t.Provider + "#" + t.Credential
+}
 
 // ParseTarget splits "provider/model"; the model part may itself hold slashes.
 func ParseTarget(s string) (Target, bool) {
@@ -45,8 +58,11 @@ type Router struct {
 	routes  map[string][]Target
 	weights map[string][]float64
 	// Rand draws weighted orders; nil uses math/rand/v2.
-	Rand  func() float64
-	names []string // public names in config order
+	Rand func() float64
+	// credentials lists each provider's credential ids when it has several.
+	credentials map[string][]string
+	turns       map[string]*atomic.Uint64 // per provider: rotates its first credential across requests
+	names       []string                  // public names in config order
 	// models per provider; an empty set means the provider serves any name.
 	models map[string]map[string]bool
 	order  []string // providers in config order
@@ -81,17 +97,49 @@ func (r *Router) Plan(model string) ([]Target, error) {
 	}
 	if ts, ok := r.routes[model]; ok {
 		if w := r.weights[model]; w != nil {
-			return r.weightedOrder(ts, w), nil
+			return r.expand(r.weightedOrder(ts, w)), nil
 		}
-		return ts, nil
+		return r.expand(ts), nil
 	}
 	if t, ok := ParseTarget(model); ok {
 		if set, known := r.models[t.Provider]; known && (len(set) == 0 || set[t.Model]) {
-			return []Target{t}, nil
+			return r.expand([]Target{t}), nil
 		}
 	}
 	return nil, &provider.Error{Kind: provider.KindNotFound, Code: "model_not_found", Param: "model",
 		Message: fmt.Sprintf("the model %q does not exist; GET /v1/models lists the models", truncate(model, 128))}
+}
+
+// SetCredentials declares the credential ids of providers that have several.
+func (r *Router) SetCredentials(byProvider map[string][]string) {
+	r.credentials = byProvider
+	r.turns = make(map[string]*atomic.Uint64, len(byProvider))
+	for p := range byProvider {
+		r.turns[p] = new(atomic.Uint64)
+	}
+}
+
+// expand turns each target into one per credential of its provider, the
+// first credential rotating across requests to spread the load.
+func (r *Router) expand(ts []Target) []Target {
+	if len(r.credentials) == 0 {
+		return ts
+	}
+	out := make([]Target, 0, len(ts))
+	for _, t := range ts {
+		creds := r.credentials[t.Provider]
+		if len(creds) == 0 {
+			out = append(out, t)
+			continue
+		}
+		turn := int(r.turns[t.Provider].Add(1))
+		for i := range creds {
+			c := t
+			c.Credential = creds[(turn+i)%len(creds)]
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // weightedOrder draws an order in which each target comes first with a

@@ -10,13 +10,13 @@ import (
 
 func TestPlan(t *testing.T) {
 	r := New([]string{"ds", "local"}, map[string][]string{"ds": {"deepseek-chat"}}, []Route{
-		{Name: "chat", Targets: []Target{{"ds", "deepseek-chat"}, {"local", "qwen"}}},
-		{Name: "ds/deepseek-chat", Targets: []Target{{"local", "override"}}},
+		{Name: "chat", Targets: []Target{{Provider: "ds", Model: "deepseek-chat"}, {Provider: "local", Model: "qwen"}}},
+		{Name: "ds/deepseek-chat", Targets: []Target{{Provider: "local", Model: "override"}}},
 	})
 	cases := map[string][]Target{
-		"chat":             {{"ds", "deepseek-chat"}, {"local", "qwen"}},
-		"local/any/model":  {{"local", "any/model"}},
-		"ds/deepseek-chat": {{"local", "override"}}, // a public name wins
+		"chat":             {{Provider: "ds", Model: "deepseek-chat"}, {Provider: "local", Model: "qwen"}},
+		"local/any/model":  {{Provider: "local", Model: "any/model"}},
+		"ds/deepseek-chat": {{Provider: "local", Model: "override"}}, // a public name wins
 	}
 	for model, want := range cases {
 		got, err := r.Plan(model)
@@ -43,7 +43,7 @@ func TestPlan(t *testing.T) {
 }
 
 func TestWeightedPlans(t *testing.T) {
-	a, b, c := Target{"a", "m"}, Target{"b", "m"}, Target{"c", "m"}
+	a, b, c := Target{Provider: "a", Model: "m"}, Target{Provider: "b", Model: "m"}, Target{Provider: "c", Model: "m"}
 	r := New([]string{"a", "b", "c"}, nil, []Route{{Name: "w", Targets: []Target{a, b, c}, Weights: []float64{3, 1, 0}}})
 	first := map[Target]int{}
 	for i := 0; i < 4000; i++ {
@@ -58,5 +58,32 @@ func TestWeightedPlans(t *testing.T) {
 	}
 	if share := float64(first[a]) / 4000; share < 0.71 || share > 0.79 {
 		t.Errorf("weight 3 of 4 came first %.2f of the time, want about 0.75", share)
+	}
+}
+
+func TestCredentialsExpandAndRotate(t *testing.T) {
+	a, b := Target{Provider: "multi", Model: "m"}, Target{Provider: "single", Model: "m"}
+	r := New([]string{"multi", "single"}, nil, []Route{{Name: "r", Targets: []Target{a, b}}})
+	r.SetCredentials(map[string][]string{"multi": {"0", "1", "2"}})
+	firsts := map[string]int{}
+	for i := 0; i < 30; i++ {
+		plan, _ := r.Plan("r")
+		if len(plan) != 4 || plan[3] != b || plan[0].String() != "multi/m" {
+			t.Fatalf("plan %v", plan)
+		}
+		seen := map[string]bool{}
+		for _, tg := range plan[:3] {
+			seen[tg.Credential] = true
+		}
+		if len(seen) != 3 {
+			t.Fatalf("a plan lacks a credential: %v", plan)
+		}
+		firsts[plan[0].Credential]++
+	}
+	if firsts["0"] != 10 || firsts["1"] != 10 || firsts["2"] != 10 {
+		t.Errorf("first credentials did not rotate evenly: %v", firsts)
+	}
+	if plan, _ := r.Plan("r"); plan[0].ProviderKey() != "multi#"+plan[0].Credential || plan[3].ProviderKey() != "single" {
+		t.Errorf("provider keys: %v", plan)
 	}
 }
