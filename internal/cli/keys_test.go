@@ -8,11 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/internal/provider/sim"
 )
 
 func getAs(t *testing.T, g *gatewayProc, key, path string) int {
@@ -272,5 +276,53 @@ func TestCredentialsAPI(t *testing.T) {
 	}
 	if logs := g.stderr.String(); strings.Contains(logs, "SECRET") {
 		t.Error("a provider key reached the log")
+	}
+}
+
+// TestStoredCredentialsServe: credentials added through the admin API are
+// used by the provider after a restart, rotated like configured keys.
+func TestStoredCredentialsServe(t *testing.T) {
+	t.Setenv(SecretKeyEnv, "a long enough secret for tests")
+	fleet := sim.New("up", 1, []sim.Model{{Name: "ok", OutputTokens: 4}}).Handler()
+	var mu sync.Mutex
+	keysSeen := map[string]int{}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keysSeen[r.Header.Get("Authorization")]++
+		mu.Unlock()
+		fleet.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+store: sqlite:%s/t.db
+master_key: %s
+providers:
+  - {name: vendor, type: deepseek, base_url: %s/v1, stored_credentials: true, models: [ok]}
+`, dir, testKey, up.URL)), 0o600)
+	var errb bytes.Buffer
+	if code := Main(context.Background(), []string{"serve", "--config", cfg, "--listen", "127.0.0.1:0"}, io.Discard, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "no credential is stored") {
+		t.Fatalf("start without stored credentials: exit %d: %s", code, errb.String())
+	}
+	// Store two through the admin API of a gateway that does not use them yet.
+	admin0 := startGateway(t, fmt.Sprintf("store: sqlite:%s/t.db\nmaster_key: %s\n", dir, testKey))
+	for _, k := range []string{"sk-a", "sk-b"} {
+		if status, _ := admin(t, admin0, http.MethodPost, "/admin/credentials", `{"provider":"vendor","api_key":"`+k+`"}`); status != 201 {
+			t.Fatalf("add: %d", status)
+		}
+	}
+	admin0.stop()
+	g := startMain(t, "serve", "--config", cfg, "--listen", "127.0.0.1:0")
+	for i := 0; i < 4; i++ {
+		if status, _, _, _ := chatAs(t, http.DefaultClient, g, testKey, `{"model":"vendor/ok","messages":[{"role":"user","content":"hi"}]}`); status != 200 {
+			t.Fatalf("request %d through stored credentials: %d", i, status)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if keysSeen["Bearer sk-a"] != 2 || keysSeen["Bearer sk-b"] != 2 {
+		t.Errorf("the upstream saw %v; want both stored keys, rotated", keysSeen)
 	}
 }

@@ -87,6 +87,9 @@ type Provider struct {
 	// APIKeys are several credentials of one account or of several: plans
 	// rotate among them, and a rejected one is taken out alone.
 	APIKeys []string `yaml:"api_keys"`
+	// StoredCredentials adds the keys stored for this provider through
+	// POST /admin/credentials (encrypted under TIDEGATE_SECRET_KEY) at start.
+	StoredCredentials bool `yaml:"stored_credentials"`
 	Models  []string `yaml:"models"`
 	// Timeout bounds the wait for the upstream's response headers; default 60s.
 	Timeout time.Duration `yaml:"timeout"`
@@ -315,7 +318,7 @@ func (c *Config) Validate() error {
 		}
 		preset, isPreset := provider.LookupPreset(p.Type)
 		needsKey := p.Type == "anthropic" || p.Type == "gemini" || (isPreset && !preset.NoKey)
-		if needsKey && p.APIKey == "" && len(p.APIKeys) == 0 {
+		if needsKey && p.APIKey == "" && len(p.APIKeys) == 0 && !p.StoredCredentials {
 			bad(f+".api_key", "is required for type %s", p.Type)
 		}
 		if p.Sim != nil && p.Type != "sim" {
