@@ -89,8 +89,8 @@ type Provider struct {
 	APIKeys []string `yaml:"api_keys"`
 	// StoredCredentials adds the keys stored for this provider through
 	// POST /admin/credentials (encrypted under TIDEGATE_SECRET_KEY) at start.
-	StoredCredentials bool `yaml:"stored_credentials"`
-	Models  []string `yaml:"models"`
+	StoredCredentials bool     `yaml:"stored_credentials"`
+	Models            []string `yaml:"models"`
 	// Timeout bounds the wait for the upstream's response headers; default 60s.
 	Timeout time.Duration `yaml:"timeout"`
 	// Sim configures a sim fleet (type sim).
