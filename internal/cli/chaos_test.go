@@ -579,3 +579,81 @@ providers:
 		t.Errorf("want the rejection logged without the key; log:\n%s", logs)
 	}
 }
+
+// TestResume: with resume on, a text stream cut after content continues on
+// the next target, and the joined text is exactly the whole answer: no gap,
+// no repeat. Without resume the same cut ends in an error event.
+func TestResume(t *testing.T) {
+	cut := simUpstream(t, sim.Model{Name: "x", OutputTokens: 30, Fault: sim.Fault{Kind: sim.FaultCut, AfterChunks: 12}})
+	whole := simUpstream(t, sim.Model{Name: "x", OutputTokens: 30})
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "t.db")
+	g := startGateway(t, fmt.Sprintf(`
+store: %q
+master_key: %s
+providers:
+  - {name: cut, type: openai, base_url: %s/v1, api_key: k}
+  - {name: whole, type: openai, base_url: %s/v1, api_key: k}
+models:
+  - {name: resumed, targets: [cut/x, whole/x], resume: true}
+  - {name: plain, targets: [cut/x, whole/x]}
+`, dsn, testKey, cut.URL, whole.URL))
+	const question = `[{"role":"user","content":"tell me about tides"}]`
+	// The whole answer, as the second target gives it unbroken.
+	req, _ := http.NewRequest(http.MethodPost, whole.URL+"/v1/chat/completions", strings.NewReader(`{"model":"x","messages":`+question+`}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var direct struct {
+		Choices []struct{ Message struct{ Content string } }
+	}
+	json.NewDecoder(resp.Body).Decode(&direct)
+	resp.Body.Close()
+	want := direct.Choices[0].Message.Content
+
+	stream := func(model string) (text string, done bool, errs int, resumed int) {
+		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"`+model+`","stream":true,"messages":`+question+`}`))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := strings.TrimPrefix(sc.Text(), "data: ")
+			switch {
+			case line == "[DONE]":
+				done = true
+			case strings.HasPrefix(line, `{"error"`):
+				errs++
+			case strings.HasPrefix(line, "{"):
+				var c struct {
+					Choices []struct {
+						Delta struct {
+							Role    string
+							Content *string
+						}
+					}
+					Resumed int `json:"x_tidegate_resumed"`
+				}
+				json.Unmarshal([]byte(line), &c)
+				resumed += c.Resumed
+				if len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil {
+					b.WriteString(*c.Choices[0].Delta.Content)
+				}
+			}
+		}
+		return b.String(), done, errs, resumed
+	}
+	text, done, errs, resumed := stream("resumed")
+	if text != want || !done || errs != 0 || resumed != 1 {
+		t.Errorf("resumed stream: done %v, errors %d, resumed %d\n got: %q\nwant: %q", done, errs, resumed, text, want)
+	}
+	text, done, errs, _ = stream("plain")
+	if done || errs != 1 || !strings.HasPrefix(want, text) || text == want {
+		t.Errorf("without resume: done %v errors %d text %q", done, errs, text)
+	}
+}

@@ -122,8 +122,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			gw.ContextWindows[p.Name+"/"+m] = w
 		}
 	}
-	gw.Hedges = map[string]time.Duration{}
+	gw.Hedges, gw.Resume = map[string]time.Duration{}, map[string]bool{}
 	for _, m := range cfg.Models {
+		gw.Resume[m.Name] = m.Resume
 		routeLimits[m.Name] = m.MaxConcurrency
 		if m.HedgeAfter > 0 {
 			gw.Hedges[m.Name] = m.HedgeAfter

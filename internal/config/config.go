@@ -121,6 +121,9 @@ type Model struct {
 	HedgeAfter time.Duration `yaml:"hedge_after"`
 	// Weights, one per target, split traffic by weight instead of order.
 	Weights []float64 `yaml:"weights"`
+	// Resume continues a text stream that broke after its first token on
+	// the next target (which must honour a prefix message).
+	Resume bool `yaml:"resume"`
 }
 
 // DataDir is where the demo keeps its state.

@@ -45,6 +45,9 @@ type Gateway struct {
 	Hedges map[string]time.Duration
 	// ContextWindows maps "provider/model" to its context length in tokens.
 	ContextWindows map[string]int
+	// Resume lists the public models whose broken text streams continue on
+	// the next target (opt-in: the targets must honour a prefix message).
+	Resume map[string]bool
 }
 
 // slotHolder is a result that keeps its target busy until it ends (a stream).
@@ -291,6 +294,9 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 	}
 	s.holdSlot(releaseRoute)
 	s.tab, s.promptEstimate = tab, est.PromptTokens
+	if g.Resume[req.Model] && len(req.Tools) == 0 && req.Choices() == 1 {
+		s.resume = &resumer{g: g, ctx: ctx, req: req, plan: plan}
+	}
 	if s.attempt.Number == 0 { // hedged streams know their winning attempt already
 		s.started, s.attempt = started, Attempt{Target: out.Route, Number: out.Attempts}
 	}
@@ -358,6 +364,9 @@ type Stream struct {
 	releases       []func() // concurrency slots held until the stream ends
 	beforeSettle   func()   // waits for the losers of a hedge race to be billed
 
+	// resume, when set, continues a broken text stream on the next target.
+	resume *resumer
+
 	cancel func()        // ends the attempt's context
 	idle   time.Duration // the longest silence allowed between chunks
 	silent atomic.Bool   // the idle watchdog fired
@@ -368,10 +377,19 @@ func (s *Stream) Next() bool {
 		if s.pending {
 			s.pending = false
 		} else if !s.next() {
+			if s.resume != nil && s.resume.try(s) {
+				continue
+			}
 			s.ended = true
 			return false
 		}
 		c := s.inner.Chunk()
+		if s.resume != nil {
+			var skip bool
+			if c, skip = s.resume.observe(c); skip {
+				continue
+			}
+		}
 		for _, ch := range c.Choices {
 			if ch.Delta.Content != nil {
 				s.chars += len(*ch.Delta.Content)

@@ -152,6 +152,9 @@ type Message struct {
 	ToolCallID       string     `json:"tool_call_id,omitempty"`
 	ReasoningContent string     `json:"reasoning_content,omitempty"`
 	Refusal          string     `json:"refusal,omitempty"`
+	// Prefix marks a trailing assistant message the model is to continue
+	// (DeepSeek's prefix completion; a prefill for Anthropic).
+	Prefix bool `json:"prefix,omitempty"`
 }
 
 // Content is a message's content: null, a string, or a list of parts.
@@ -296,6 +299,9 @@ type ChatChunk struct {
 	Choices           []ChunkChoice `json:"choices"`
 	Usage             *Usage        `json:"usage,omitempty"`
 	SystemFingerprint string        `json:"system_fingerprint,omitempty"`
+	// Resumed counts the times tidegate continued this answer on another
+	// target after its stream broke; set on the finishing chunk.
+	Resumed int `json:"x_tidegate_resumed,omitempty"`
 
 	// Raw is the upstream's own encoding of this chunk, relayed as is when
 	// tidegate changed nothing (see ChatResponse.Raw).

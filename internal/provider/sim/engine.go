@@ -87,6 +87,7 @@ type plan struct {
 	afterChunks  int
 	retryAfter   time.Duration
 	ttft         time.Duration
+	skip         int // pieces already sent before a continuation
 }
 
 // pieces is the number of text pieces of one choice (JSON mode closes the object).
@@ -115,7 +116,7 @@ func (p *plan) piece(choice, i int) string {
 // text is a choice's whole answer.
 func (p *plan) text(choice int) string {
 	var b strings.Builder
-	for i := 0; i < p.pieces(); i++ {
+	for i := p.skip; i < p.pieces(); i++ {
 		b.WriteString(p.piece(choice, i))
 	}
 	return b.String()
@@ -165,6 +166,15 @@ func promptTokens(req *llm.ChatRequest) int {
 }
 
 func (e engine) plan(m Model, req *llm.ChatRequest, serial uint64) plan {
+	// A trailing prefix message asks to continue an answer: plan the answer
+	// to the request without it, then skip the text it already holds.
+	var prefix string
+	if n := len(req.Messages); n > 0 && req.Messages[n-1].Role == "assistant" && req.Messages[n-1].Prefix {
+		prefix = req.Messages[n-1].Content.String()
+		r := *req
+		r.Messages = req.Messages[:n-1]
+		req = &r
+	}
 	h := hashRequest(req)
 	rng := rand.New(rand.NewPCG(e.seed, h))
 	p := plan{promptTokens: promptTokens(req), finish: llm.FinishStop, ttft: m.TTFT}
@@ -207,6 +217,11 @@ func (e engine) plan(m Model, req *llm.ChatRequest, serial uint64) plan {
 		n, p.finish = limit, llm.FinishLength
 	}
 	p.choices, p.tokens, p.json, p.wordSeed = req.Choices(), n, jsonWanted(req), rng.Uint64()
+	if prefix != "" {
+		for at := 0; p.skip < p.pieces() && at < len(prefix); p.skip++ {
+			at += len(p.piece(0, p.skip))
+		}
+	}
 	return p
 }
 
@@ -262,7 +277,7 @@ func (p *plan) completionTokens() int {
 	if p.toolCall != nil {
 		return EstimateTokens(p.toolCall.Function.Name) + EstimateTokens(p.toolCall.Function.Arguments)
 	}
-	return p.choices * p.tokens
+	return p.choices * (p.tokens - min(p.skip, p.tokens))
 }
 
 func (p *plan) usage() *llm.Usage {

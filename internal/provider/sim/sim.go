@@ -173,7 +173,7 @@ func newChunkSeq(p *plan, id, model string, created int64) *chunkSeq {
 		}
 		s.body = 1 + len(s.toolArgs)
 	} else {
-		s.body = p.choices * p.pieces()
+		s.body = p.choices * (p.pieces() - p.skip)
 	}
 	return s
 }
@@ -202,7 +202,7 @@ func (s *chunkSeq) at(k int) llm.ChatChunk {
 			}
 			return s.one(0, llm.Delta{ToolCalls: []llm.ToolCall{{Index: llm.Ptr(0), Function: llm.FunctionCall{Arguments: s.toolArgs[k-1]}}}}, nil)
 		}
-		choice, pos := k%p.choices, k/p.choices
+		choice, pos := k%p.choices, k/p.choices+p.skip
 		return s.one(choice, llm.Delta{Content: llm.Ptr(p.piece(choice, pos))}, nil)
 	case k < s.roles+s.body+s.finishes:
 		return s.one(k-s.roles-s.body, llm.Delta{}, llm.Ptr(p.finish))

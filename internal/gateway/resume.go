@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+
+	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/router"
+)
+
+// resumer continues a text stream that broke after its commit point on the
+// next target: the request goes again with the text already sent as a
+// trailing assistant message marked prefix, and the new target's output is
+// relayed from where the old one stopped. Only for text (no tools, one
+// choice), and only toward targets that honour a prefix (DeepSeek prefix
+// completion, Anthropic prefill, the sim): a route opts in with resume.
+type resumer struct {
+	g       *Gateway
+	ctx     context.Context
+	req     *llm.ChatRequest
+	plan    []router.Target
+	text    strings.Builder // choice 0's content so far
+	resumed int
+	// dropRole drops the new stream's opening role chunk.
+	dropRole bool
+}
+
+// observe tracks the text sent and shapes the chunks after a resume: the
+// continuation's role chunk is dropped, its finish chunk marked.
+func (r *resumer) observe(c *llm.ChatChunk) (*llm.ChatChunk, bool) {
+	for _, ch := range c.Choices {
+		d := ch.Delta
+		if r.dropRole && d.Role != "" && (d.Content == nil || *d.Content == "") && len(d.ToolCalls) == 0 && ch.FinishReason == nil {
+			r.dropRole = false
+			return c, true
+		}
+		if ch.Index == 0 && d.Content != nil {
+			r.text.WriteString(*d.Content)
+		}
+		if r.resumed > 0 && ch.FinishReason != nil {
+			cp := *c
+			cp.Raw, cp.Resumed = nil, r.resumed
+			return &cp, false
+		}
+	}
+	return c, false
+}
+
+// try bills the broken attempt and opens the continuation; false when the
+// stream must end with its error instead.
+func (r *resumer) try(s *Stream) bool {
+	err := s.Err()
+	if err == nil || r.ctx.Err() != nil || r.text.Len() == 0 || !provider.AsError(err).Kind.Retryable() {
+		return false
+	}
+	g := r.g
+	broken := s.attempt
+	g.healthDone(broken.Target, err, false)
+	// The broken attempt is billed for what it generated, estimated.
+	s.tab.Record(Attempt{Target: broken.Target, Number: broken.Number, Status: "error", Estimated: true,
+		Usage: llm.Usage{PromptTokens: int(s.promptEstimate), CompletionTokens: int(EstimateTokens(s.chars))}})
+	s.chars = 0
+	cont := *r.req
+	cont.Messages = append(append([]llm.Message(nil), r.req.Messages...),
+		llm.Message{Role: "assistant", Content: llm.TextContent(r.text.String()), Prefix: true})
+	after := false
+	for _, t := range r.plan {
+		if !after {
+			after = t == broken.Target
+			continue
+		}
+		p, ok := g.Providers[t.ProviderKey()]
+		if !ok || !g.Retries.Spend() {
+			continue
+		}
+		if g.Health != nil {
+			if admitted, _ := g.Health.Admit(t); !admitted {
+				continue
+			}
+		}
+		next, err := g.openStream(r.ctx, p, t, &cont)
+		g.healthDone(t, err, false)
+		g.Retries.Report(err == nil)
+		if err != nil {
+			continue
+		}
+		s.inner.Close()
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.inner, s.cancel, s.pending = next.inner, next.cancel, true
+		s.silent.Store(false) // the stall was the old target's
+		s.attempt = Attempt{Target: t, Number: broken.Number + 1}
+		s.usage = nil
+		r.resumed++
+		r.dropRole = true
+		return true
+	}
+	return false
+}
