@@ -657,3 +657,47 @@ models:
 		t.Errorf("without resume: done %v errors %d text %q", done, errs, text)
 	}
 }
+
+// TestCapabilityPlans: targets declared without tools or vision are skipped
+// for requests that need them; when none is able, a 400 comes at once.
+func TestCapabilityPlans(t *testing.T) {
+	g := startGateway(t, fmt.Sprintf(`
+store: sqlite:%s
+master_key: %s
+providers:
+  - name: sim
+    type: sim
+    sim: {models: [{name: plain, output_tokens: 4}, {name: full, output_tokens: 4}]}
+    unsupported: {plain: [tools, vision]}
+models:
+  - {name: m, targets: [sim/plain, sim/full]}
+  - {name: only-plain, targets: [sim/plain]}
+`, filepath.Join(t.TempDir(), "t.db"), testKey))
+	send := func(model, extra string) (int, string, string) {
+		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"`+model+`",`+extra+`}`))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct{ Error struct{ Code string } }
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, resp.Header.Get("x-tidegate-route"), e.Error.Code
+	}
+	text := `"messages":[{"role":"user","content":"hi"}]`
+	tools := `"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]`
+	image := `"messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]`
+	if status, route, _ := send("m", text); status != 200 || route != "sim/plain" {
+		t.Errorf("text: %d via %s; want the first target", status, route)
+	}
+	for name, body := range map[string]string{"tools": tools, "vision": image} {
+		if status, route, _ := send("m", body); status != 200 || route != "sim/full" {
+			t.Errorf("%s: %d via %s; want the able target", name, status, route)
+		}
+		if status, _, code := send("only-plain", body); status != 400 || code != "unsupported_capability" {
+			t.Errorf("%s on a route with no able target: %d %s", name, status, code)
+		}
+	}
+}

@@ -121,6 +121,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for m, w := range p.ContextWindows {
 			gw.ContextWindows[p.Name+"/"+m] = w
 		}
+		for m, caps := range p.Unsupported {
+			if gw.Unsupported == nil {
+				gw.Unsupported = map[string][]string{}
+			}
+			gw.Unsupported[p.Name+"/"+m] = caps
+		}
 	}
 	gw.Hedges, gw.Resume = map[string]time.Duration{}, map[string]bool{}
 	for _, m := range cfg.Models {

@@ -101,6 +101,9 @@ type Provider struct {
 	// ContextWindows gives models' context lengths in tokens; plans skip a
 	// target too small for a prompt.
 	ContextWindows map[string]int `yaml:"context_windows"`
+	// Unsupported lists what a model cannot do (tools, vision); plans skip
+	// it for requests that need them. Unlisted: assumed able.
+	Unsupported map[string][]string `yaml:"unsupported"`
 }
 
 // Sim is the configuration of a sim fleet.
@@ -329,6 +332,13 @@ func (c *Config) Validate() error {
 		}
 		if p.Timeout < 0 {
 			bad(f+".timeout", "must not be negative")
+		}
+		for m, caps := range p.Unsupported {
+			for _, c := range caps {
+				if c != "tools" && c != "vision" {
+					bad(f+".unsupported."+m, "unknown capability %q (want tools or vision)", c)
+				}
+			}
 		}
 	}
 	public := map[string]bool{}

@@ -48,6 +48,8 @@ type Gateway struct {
 	// Resume lists the public models whose broken text streams continue on
 	// the next target (opt-in: the targets must honour a prefix message).
 	Resume map[string]bool
+	// Unsupported maps "provider/model" to what it cannot do ("tools", "vision").
+	Unsupported map[string][]string
 }
 
 // slotHolder is a result that keeps its target busy until it ends (a stream).
@@ -203,6 +205,9 @@ func (g *Gateway) healthDone(t router.Target, err error, skipped bool) {
 func (g *Gateway) chatPlan(req *llm.ChatRequest) ([]router.Target, error) {
 	plan, err := g.Router.Plan(req.Model)
 	if err != nil {
+		return nil, err
+	}
+	if plan, err = g.ablePlan(plan, req); err != nil {
 		return nil, err
 	}
 	return g.fitPlan(plan, estimate(req, plan, 0).PromptTokens*3)

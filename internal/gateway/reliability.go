@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/router"
 )
@@ -166,4 +168,46 @@ func (g *Gateway) fitPlan(plan []router.Target, promptBytes int64) ([]router.Tar
 func (g *Gateway) largerContext(t, failed router.Target) bool {
 	fw, tw := g.ContextWindows[failed.String()], g.ContextWindows[t.String()]
 	return fw > 0 && tw > fw
+}
+
+// needs lists the capabilities a request needs.
+func needs(req *llm.ChatRequest) []string {
+	var out []string
+	if len(req.Tools) > 0 {
+		out = append(out, "tools")
+	}
+	for _, m := range req.Messages {
+		for _, p := range m.Content.Parts {
+			if p.Type == "image_url" {
+				return append(out, "vision")
+			}
+		}
+	}
+	return out
+}
+
+// ablePlan drops targets declared unable to serve the request (no tools,
+// no vision); none left is a client error, answered at once.
+func (g *Gateway) ablePlan(plan []router.Target, req *llm.ChatRequest) ([]router.Target, error) {
+	need := needs(req)
+	if len(need) == 0 || len(g.Unsupported) == 0 {
+		return plan, nil
+	}
+	var able []router.Target
+	for _, t := range plan {
+		ok := true
+		for _, lack := range g.Unsupported[t.String()] {
+			for _, n := range need {
+				ok = ok && lack != n
+			}
+		}
+		if ok {
+			able = append(able, t)
+		}
+	}
+	if len(able) == 0 {
+		return nil, &provider.Error{Kind: provider.KindUnsupported, Code: "unsupported_capability",
+			Message: fmt.Sprintf("no target of %q supports %s", req.Model, strings.Join(need, " and "))}
+	}
+	return able, nil
 }
