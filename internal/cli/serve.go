@@ -110,6 +110,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			BaseEjection: cfg.Reliability.BaseEjection, MaxEjection: cfg.Reliability.MaxEjection}, nil, nil),
 		Retries:           &gateway.RetryBudget{Ratio: cfg.Reliability.RetryRatio, Burst: cfg.Reliability.RetryBurst},
 		FirstTokenTimeout: cfg.Reliability.FirstTokenTimeout,
+		TTFTs:             &gateway.TTFT{},
 		IdleTimeout:       cfg.Reliability.IdleTimeout,
 	}
 	targetLimits, routeLimits := map[string]int{}, map[string]int{}
@@ -132,8 +133,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, m := range cfg.Models {
 		gw.Resume[m.Name] = m.Resume
 		routeLimits[m.Name] = m.MaxConcurrency
-		if m.HedgeAfter > 0 {
-			gw.Hedges[m.Name] = m.HedgeAfter
+		if m.Hedge || m.HedgeAfter > 0 {
+			gw.Hedges[m.Name] = m.HedgeAfter // 0: learned p95 time to first token
 		}
 	}
 	gw.TargetSlots, gw.RouteSlots = gateway.NewSlots(targetLimits), gateway.NewSlots(routeLimits)

@@ -119,8 +119,10 @@ type Model struct {
 	// MaxConcurrency bounds concurrent requests for this name (past it: a
 	// fast 429); 0: unbounded.
 	MaxConcurrency int `yaml:"max_concurrency"`
-	// HedgeAfter, when set, races the next target against a stream whose
-	// first token has not come after this long.
+	// Hedge races the next target against a stream whose first token has
+	// not come after HedgeAfter, or, when that is unset, after the first
+	// target's learned p95 time to first token.
+	Hedge      bool          `yaml:"hedge"`
 	HedgeAfter time.Duration `yaml:"hedge_after"`
 	// Weights, one per target, split traffic by weight instead of order.
 	Weights []float64 `yaml:"weights"`

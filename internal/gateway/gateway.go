@@ -42,7 +42,10 @@ type Gateway struct {
 	RouteSlots  *Slots
 	// Hedges maps public model names to their hedging delay: a stream whose
 	// first target has not produced a token by then races a second target.
+	// A zero delay means the first target's learned p95 time to first token.
 	Hedges map[string]time.Duration
+	// TTFTs learns each target's time to first token.
+	TTFTs *TTFT
 	// ContextWindows maps "provider/model" to its context length in tokens.
 	ContextWindows map[string]int
 	// Resume lists the public models whose broken text streams continue on
@@ -280,7 +283,7 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 	var started time.Time
 	var s *Stream
 	var out Outcome
-	if delay := g.Hedges[req.Model]; delay > 0 && len(plan) > 1 {
+	if delay := g.hedgeDelay(req.Model, plan); delay > 0 && len(plan) > 1 {
 		s, out, err = g.hedged(ctx, plan, req, delay, tab, est.PromptTokens)
 		started = time.Now()
 		if s != nil {
@@ -312,6 +315,7 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 // chunk. The attempt has its own context: a first token later than
 // FirstTokenTimeout cancels this attempt, not the request.
 func (g *Gateway) openStream(ctx context.Context, p provider.Provider, t router.Target, req *llm.ChatRequest) (*Stream, error) {
+	opened := time.Now()
 	actx, cancel := context.WithCancel(ctx)
 	var slow atomic.Bool
 	var timer *time.Timer
@@ -345,6 +349,7 @@ func (g *Gateway) openStream(ctx context.Context, p provider.Provider, t router.
 		s.Close()
 		return fail(context.Canceled)
 	}
+	g.TTFTs.Observe(t, time.Since(opened))
 	return &Stream{inner: s, pending: true, wantUsage: req.WantsUsage(), cancel: cancel, idle: g.IdleTimeout}, nil
 }
 

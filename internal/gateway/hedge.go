@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/llm"
@@ -134,4 +136,67 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 		last = &provider.Error{Kind: provider.KindOverloaded, Code: "no_healthy_target", RetryAfter: soonest, Message: "no target could take the request"}
 	}
 	return nil, out, last
+}
+
+// TTFT learns each target's time to first token from its recent streams.
+type TTFT struct {
+	mu      sync.Mutex
+	samples map[router.Target]*ttftRing
+}
+
+type ttftRing struct {
+	d [128]time.Duration
+	n int // samples so far (the ring holds the last 128)
+}
+
+// Observe records one stream's time to first token.
+func (l *TTFT) Observe(t router.Target, d time.Duration) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.samples == nil {
+		l.samples = map[router.Target]*ttftRing{}
+	}
+	r := l.samples[t]
+	if r == nil {
+		r = &ttftRing{}
+		l.samples[t] = r
+	}
+	r.d[r.n%len(r.d)] = d
+	r.n++
+}
+
+// P95 is a target's learned 95th percentile, false until it has 20 samples.
+func (l *TTFT) P95(t router.Target) (time.Duration, bool) {
+	if l == nil {
+		return 0, false
+	}
+	l.mu.Lock()
+	r := l.samples[t]
+	if r == nil || r.n < 20 {
+		l.mu.Unlock()
+		return 0, false
+	}
+	s := append([]time.Duration(nil), r.d[:min(r.n, len(r.d))]...)
+	l.mu.Unlock()
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)*95/100], true
+}
+
+// hedgeDelay is a route's configured delay, or its first target's learned
+// p95 time to first token (1 s until learned).
+func (g *Gateway) hedgeDelay(model string, plan []router.Target) time.Duration {
+	d, on := g.Hedges[model]
+	if !on {
+		return 0
+	}
+	if d > 0 {
+		return d
+	}
+	if p95, ok := g.TTFTs.P95(plan[0]); ok {
+		return p95
+	}
+	return time.Second
 }

@@ -1,6 +1,11 @@
 package gateway
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/router"
+)
 
 func TestRetryBudgetBoundsFailingRetries(t *testing.T) {
 	b := &RetryBudget{Ratio: 0.2, Burst: 10}
@@ -26,5 +31,26 @@ func TestRetryBudgetRefundsSuccess(t *testing.T) {
 			t.Fatalf("retry %d refused though every retry succeeds", i)
 		}
 		b.Report(true)
+	}
+}
+
+func TestLearnedHedgeDelay(t *testing.T) {
+	tg := router.Target{Provider: "p", Model: "m"}
+	g := &Gateway{Hedges: map[string]time.Duration{"auto": 0, "fixed": 250 * time.Millisecond}, TTFTs: &TTFT{}}
+	plan := []router.Target{tg, {Provider: "q", Model: "m"}}
+	if d := g.hedgeDelay("auto", plan); d != time.Second {
+		t.Errorf("before learning: %v, want 1s", d)
+	}
+	for i := 1; i <= 100; i++ { // 10ms … 1000ms
+		g.TTFTs.Observe(tg, time.Duration(i)*10*time.Millisecond)
+	}
+	if d := g.hedgeDelay("auto", plan); d < 940*time.Millisecond || d > 970*time.Millisecond {
+		t.Errorf("learned p95: %v, want about 950ms", d)
+	}
+	if d := g.hedgeDelay("fixed", plan); d != 250*time.Millisecond {
+		t.Errorf("configured: %v", d)
+	}
+	if d := g.hedgeDelay("off", plan); d != 0 {
+		t.Errorf("hedging off: %v", d)
 	}
 }
