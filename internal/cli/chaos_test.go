@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -482,11 +483,7 @@ models:
 }
 
 func sortDurations(d []time.Duration) {
-	for i := 1; i < len(d); i++ {
-		for j := i; j > 0 && d[j] < d[j-1]; j-- {
-			d[j], d[j-1] = d[j-1], d[j]
-		}
-	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 }
 
 // TestContextAwarePlans: a target too small for the prompt is skipped; after

@@ -88,6 +88,7 @@ type plan struct {
 	retryAfter   time.Duration
 	ttft         time.Duration
 	skip         int // pieces already sent before a continuation
+	serial       uint64
 }
 
 // pieces is the number of text pieces of one choice (JSON mode closes the object).
@@ -177,7 +178,7 @@ func (e engine) plan(m Model, req *llm.ChatRequest, serial uint64) plan {
 	}
 	h := hashRequest(req)
 	rng := rand.New(rand.NewPCG(e.seed, h))
-	p := plan{promptTokens: promptTokens(req), finish: llm.FinishStop, ttft: m.TTFT}
+	p := plan{promptTokens: promptTokens(req), finish: llm.FinishStop, ttft: m.TTFT, serial: serial}
 	if m.TailRate > 0 && rand.New(rand.NewPCG(e.seed^0x7a11, serial)).Float64() < m.TailRate {
 		p.ttft = m.TailTTFT
 	}

@@ -84,7 +84,7 @@ func (f *Fleet) serveChat(w http.ResponseWriter, r *http.Request) {
 
 func (f *Fleet) serveStream(w http.ResponseWriter, r *http.Request, req *llm.ChatRequest, p plan) {
 	m, _ := f.model(req.Model)
-	seq := newChunkSeq(&p, f.responseID(), req.Model, f.now().Unix())
+	seq := newChunkSeq(&p, responseID(&p), req.Model, f.now().Unix())
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)

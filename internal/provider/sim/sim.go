@@ -130,11 +130,12 @@ func (f *Fleet) complete(ctx context.Context, m Model, p plan, req *llm.ChatRequ
 	case FaultCut, FaultMalformed:
 		return nil, &provider.Error{Kind: provider.KindUnavailable, Provider: f.name, Message: "simulated connection cut"}
 	}
-	return p.response(f.responseID(), req.Model, f.now().Unix()), nil
+	return p.response(responseID(&p), req.Model, f.now().Unix()), nil
 }
 
-func (f *Fleet) responseID() string {
-	return fmt.Sprintf("chatcmpl-sim-%d", f.serial.Load())
+// responseID names an answer by its request's serial: unique per fleet.
+func responseID(p *plan) string {
+	return fmt.Sprintf("chatcmpl-sim-%d", p.serial)
 }
 
 func (p *plan) response(id, model string, created int64) *llm.ChatResponse {
@@ -219,7 +220,7 @@ func (f *Fleet) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return &stream{ctx: ctx, name: f.name, model: m, plan: p, seq: newChunkSeq(&p, f.responseID(), req.Model, f.now().Unix())}, nil
+	return &stream{ctx: ctx, name: f.name, model: m, plan: p, seq: newChunkSeq(&p, responseID(&p), req.Model, f.now().Unix())}, nil
 }
 
 type stream struct {
