@@ -105,5 +105,7 @@ func (l *LocalHolds) Settle(ctx context.Context, r *store.Reservation, actual []
 	}
 	l.mu.Unlock()
 	// No reservation row exists: Settle spends and records, durably, once.
-	return l.Store.Settle(ctx, r, actual, records)
+	local := *r
+	local.Local = true
+	return l.Store.Settle(ctx, &local, actual, records)
 }

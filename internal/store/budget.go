@@ -34,6 +34,9 @@ type Reservation struct {
 	ID        string
 	Holds     []Hold
 	ExpiresAt time.Time
+	// Local: the holds live in memory (LocalHolds), so there is no row to
+	// delete at settlement and spending counts only with fresh records.
+	Local bool
 }
 
 // ErrBudgetExceeded is returned by Reserve when a hard budget cannot hold the amount.
@@ -88,11 +91,14 @@ func (s *DB) Reserve(ctx context.Context, r *Reservation) error {
 // reconciler still spends the true cost and writes the records.
 func (s *DB) Settle(ctx context.Context, r *Reservation, actual []int64, records []Usage) error {
 	return s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, sqlDeleteReservation, r.ID)
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
+		var held int64
+		if !r.Local {
+			res, err := s.txExec(ctx, tx, sqlDeleteReservation, r.ID)
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			held, _ = res.RowsAffected()
 		}
-		held, _ := res.RowsAffected()
 		fresh, err := s.insertUsage(ctx, tx, records)
 		if err != nil {
 			return err
