@@ -74,29 +74,48 @@ func oneRequest(t *testing.T, client *http.Client, url, key, model string, strea
 		err := json.NewDecoder(resp.Body).Decode(&out)
 		return 200, err == nil && len(out.Choices) == 1 && strings.HasPrefix(out.Choices[0].Message.Content, sim.Marker), attempts, ""
 	}
+	sse := readSSE(resp.Body)
+	// One answer, whole, from one target: it starts with the sim's marker
+	// exactly once (no spliced output from a second attempt).
+	whole := sse.done && sse.errors == 0 && strings.HasPrefix(sse.text, sim.Marker) && strings.Count(sse.text, sim.Marker) == 1
+	return 200, whole, attempts, ""
+}
+
+// sseRead is what a client made of an OpenAI stream.
+type sseRead struct {
+	text    string // choice 0's content
+	done    bool   // [DONE] came
+	errors  int    // error events
+	resumed int    // x_tidegate_resumed marks
+}
+
+func readSSE(body io.Reader) sseRead {
+	var out sseRead
 	var text strings.Builder
-	done, errs := false, 0
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(body)
 	for sc.Scan() {
 		line := strings.TrimPrefix(sc.Text(), "data: ")
 		switch {
 		case line == "[DONE]":
-			done = true
+			out.done = true
 		case strings.HasPrefix(line, `{"error"`):
-			errs++
+			out.errors++
 		case strings.HasPrefix(line, "{"):
 			var c struct {
 				Choices []struct{ Delta struct{ Content *string } }
+				Resumed int `json:"x_tidegate_resumed"`
 			}
-			if json.Unmarshal([]byte(line), &c) == nil && len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil {
+			if json.Unmarshal([]byte(line), &c) != nil {
+				continue
+			}
+			out.resumed += c.Resumed
+			if len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil {
 				text.WriteString(*c.Choices[0].Delta.Content)
 			}
 		}
 	}
-	// One answer, whole, from one target: it starts with the sim's marker
-	// exactly once (no spliced output from a second attempt).
-	whole := done && errs == 0 && strings.HasPrefix(text.String(), sim.Marker) && strings.Count(text.String(), sim.Marker) == 1
-	return 200, whole, attempts, ""
+	out.text = text.String()
+	return out
 }
 
 // TestChaosOneTargetFailing: three targets, the first failing in each way in
@@ -617,33 +636,8 @@ models:
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var b strings.Builder
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			line := strings.TrimPrefix(sc.Text(), "data: ")
-			switch {
-			case line == "[DONE]":
-				done = true
-			case strings.HasPrefix(line, `{"error"`):
-				errs++
-			case strings.HasPrefix(line, "{"):
-				var c struct {
-					Choices []struct {
-						Delta struct {
-							Role    string
-							Content *string
-						}
-					}
-					Resumed int `json:"x_tidegate_resumed"`
-				}
-				json.Unmarshal([]byte(line), &c)
-				resumed += c.Resumed
-				if len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil {
-					b.WriteString(*c.Choices[0].Delta.Content)
-				}
-			}
-		}
-		return b.String(), done, errs, resumed
+		r := readSSE(resp.Body)
+		return r.text, r.done, r.errors, r.resumed
 	}
 	text, done, errs, resumed := stream("resumed")
 	if text != want || !done || errs != 0 || resumed != 1 {
