@@ -121,6 +121,19 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 			r.release()
 			last = r.err
 			if ctx.Err() != nil {
+				// The request is over: attempts still in flight end with it;
+				// give their slots and admissions back as they return.
+				go func(pending int) {
+					for ; pending > 0; pending-- {
+						r := <-results
+						g.healthDone(r.target, nil, true)
+						r.release()
+						if r.s != nil {
+							r.s.inner.Close()
+							r.s.cancel()
+						}
+					}
+				}(running)
 				return nil, out, provider.ClassifyTransport(ctx.Err())
 			}
 			if provider.AsError(r.err).Kind.Retryable() && running == 0 && (out.Attempts == 0 || g.Retries.Spend()) {

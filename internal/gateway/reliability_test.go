@@ -1,9 +1,14 @@
 package gateway
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/router"
 )
 
@@ -52,5 +57,57 @@ func TestLearnedHedgeDelay(t *testing.T) {
 	}
 	if d := g.hedgeDelay("off", plan); d != 0 {
 		t.Errorf("hedging off: %v", d)
+	}
+}
+
+// slowProvider answers streams only when its context ends.
+type slowProvider struct{}
+
+func (slowProvider) ChatCompletion(ctx context.Context, _ *llm.ChatRequest) (*llm.ChatResponse, error) {
+	<-ctx.Done()
+	return nil, provider.ClassifyTransport(ctx.Err())
+}
+
+func (slowProvider) ChatCompletionStream(ctx context.Context, _ *llm.ChatRequest) (provider.ChatStream, error) {
+	<-ctx.Done()
+	return nil, provider.ClassifyTransport(ctx.Err())
+}
+
+// TestHedgeGivesSlotsBack: a hedged request that ends while both attempts
+// are in flight leaves no target slot taken.
+func TestHedgeGivesSlotsBack(t *testing.T) {
+	a, b := router.Target{Provider: "a", Model: "m"}, router.Target{Provider: "b", Model: "m"}
+	g := &Gateway{
+		Router:      router.New([]string{"a", "b"}, nil, []router.Route{{Name: "r", Targets: []router.Target{a, b}}}),
+		Providers:   map[string]provider.Provider{"a": slowProvider{}, "b": slowProvider{}},
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Hedges:      map[string]time.Duration{"r": 10 * time.Millisecond},
+		TargetSlots: NewSlots(map[string]int{"a/m": 1, "b/m": 1}),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	req := &llm.ChatRequest{Model: "r", Stream: true, Messages: []llm.Message{{Role: "user", Content: llm.TextContent("hi")}}}
+	if _, _, err := g.ChatStream(ctx, nil, req); err == nil {
+		t.Fatal("a request past its deadline succeeded")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		ra, okA := g.TargetSlots.Take("a/m")
+		rb, okB := g.TargetSlots.Take("b/m")
+		if okA && okB {
+			ra()
+			rb()
+			return
+		}
+		if okA {
+			ra()
+		}
+		if okB {
+			rb()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slots still taken after the request ended: a free %v, b free %v", okA, okB)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
