@@ -179,3 +179,30 @@ func TestLocalHoldsRace(t *testing.T) {
 		t.Errorf("%d reserved; window %+v", ok.Load(), w)
 	}
 }
+
+func TestBudgetCacheApplies(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, _ := st.EnsureProject(ctx, "p")
+	now := time.Unix(1_800_000_000, 0)
+	m := &Meter{Store: st, Now: func() time.Time { return now }}
+	first, _ := m.budgets(ctx, "key_x", p.ID)
+	if len(first) != 0 {
+		t.Fatalf("budgets before any: %v", first)
+	}
+	if err := st.SetProjectBudget(ctx, p.ID, &store.Budget{Currency: "CNY", Amount: 5, Period: store.PeriodTotal}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(500 * time.Millisecond)
+	if bs, _ := m.budgets(ctx, "key_x", p.ID); len(bs) != 0 {
+		t.Error("the cache was bypassed within its second")
+	}
+	now = now.Add(600 * time.Millisecond)
+	if bs, _ := m.budgets(ctx, "key_x", p.ID); len(bs) != 1 {
+		t.Error("a budget change did not apply after a second")
+	}
+}

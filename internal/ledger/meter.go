@@ -41,6 +41,42 @@ type Meter struct {
 	// USDToCNY converts spending into a budget of the other currency.
 	USDToCNY float64
 	Now      func() time.Time
+
+	// budgetCache keeps each key's budgets for a second: they change rarely,
+	// and a change may take that long to apply. (Keys themselves are read on
+	// every request, so a revocation applies at once.)
+	budgetMu    sync.Mutex
+	budgetCache map[string]cachedBudgets
+}
+
+type cachedBudgets struct {
+	budgets []store.Budget
+	at      time.Time
+}
+
+// budgetTTL bounds how long a budget change may take to apply.
+const budgetTTL = time.Second
+
+func (m *Meter) budgets(ctx context.Context, keyID, projectID string) ([]store.Budget, error) {
+	k := keyID + "\x00" + projectID
+	now := m.now()
+	m.budgetMu.Lock()
+	c, ok := m.budgetCache[k]
+	m.budgetMu.Unlock()
+	if ok && now.Sub(c.at) < budgetTTL {
+		return c.budgets, nil
+	}
+	bs, err := m.Store.Budgets(ctx, keyID, projectID)
+	if err != nil {
+		return nil, err
+	}
+	m.budgetMu.Lock()
+	if m.budgetCache == nil {
+		m.budgetCache = map[string]cachedBudgets{}
+	}
+	m.budgetCache[k] = cachedBudgets{bs, now}
+	m.budgetMu.Unlock()
+	return bs, nil
 }
 
 func (m *Meter) now() time.Time {
@@ -74,7 +110,7 @@ func (m *Meter) Open(ctx context.Context, call *gateway.Call, est gateway.Estima
 		}
 		t.releaseStream = release
 	}
-	budgets, err := m.Store.Budgets(ctx, call.KeyID, call.ProjectID)
+	budgets, err := m.budgets(ctx, call.KeyID, call.ProjectID)
 	if err != nil {
 		t.Close()
 		return nil, &provider.Error{Kind: provider.KindInternal, Message: "budgets unavailable", Err: err}
