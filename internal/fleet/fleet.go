@@ -61,20 +61,16 @@ func Build(cfgs []config.Provider) (map[string]provider.Provider, error) {
 	return out, nil
 }
 
-// Credentials lists a provider's keys when it has several (api_key and
-// api_keys together); nil when it has one or none.
+// Credentials lists a provider's keys when it has a list of them
+// (api_keys, after api_key if both are set); nil when it has a single key.
 func Credentials(c config.Provider) []string {
-	keys := c.APIKeys
-	if c.APIKey != "" && len(keys) > 0 {
-		keys = append([]string{c.APIKey}, keys...)
-	}
-	if len(keys) < 2 {
-		if len(keys) == 1 && c.APIKey == "" {
-			return keys
-		}
+	if len(c.APIKeys) == 0 {
 		return nil
 	}
-	return keys
+	if c.APIKey == "" {
+		return c.APIKeys
+	}
+	return append([]string{c.APIKey}, c.APIKeys...)
 }
 
 // CredentialIDs are the ids the router uses for a provider's credentials:

@@ -213,7 +213,7 @@ func (g *Gateway) chatPlan(req *llm.ChatRequest) ([]router.Target, error) {
 	if plan, err = g.ablePlan(plan, req); err != nil {
 		return nil, err
 	}
-	return g.fitPlan(plan, estimate(req, plan, 0).PromptTokens*3)
+	return g.fitPlan(plan, promptBytes(req))
 }
 
 // forTarget copies a request with the target's own model name.

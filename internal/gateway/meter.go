@@ -52,10 +52,9 @@ type noTab struct{}
 func (noTab) Record(Attempt) {}
 func (noTab) Close()         {}
 
-// estimate bounds a chat request's cost before it runs: about three bytes a
-// token for the prompt (tokenizers average nearer four; CJK about three per
-// character, which is three bytes), and the output cap for every choice.
-func estimate(req *llm.ChatRequest, plan []router.Target, outputCap int64) Estimate {
+// promptBytes sizes a request's prompt: its text, tool calls and tool
+// definitions, and a flat allowance for each image or file part.
+func promptBytes(req *llm.ChatRequest) int64 {
 	var size int64
 	for _, m := range req.Messages {
 		size += int64(len(m.Content.String())) + 16
@@ -64,18 +63,25 @@ func estimate(req *llm.ChatRequest, plan []router.Target, outputCap int64) Estim
 		}
 		for _, p := range m.Content.Parts {
 			if p.Type != "text" {
-				size += 1024 // an image or file part: a flat allowance
+				size += 1024
 			}
 		}
 	}
 	for _, t := range req.Tools {
 		size += int64(len(t.Function.Name) + len(t.Function.Description) + len(t.Function.Parameters))
 	}
+	return size
+}
+
+// estimate bounds a chat request's cost before it runs: about three bytes a
+// token for the prompt (tokenizers average nearer four; CJK about three per
+// character, which is three bytes), and the output cap for every choice.
+func estimate(req *llm.ChatRequest, plan []router.Target, outputCap int64) Estimate {
 	out := int64(req.MaxOutputTokens())
 	if out == 0 {
 		out = outputCap
 	}
-	return Estimate{Plan: plan, PromptTokens: (size + 2) / 3, OutputTokens: out * int64(req.Choices()), Stream: req.Stream}
+	return Estimate{Plan: plan, PromptTokens: (promptBytes(req) + 2) / 3, OutputTokens: out * int64(req.Choices()), Stream: req.Stream}
 }
 
 // EstimateTokens guesses tokens for text an upstream produced without usage.
