@@ -278,15 +278,8 @@ providers:
   - {name: a, type: openai, base_url: %s/v1, api_key: k}
 `, filepath.Join(t.TempDir(), "t.db"), testKey, up.URL))
 	for _, stream := range []bool{false, true} {
-		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
-			strings.NewReader(fmt.Sprintf(`{"model":"a/slow","stream":%v,"messages":[{"role":"user","content":"hi"}]}`, stream)))
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		req.Header.Set("x-tidegate-timeout", "1s")
 		start := time.Now()
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := postChat(t, g.URL, fmt.Sprintf(`{"model":"a/slow","stream":%v,"messages":[{"role":"user","content":"hi"}]}`, stream), "x-tidegate-timeout", "1s")
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		took := time.Since(start)
@@ -323,14 +316,8 @@ prices:
 models:
   - {name: m, targets: [bad/x, good/ok]}
 `, dsn, testKey, stalls.URL, good.URL))
-	req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	req.Header.Set("Authorization", "Bearer "+testKey)
 	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postChat(t, g.URL, `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	body := string(b)
@@ -525,13 +512,7 @@ models:
 `, filepath.Join(t.TempDir(), "t.db"), testKey, small.URL, small.URL, big.URL, big.URL))
 	prompt := strings.Repeat("tide gate ", 200) // ~2,000 bytes: about 500 tokens
 	send := func(model string) (int, string, string, string) {
-		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
-			strings.NewReader(fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":%q}]}`, model, prompt)))
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := postChat(t, g.URL, fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":%q}]}`, model, prompt))
 		defer resp.Body.Close()
 		var e struct{ Error struct{ Code string } }
 		json.NewDecoder(resp.Body).Decode(&e)
@@ -628,13 +609,7 @@ models:
 	want := direct.Choices[0].Message.Content
 
 	stream := func(model string) (text string, done bool, errs int, resumed int) {
-		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
-			strings.NewReader(`{"model":"`+model+`","stream":true,"messages":`+question+`}`))
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := postChat(t, g.URL, `{"model":"`+model+`","stream":true,"messages":`+question+`}`)
 		defer resp.Body.Close()
 		r := readSSE(resp.Body)
 		return r.text, r.done, r.errors, r.resumed
@@ -665,13 +640,7 @@ models:
   - {name: only-plain, targets: [sim/plain]}
 `, filepath.Join(t.TempDir(), "t.db"), testKey))
 	send := func(model, extra string) (int, string, string) {
-		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions",
-			strings.NewReader(`{"model":"`+model+`",`+extra+`}`))
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := postChat(t, g.URL, `{"model":"`+model+`",`+extra+`}`)
 		defer resp.Body.Close()
 		var e struct{ Error struct{ Code string } }
 		json.NewDecoder(resp.Body).Decode(&e)

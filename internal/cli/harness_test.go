@@ -132,3 +132,24 @@ func authed(req *http.Request) *http.Request {
 }
 
 func asError[T error](err error, target *T) bool { return errors.As(err, target) }
+
+// postChat sends a chat completion body to a gateway with the master key,
+// plus any extra headers as name, value pairs. Call it from the test's own
+// goroutine: it stops the test when the request cannot be sent.
+func postChat(t testing.TB, url, body string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
