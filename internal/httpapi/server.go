@@ -69,6 +69,7 @@ type Server struct {
 	RequestTimeout time.Duration
 
 	masterHash [sha256.Size]byte
+	keyCache   *keys.Cache
 	idPrefix   string        // random per process
 	idSeq      atomic.Uint64 // request ids are prefix + sequence
 }
@@ -76,6 +77,9 @@ type Server struct {
 // Handler builds the routes.
 func (s *Server) Handler() http.Handler {
 	s.masterHash = sha256.Sum256([]byte(s.MasterKey))
+	if s.Store != nil {
+		s.keyCache = keys.NewCache(s.Store)
+	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	s.idPrefix = "req_" + hex.EncodeToString(b[:]) + "_"
@@ -245,7 +249,7 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 	if s.Now != nil {
 		now = s.Now
 	}
-	k, err := keys.Check(r.Context(), s.Store, key, now())
+	k, err := keys.Check(r.Context(), s.keyCache, key, now())
 	if errors.Is(err, keys.ErrInvalid) {
 		return principal{}, invalid
 	}

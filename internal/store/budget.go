@@ -115,12 +115,7 @@ func (s *DB) Settle(ctx context.Context, r *Reservation, actual []int64, records
 			if release == 0 && spend == 0 {
 				continue
 			}
-			// Holds kept in memory (SQLite) never made the window's row.
-			if _, err := s.txExec(ctx, tx, sqlEnsureWindow, h.BudgetID, h.PeriodStart); err != nil {
-				return fmt.Errorf("store: %w", err)
-			}
-			if _, err := s.txExec(ctx, tx, sqlSettleWindow,
-				release, spend, h.BudgetID, h.PeriodStart); err != nil {
+			if _, err := s.txExec(ctx, tx, sqlSettleWindow, h.BudgetID, h.PeriodStart, spend, -release); err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
 		}

@@ -95,6 +95,9 @@ func (s *DB) CreateKey(ctx context.Context, k *Key) error {
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
+		if err := s.bumpKeyEpoch(ctx, tx); err != nil {
+			return err
+		}
 		if k.Budget != nil {
 			k.Budget.Scope, k.Budget.ScopeID = ScopeKey, k.ID
 			return s.putBudget(ctx, tx, k.Budget)
@@ -185,14 +188,34 @@ func (s *DB) ListKeys(ctx context.Context) ([]Key, error) {
 
 // RevokeKey revokes a key at once; revoking twice keeps the first time.
 func (s *DB) RevokeKey(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE api_keys SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`), micros(s.now()), id)
-	if err != nil {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE api_keys SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`), micros(s.now()), id)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return s.bumpKeyEpoch(ctx, tx)
+	})
+}
+
+// bumpKeyEpoch marks, inside the transaction that changes a key, that cached
+// keys are stale.
+func (s *DB) bumpKeyEpoch(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE key_epoch SET epoch = epoch + 1 WHERE id = 1`); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
 	return nil
+}
+
+// KeyEpoch reads the count of changes to keys (see keys.Cache).
+func (s *DB) KeyEpoch(ctx context.Context) (int64, error) {
+	var epoch int64
+	if err := s.queryRow(ctx, `SELECT epoch FROM key_epoch WHERE id = 1`).Scan(&epoch); err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	return epoch, nil
 }
 
 // Budgets returns the budgets that apply to a key and its project.

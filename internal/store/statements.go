@@ -5,9 +5,12 @@ const (
 				ON CONFLICT (budget_id, period_start) DO NOTHING`
 	sqlInsertReservation = `INSERT INTO reservations (id, holds, created_at, expires_at) VALUES (?, ?, ?, ?)`
 	sqlDeleteReservation = `DELETE FROM reservations WHERE id = ?`
-	sqlSettleWindow      = `UPDATE budget_windows SET reserved = reserved - ?, spent = spent + ? WHERE budget_id = ? AND period_start = ?`
-	sqlReleaseWindow     = `UPDATE budget_windows SET reserved = reserved - ? WHERE budget_id = ? AND period_start = ?`
-	sqlInsertUsage       = `INSERT INTO usage_ledger (request_id, attempt, created_at, key_id, project_id, provider, model,
+	// sqlSettleWindow spends and releases (its last argument is minus the
+	// release); it creates the window when the holds were kept in memory.
+	sqlSettleWindow = `INSERT INTO budget_windows (budget_id, period_start, spent, reserved) VALUES (?, ?, ?, ?)
+				ON CONFLICT (budget_id, period_start) DO UPDATE SET reserved = budget_windows.reserved + excluded.reserved, spent = budget_windows.spent + excluded.spent`
+	sqlReleaseWindow = `UPDATE budget_windows SET reserved = reserved - ? WHERE budget_id = ? AND period_start = ?`
+	sqlInsertUsage   = `INSERT INTO usage_ledger (request_id, attempt, created_at, key_id, project_id, provider, model,
 			prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost, currency, priced, estimated, status, latency_us, price_ref)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id, attempt) DO NOTHING`
 )

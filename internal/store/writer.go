@@ -28,13 +28,17 @@ type writer struct {
 	ops    chan writeOp
 	stop   chan struct{}
 	closed sync.WaitGroup
+	// syncMode is SQLite's synchronous setting on the writer connection,
+	// changed only when a batch needs the other one. A replaced connection
+	// starts at the DSN's FULL, so a stale value can only err towards durable.
+	syncMode string
 }
 
 // maxBatch bounds one transaction, so one commit never holds the write lock long.
 const maxBatch = 512
 
 func (s *DB) startWriter() {
-	s.w = &writer{ops: make(chan writeOp, 4096), stop: make(chan struct{})}
+	s.w = &writer{ops: make(chan writeOp, 4096), stop: make(chan struct{}), syncMode: "FULL"}
 	s.w.closed.Add(1)
 	go s.writeLoop()
 }
@@ -106,11 +110,14 @@ func (s *DB) commit(batch []writeOp) {
 		if durable {
 			mode = "FULL"
 		}
-		if _, err := s.db.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
-			for _, op := range batch {
-				op.done <- err
+		if mode != s.w.syncMode {
+			if _, err := s.db.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+				for _, op := range batch {
+					op.done <- err
+				}
+				return
 			}
-			return
+			s.w.syncMode = mode
 		}
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -124,6 +131,21 @@ func (s *DB) commit(batch []writeOp) {
 		if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
 			results[0] = err
 		}
+	}
+	if len(batch) == 1 {
+		// Alone in its transaction, an operation needs no savepoint: a
+		// failure rolls the whole transaction back.
+		err := results[0]
+		if err == nil {
+			err = batch[0].apply(ctx, tx)
+		}
+		if err == nil {
+			err = tx.Commit()
+		} else {
+			err = errors.Join(err, tx.Rollback())
+		}
+		batch[0].done <- err
+		return
 	}
 	for i, op := range batch {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/tidegate/tidegate/internal/keys"
 	"github.com/tidegate/tidegate/internal/store"
 )
 
@@ -24,6 +25,7 @@ func Run(t *testing.T, open Open) {
 	tests := map[string]func(*testing.T, *store.DB){
 		"SettingOnce":         testSettingOnce,
 		"Keys":                testKeys,
+		"KeyCache":            testKeyCache,
 		"ReserveSettle":       testReserveSettle,
 		"ReserveAllOrNothing": testAllOrNothing,
 		"ReserveRace":         testReserveRace,
@@ -114,6 +116,52 @@ func testKeys(t *testing.T, s *store.DB) {
 	if err := s.RevokeKey(ctx, "key_nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("revoke unknown: %v", err)
 	}
+}
+
+// testKeyCache: cached keys and cached misses both give way to a change on
+// the very next lookup.
+func testKeyCache(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	counted := &countingFinder{DB: s}
+	c := keys.NewCache(counted)
+	k := newKey(t, s, "crm", nil)
+	for range 3 {
+		got, err := c.KeyByHash(ctx, k.Hash)
+		if err != nil || got.ID != k.ID || !got.RevokedAt.IsZero() {
+			t.Fatalf("cached lookup = %+v, %v", got, err)
+		}
+	}
+	if n := counted.lookups.Load(); n != 1 {
+		t.Errorf("three lookups of an unchanged key reached the store %d times, want 1", n)
+	}
+	if err := s.RevokeKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.KeyByHash(ctx, k.Hash); err != nil || got.RevokedAt.IsZero() {
+		t.Errorf("after revocation the cache still serves the live key: %+v, %v", got, err)
+	}
+
+	id := store.NewID("key")
+	if _, err := c.KeyByHash(ctx, "hash-"+id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown key: %v", err)
+	}
+	p, _ := s.EnsureProject(ctx, "crm")
+	if err := s.CreateKey(ctx, &store.Key{ID: id, Hash: "hash-" + id, Prefix: "tg-x", Name: "new", ProjectID: p.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.KeyByHash(ctx, "hash-"+id); err != nil || got.ID != id {
+		t.Errorf("a key created after a cached miss is not found: %+v, %v", got, err)
+	}
+}
+
+type countingFinder struct {
+	*store.DB
+	lookups atomic.Int64
+}
+
+func (f *countingFinder) KeyByHash(ctx context.Context, hash string) (*store.Key, error) {
+	f.lookups.Add(1)
+	return f.DB.KeyByHash(ctx, hash)
 }
 
 func holds(bs []store.Budget, amount int64, now time.Time) []store.Hold {
