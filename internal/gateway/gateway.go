@@ -6,12 +6,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/router"
+	"github.com/tidegate/tidegate/internal/timing"
 )
 
 // Gateway is safe for concurrent use once built.
@@ -53,6 +55,31 @@ type Gateway struct {
 	Resume map[string]bool
 	// Unsupported maps "provider/model" to what it cannot do ("tools", "vision").
 	Unsupported map[string][]string
+
+	inflight sync.Map // "provider/model" → *atomic.Int64: calls open on the target
+}
+
+// startAttempt opens an attempt's timeline and counts it in flight on its
+// target; end closes both, with the error that ended it (nil: success).
+func (g *Gateway) startAttempt(ctx context.Context, t router.Target) (context.Context, *timing.Attempt, func(error)) {
+	name := t.String()
+	c, ok := g.inflight.Load(name)
+	if !ok {
+		c, _ = g.inflight.LoadOrStore(name, new(atomic.Int64))
+	}
+	n := c.(*atomic.Int64).Add(1)
+	actx, a := timing.From(ctx).StartAttempt(ctx, name, int(n))
+	var once sync.Once
+	return actx, a, func(err error) {
+		once.Do(func() {
+			c.(*atomic.Int64).Add(-1)
+			kind := ""
+			if err != nil {
+				kind = provider.AsError(err).Kind.String()
+			}
+			a.End(kind)
+		})
+	}
 }
 
 // slotHolder is a result that keeps its target busy until it ends (a stream).
@@ -238,10 +265,17 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 	if err != nil {
 		return nil, Outcome{}, err
 	}
+	timing.From(ctx).Routed()
 	var started time.Time
 	resp, out, err := try(ctx, g, plan, func(p provider.Provider, t router.Target) (*llm.ChatResponse, error) {
 		started = time.Now()
-		return p.ChatCompletion(ctx, forTarget(req, t))
+		actx, ta, end := g.startAttempt(ctx, t)
+		resp, err := p.ChatCompletion(actx, forTarget(req, t))
+		if err == nil && resp.Usage != nil {
+			ta.Tokens(resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+		}
+		end(err)
+		return resp, err
 	})
 	if err == nil {
 		a := Attempt{Target: out.Route, Number: out.Attempts, Status: "ok", Latency: time.Since(started)}
@@ -280,6 +314,7 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 		releaseRoute()
 		return nil, Outcome{}, err
 	}
+	timing.From(ctx).Routed()
 	var started time.Time
 	var s *Stream
 	var out Outcome
@@ -316,7 +351,8 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 // FirstTokenTimeout cancels this attempt, not the request.
 func (g *Gateway) openStream(ctx context.Context, p provider.Provider, t router.Target, req *llm.ChatRequest) (*Stream, error) {
 	opened := time.Now()
-	actx, cancel := context.WithCancel(ctx)
+	tctx, ta, end := g.startAttempt(ctx, t)
+	actx, cancel := context.WithCancel(tctx)
 	var slow atomic.Bool
 	var timer *time.Timer
 	if g.FirstTokenTimeout > 0 {
@@ -331,6 +367,7 @@ func (g *Gateway) openStream(ctx context.Context, p provider.Provider, t router.
 			err = &provider.Error{Kind: provider.KindTimeout, Provider: t.Provider, Code: "first_token_timeout",
 				Message: fmt.Sprintf("no first token within %s", g.FirstTokenTimeout)}
 		}
+		end(err)
 		return nil, err
 	}
 	s, err := p.ChatCompletionStream(actx, forTarget(req, t))
@@ -349,8 +386,10 @@ func (g *Gateway) openStream(ctx context.Context, p provider.Provider, t router.
 		s.Close()
 		return fail(context.Canceled)
 	}
+	ta.Token()
 	g.TTFTs.Observe(t, time.Since(opened))
-	return &Stream{inner: s, pending: true, wantUsage: req.WantsUsage(), cancel: cancel, idle: g.IdleTimeout}, nil
+	return &Stream{inner: s, pending: true, wantUsage: req.WantsUsage(), cancel: cancel, idle: g.IdleTimeout,
+		timing: ta, endAttempt: end}, nil
 }
 
 // Stream relays an upstream stream: it replays the held first chunk, and
@@ -377,13 +416,16 @@ type Stream struct {
 	// resume, when set, continues a broken text stream on the next target.
 	resume *resumer
 
-	cancel func()        // ends the attempt's context
+	timing     *timing.Attempt
+	endAttempt func(error) // ends the attempt's timeline and in-flight count, once
+	cancel func() // ends the attempt's context
 	idle   time.Duration // the longest silence allowed between chunks
 	silent atomic.Bool   // the idle watchdog fired
 }
 
 func (s *Stream) Next() bool {
 	for {
+		fresh := !s.pending // the held first chunk was timed when it came
 		if s.pending {
 			s.pending = false
 		} else if !s.next() {
@@ -394,6 +436,9 @@ func (s *Stream) Next() bool {
 			return false
 		}
 		c := s.inner.Chunk()
+		if fresh && len(c.Choices) > 0 {
+			s.timing.Token()
+		}
 		if s.resume != nil {
 			var skip bool
 			if c, skip = s.resume.observe(c); skip {
@@ -403,6 +448,7 @@ func (s *Stream) Next() bool {
 		for _, ch := range c.Choices {
 			if ch.Delta.Content != nil {
 				s.chars += len(*ch.Delta.Content)
+				s.timing.Output(*ch.Delta.Content)
 			}
 			if ch.Delta.ReasoningContent != nil {
 				s.chars += len(*ch.Delta.ReasoningContent)
@@ -462,6 +508,21 @@ func (s *Stream) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	if s.endAttempt != nil {
+		if s.usage != nil {
+			s.timing.Tokens(s.usage.PromptTokens, s.usage.CompletionTokens)
+		} else {
+			s.timing.Tokens(int(s.promptEstimate), int(EstimateTokens(s.chars)))
+		}
+		var cause error
+		switch {
+		case s.ended && s.Err() != nil:
+			cause = s.Err()
+		case !s.ended:
+			cause = &provider.Error{Kind: provider.KindCanceled}
+		}
+		s.endAttempt(cause)
+	}
 	for _, release := range s.releases {
 		release()
 	}
@@ -509,6 +570,7 @@ func (g *Gateway) Embeddings(ctx context.Context, call *Call, req *llm.Embedding
 	if err != nil {
 		return nil, Outcome{}, err
 	}
+	timing.From(ctx).Routed()
 	started := time.Now()
 	resp, out, err := try(ctx, g, plan, func(p provider.Provider, t router.Target) (*llm.EmbeddingResponse, error) {
 		e, ok := p.(provider.Embedder)
@@ -517,7 +579,10 @@ func (g *Gateway) Embeddings(ctx context.Context, call *Call, req *llm.Embedding
 		}
 		r := *req
 		r.Model = t.Model
-		return e.Embeddings(ctx, &r)
+		actx, _, end := g.startAttempt(ctx, t)
+		resp, err := e.Embeddings(actx, &r)
+		end(err)
+		return resp, err
 	})
 	if err == nil {
 		a := Attempt{Target: out.Route, Number: out.Attempts, Status: "ok", Latency: time.Since(started)}
@@ -545,6 +610,7 @@ func (g *Gateway) Images(ctx context.Context, call *Call, req *llm.ImageRequest)
 		return nil, Outcome{}, err
 	}
 	defer tab.Close() // images carry no token usage to bill yet
+	timing.From(ctx).Routed()
 	return try(ctx, g, plan, func(p provider.Provider, t router.Target) (*llm.ImageResponse, error) {
 		ig, ok := p.(provider.ImageGenerator)
 		if !ok {
@@ -552,7 +618,10 @@ func (g *Gateway) Images(ctx context.Context, call *Call, req *llm.ImageRequest)
 		}
 		r := *req
 		r.Model = t.Model
-		return ig.ImageGeneration(ctx, &r)
+		actx, _, end := g.startAttempt(ctx, t)
+		resp, err := ig.ImageGeneration(actx, &r)
+		end(err)
+		return resp, err
 	})
 }
 

@@ -76,6 +76,7 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 		if r.s != nil {
 			r.s.inner.Close()
 			r.s.cancel()
+			r.s.endAttempt(&provider.Error{Kind: provider.KindCanceled})
 		}
 		tab.Record(Attempt{Target: r.target, Number: r.number, Status: "canceled", Estimated: true,
 			Usage: llm.Usage{PromptTokens: int(promptEstimate), TotalTokens: int(promptEstimate)}, Latency: time.Since(r.started)})
@@ -131,6 +132,7 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 						if r.s != nil {
 							r.s.inner.Close()
 							r.s.cancel()
+							r.s.endAttempt(&provider.Error{Kind: provider.KindCanceled})
 						}
 					}
 				}(running)

@@ -51,11 +51,13 @@ func (r *resumer) observe(c *llm.ChatChunk) (*llm.ChatChunk, bool) {
 // stream must end with its error instead.
 func (r *resumer) try(s *Stream) bool {
 	err := s.Err()
+	broke := err
 	if err == nil || r.ctx.Err() != nil || r.text.Len() == 0 || !provider.AsError(err).Kind.Retryable() {
 		return false
 	}
 	g := r.g
 	broken := s.attempt
+	s.timing.Tokens(int(s.promptEstimate), int(EstimateTokens(s.chars)))
 	g.healthDone(broken.Target, err, false)
 	// The broken attempt is billed for what it generated, estimated.
 	s.tab.Record(Attempt{Target: broken.Target, Number: broken.Number, Status: "error", Estimated: true,
@@ -89,7 +91,9 @@ func (r *resumer) try(s *Stream) bool {
 		if s.cancel != nil {
 			s.cancel()
 		}
+		s.endAttempt(broke)
 		s.inner, s.cancel, s.pending = next.inner, next.cancel, true
+		s.timing, s.endAttempt = next.timing, next.endAttempt
 		s.silent.Store(false) // the stall was the old target's
 		s.attempt = Attempt{Target: t, Number: broken.Number + 1}
 		s.usage = nil

@@ -22,6 +22,8 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/credentials", s.adminOnly(s.listCredentials))
 	mux.HandleFunc("DELETE /admin/credentials/{id}", s.adminOnly(s.deleteCredential))
 	mux.HandleFunc("GET /admin/usage", s.adminOnly(s.usage))
+	mux.HandleFunc("GET /admin/requests/{id}", s.adminOnly(s.getRequest))
+	mux.HandleFunc("GET /admin/status", s.adminOnly(s.status))
 }
 
 func (s *Server) now() time.Time {

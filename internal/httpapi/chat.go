@@ -8,6 +8,7 @@ import (
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/timing"
 )
 
 // MaxDepth bounds JSON nesting. Real requests nest a dozen levels (tool
@@ -54,6 +55,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil {
 		return err
 	}
+	timing.From(r.Context()).Input(body)
 	if jsonDepth(body, MaxDepth) > MaxDepth {
 		return &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_json",
 			Message: fmt.Sprintf("JSON nested deeper than %d levels", MaxDepth)}
@@ -136,6 +138,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	timing.From(r.Context()).Describe(req.Model, req.Stream)
 	if !s.allowModel(w, r, req.Model) {
 		return
 	}
@@ -151,6 +154,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
+		captureAnswer(r, resp)
 		s.setWriteDeadline(w)
 		writeJSON(w, http.StatusOK, resp)
 		deliverThenSettle(w, out)
@@ -190,4 +194,19 @@ func (s *Server) logStreamError(r *http.Request, e *provider.Error) {
 func requestIDFrom(r *http.Request) string {
 	id, _ := r.Context().Value(keyRequestID).(string)
 	return id
+}
+
+// captureAnswer keeps a whole answer's text in the record, when bodies are kept.
+func captureAnswer(r *http.Request, resp *llm.ChatResponse) {
+	rt := timing.From(r.Context())
+	if !rt.Capturing() {
+		return
+	}
+	for _, c := range resp.Choices {
+		rt.Output(c.Message.ReasoningContent)
+		rt.Output(c.Message.Content.String())
+		for _, tc := range c.Message.ToolCalls {
+			rt.Output(tc.Function.Arguments)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/provider/anthropic"
+	"github.com/tidegate/tidegate/internal/timing"
 )
 
 // messages serves Anthropic's /v1/messages through any provider.
@@ -19,6 +20,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	timing.From(r.Context()).Describe(mr.Model, mr.Stream)
 	if !s.allowModel(w, r, mr.Model) {
 		return
 	}
@@ -31,6 +33,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
+		captureAnswer(r, resp)
 		s.setWriteDeadline(w)
 		writeJSON(w, http.StatusOK, anthropic.FromChatResponse(resp))
 		deliverThenSettle(w, out)
@@ -80,6 +83,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalid("input", "input must be a non-empty string or array"))
 		return
 	}
+	timing.From(r.Context()).Describe(req.Model, false)
 	if !s.allowModel(w, r, req.Model) {
 		return
 	}
@@ -111,6 +115,7 @@ func (s *Server) images(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalid("n", "n must be between 1 and 10"))
 		return
 	}
+	timing.From(r.Context()).Describe(req.Model, false)
 	if !s.allowModel(w, r, req.Model) {
 		return
 	}

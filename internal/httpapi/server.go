@@ -24,6 +24,8 @@ import (
 	"github.com/tidegate/tidegate/internal/keys"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/timing"
+	"github.com/tidegate/tidegate/internal/verdict"
 )
 
 // Log attribute keys.
@@ -35,6 +37,7 @@ const (
 	attrRoute     = "route"
 	attrAttempts  = "attempts"
 	attrDuration  = "duration_ms"
+	attrVerdict   = "verdict"
 	attrKind      = "error_kind"
 )
 
@@ -67,6 +70,17 @@ type Server struct {
 	// RequestTimeout bounds a request, all attempts together; a client may
 	// shorten it with x-tidegate-timeout. 0: no bound.
 	RequestTimeout time.Duration
+
+	// Judge gives every API request a verdict; nil: none.
+	Judge *verdict.Judge
+	// Observers receive every finished API request's record.
+	Observers []RequestObserver
+	// Requests finds a past request's record (GET /admin/requests/{id}).
+	Requests RequestFinder
+	// Status reports the targets' live state (GET /admin/status).
+	Status StatusSource
+	// CaptureBodies keeps request and answer bodies in the records.
+	CaptureBodies bool
 
 	masterHash [sha256.Size]byte
 	keyCache   *keys.Cache
@@ -159,31 +173,58 @@ func validID(s string) bool {
 	return true
 }
 
-// statusRecorder remembers the status for the request log.
+// statusRecorder remembers the status for the request log, times the
+// writes (a write blocked on a slow reader is the client's time), and puts
+// the timing so far in a Server-Timing header when the head goes out.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
-	kind   string
+	status    int
+	kind      string
+	timeline  *timing.Request
+	lastWrite time.Duration // offset of the end of the last write or flush
 }
+
+// clientBlocked is how long a write must take to count as waiting on the
+// client rather than as the gateway's own syscall.
+const clientBlocked = time.Millisecond
 
 func (w *statusRecorder) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		if w.timeline != nil {
+			w.Header().Set("Server-Timing", w.timeline.ServerTiming(time.Since(w.timeline.Received)))
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusRecorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
-	return w.ResponseWriter.Write(b)
+	start := time.Now()
+	n, err := w.ResponseWriter.Write(b)
+	w.wrote(start)
+	return n, err
 }
 
 func (w *statusRecorder) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		start := time.Now()
 		f.Flush()
+		w.wrote(start)
 	}
+}
+
+func (w *statusRecorder) wrote(start time.Time) {
+	if w.timeline == nil {
+		return
+	}
+	end := time.Now()
+	if d := end.Sub(start); d >= clientBlocked {
+		w.timeline.ClientWait(d)
+	}
+	w.lastWrite = end.Sub(w.timeline.Received)
 }
 
 // Unwrap lets http.ResponseController reach the connection's deadlines.
@@ -194,8 +235,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		id := s.requestID(r)
 		w.Header().Set(HeaderRequestID, id)
-		rec := &statusRecorder{ResponseWriter: w}
-		r = r.WithContext(context.WithValue(r.Context(), keyRequestID, id))
+		rt := timing.New(id, start, s.CaptureBodies)
+		rec := &statusRecorder{ResponseWriter: w, timeline: rt}
+		r = r.WithContext(timing.With(context.WithValue(r.Context(), keyRequestID, id), rt))
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -206,10 +248,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					s.writeError(rec, r, &provider.Error{Kind: provider.KindInternal, Message: "internal error"})
 				}
 			}
+			verdict := s.finish(r, rec)
 			s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String(attrRequestID, id), slog.String(attrMethod, r.Method), slog.String(attrPath, r.URL.Path),
 				slog.Int(attrStatus, rec.status), slog.String(attrRoute, rec.Header().Get(HeaderRoute)),
 				slog.String(attrAttempts, rec.Header().Get(HeaderAttempts)), slog.String(attrKind, rec.kind),
+				slog.String(attrVerdict, verdict),
 				slog.Float64(attrDuration, float64(time.Since(start).Microseconds())/1000))
 		}()
 		next.ServeHTTP(rec, r)
@@ -297,6 +341,11 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		ctx := context.WithValue(r.Context(), keyPrincipal, p)
+		keyID := ""
+		if p.key != nil {
+			keyID = p.key.ID
+		}
+		timing.From(ctx).Authenticated(keyID)
 		d, err := s.deadline(r)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -333,7 +382,11 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		// Clear it: a deadline left on the connection would cancel a long stream.
 		defer rc.SetReadDeadline(time.Time{})
 	}
+	started := time.Now()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.BodyLimit))
+	if d := time.Since(started); d >= clientBlocked {
+		timing.From(r.Context()).ClientWait(d) // a slow upload is the client's time
+	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -365,4 +418,36 @@ func setOutcome(w http.ResponseWriter, out gateway.Outcome) {
 func deliverThenSettle(w http.ResponseWriter, out gateway.Outcome) {
 	_ = http.NewResponseController(w).Flush()
 	out.Settle()
+}
+
+// RequestObserver receives every finished API request's record, its verdict
+// given: the request log, metrics, traces.
+type RequestObserver interface {
+	ObserveRequest(ctx context.Context, rec *timing.Record, h http.Header)
+}
+
+// finish closes a request's timeline: the record is judged, a stream gets
+// the whole timing as a trailer, and the observers see the record. It
+// returns the verdict's kind for the access log.
+func (s *Server) finish(r *http.Request, rec *statusRecorder) string {
+	if !strings.HasPrefix(r.URL.Path, "/v1/") || r.Method != http.MethodPost {
+		return ""
+	}
+	rt := rec.timeline
+	finished := rec.lastWrite
+	if finished == 0 {
+		finished = time.Since(rt.Received)
+	}
+	record := rt.Finish(timing.Meta{Endpoint: r.URL.Path, Route: rec.Header().Get(HeaderRoute), ErrorKind: rec.kind, Status: rec.status}, finished)
+	if s.Judge != nil {
+		record.Verdict = s.Judge.Judge(&record)
+	}
+	if record.Stream && rec.status == http.StatusOK {
+		// Sent after the last chunk: the head went out at the first token.
+		rec.Header().Set(http.TrailerPrefix+"Server-Timing", record.ServerTiming())
+	}
+	for _, o := range s.Observers {
+		o.ObserveRequest(r.Context(), &record, r.Header)
+	}
+	return record.Verdict.Kind
 }

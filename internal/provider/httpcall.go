@@ -6,6 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/timing"
 )
 
 // MaxResponseBody bounds a non-streaming upstream answer held in memory.
@@ -20,11 +25,32 @@ func Post(ctx context.Context, client *http.Client, url string, header http.Head
 	}
 	req.Header = header
 	req.Header.Set("Content-Type", "application/json")
+	attempt := timing.AttemptFrom(ctx)
+	if attempt != nil {
+		req = req.WithContext(httptrace.WithClientTrace(ctx, attempt.Trace()))
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, ClassifyTransport(err)
 	}
+	if attempt != nil {
+		attempt.Processing(processingTime(resp.Header))
+	}
 	return resp, nil
+}
+
+// processingTime is the time an upstream says it spent on a request:
+// OpenAI's openai-processing-ms (also sent by tidegate's sim).
+func processingTime(h http.Header) time.Duration {
+	v := h.Get("openai-processing-ms")
+	if v == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		return 0
+	}
+	return time.Duration(f * float64(time.Millisecond))
 }
 
 // FailFunc turns an upstream error answer into an *Error, dialect by dialect.

@@ -53,6 +53,10 @@ type Model struct {
 	// A slow tail: this share of calls waits TailTTFT instead of TTFT.
 	TailTTFT time.Duration `yaml:"tail_ttft"`
 	TailRate float64       `yaml:"tail_rate"`
+	// NetworkDelay holds the response head back this long when the fleet
+	// serves over HTTP, outside the processing time it reports (OpenAI's
+	// openai-processing-ms): a slow path between gateway and model.
+	NetworkDelay time.Duration `yaml:"network_delay"`
 }
 
 // DefaultFleet is the demo fleet: fast, balanced and slow models, one that

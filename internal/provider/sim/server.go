@@ -8,9 +8,12 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
@@ -24,6 +27,7 @@ func (f *Fleet) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/chat/completions", f.serveChat)
 	mux.HandleFunc("POST /v1/embeddings", f.serveEmbeddings)
 	mux.HandleFunc("POST /v1/images/generations", f.serveImages)
+	mux.HandleFunc("PUT /sim/models/{name}", f.serveSetModel)
 	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
 		list := llm.ModelList{Object: "list"}
 		for _, n := range f.Models() {
@@ -59,7 +63,8 @@ func (f *Fleet) serveChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, provider.Errorf(provider.KindInvalidRequest, "invalid_json", "invalid JSON: %v", err))
 		return
 	}
-	m, p, err := f.start(r.Context(), &req)
+	began := time.Now()
+	m, p, err := f.begin(r.Context(), &req)
 	if err != nil {
 		if provider.AsError(err).Kind == provider.KindCanceled {
 			return
@@ -68,6 +73,9 @@ func (f *Fleet) serveChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !req.Stream {
+		if err := sleep(r.Context(), p.ttft); err != nil {
+			return
+		}
 		resp, err := f.complete(r.Context(), m, p, &req)
 		if err != nil {
 			if p.fault == FaultCut {
@@ -76,10 +84,36 @@ func (f *Fleet) serveChat(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
+		w.Header().Set("openai-processing-ms", strconv.FormatInt(time.Since(began).Milliseconds(), 10))
+		if sleep(r.Context(), m.NetworkDelay) != nil {
+			return
+		}
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
+	// Like OpenAI-compatible servers, the head goes out before the first
+	// token: the time to it is the network's, the rest the model's.
+	if sleep(r.Context(), m.NetworkDelay) != nil {
+		return
+	}
 	f.serveStream(w, r, &req, p)
+}
+
+// serveSetModel changes a model while the fleet serves (PUT
+// /sim/models/{name}, a YAML or JSON model: {"ttft": "2s", ...}).
+func (f *Fleet) serveSetModel(w http.ResponseWriter, r *http.Request) {
+	var m Model
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err == nil {
+		err = yaml.Unmarshal(body, &m)
+	}
+	if err != nil {
+		writeError(w, provider.Errorf(provider.KindInvalidRequest, "invalid_model", "invalid model: %v", err))
+		return
+	}
+	m.Name = r.PathValue("name")
+	f.Set(m)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (f *Fleet) serveStream(w http.ResponseWriter, r *http.Request, req *llm.ChatRequest, p plan) {
@@ -89,6 +123,12 @@ func (f *Fleet) serveStream(w http.ResponseWriter, r *http.Request, req *llm.Cha
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	if sleep(r.Context(), p.ttft) != nil {
+		return
+	}
 	var buf bytes.Buffer
 	sent := 0
 	for k := 0; k < seq.len(); k++ {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 type Fleet struct {
 	name   string
 	engine engine
+	mu     sync.RWMutex // guards models: a drill changes them while serving
 	models map[string]Model
 	serial atomic.Uint64
 	now    func() time.Time
@@ -38,6 +40,8 @@ func New(name string, seed uint64, models []Model) *Fleet {
 
 // Models lists the fleet's model names.
 func (f *Fleet) Models() []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	out := make([]string, 0, len(f.models))
 	for n := range f.models {
 		out = append(out, n)
@@ -45,8 +49,18 @@ func (f *Fleet) Models() []string {
 	return out
 }
 
+// Set adds or replaces a model while the fleet serves: a drill injects a
+// slowdown or a fault, then takes it back.
+func (f *Fleet) Set(m Model) {
+	f.mu.Lock()
+	f.models[m.Name] = m
+	f.mu.Unlock()
+}
+
 func (f *Fleet) model(name string) (Model, error) {
+	f.mu.RLock()
 	m, ok := f.models[name]
+	f.mu.RUnlock()
 	if !ok {
 		return Model{}, &provider.Error{Kind: provider.KindNotFound, Code: "model_not_found", Provider: f.name,
 			Message: fmt.Sprintf("the sim fleet has no model %q", name), Status: 404}
@@ -54,8 +68,21 @@ func (f *Fleet) model(name string) (Model, error) {
 	return m, nil
 }
 
-// start decides the answer and applies faults that happen before any output.
+// start decides the answer, applies the faults that come before any output
+// and waits the time to first token.
 func (f *Fleet) start(ctx context.Context, req *llm.ChatRequest) (Model, plan, error) {
+	m, p, err := f.begin(ctx, req)
+	if err != nil {
+		return m, p, err
+	}
+	if err := sleep(ctx, p.ttft); err != nil {
+		return m, p, err
+	}
+	return m, p, nil
+}
+
+// begin decides the answer and applies the faults that come before any output.
+func (f *Fleet) begin(ctx context.Context, req *llm.ChatRequest) (Model, plan, error) {
 	m, err := f.model(req.Model)
 	if err != nil {
 		return m, plan{}, err
@@ -71,9 +98,6 @@ func (f *Fleet) start(ctx context.Context, req *llm.ChatRequest) (Model, plan, e
 	if p.fault == FaultHang {
 		<-ctx.Done()
 		return m, p, provider.ClassifyTransport(ctx.Err())
-	}
-	if err := sleep(ctx, p.ttft); err != nil {
-		return m, p, err
 	}
 	return m, p, nil
 }
