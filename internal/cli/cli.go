@@ -23,6 +23,8 @@ Usage:
   tidegate prices [--config FILE]                   print the price catalog
   tidegate usage [--group-by model] [--csv]         usage report from the ledger
   tidegate drill [--scenario down,outage] [--stream] rehearse provider outages on the sim fleet
+  tidegate diagnose REQUEST_ID [--json]             one request's timeline and who was slow
+  tidegate status [--url URL]                       each target's health over the last hour and day
   tidegate version                                  print the version
 `
 
@@ -48,6 +50,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = usageCmd(ctx, args[1:], stdout, stderr)
 	case "drill":
 		err = drillCmd(ctx, args[1:], stdout, stderr)
+	case "diagnose":
+		err = diagnoseCmd(ctx, args[1:], stdout, stderr)
+	case "status":
+		err = statusCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "tidegate", Version)
 	case "help", "-h", "--help":

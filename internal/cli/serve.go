@@ -23,6 +23,7 @@ import (
 	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/verdict"
 )
 
 // MasterKeyEnv names the environment variable holding the master key.
@@ -151,7 +152,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Store:           st,
 		Sealer:          sealer,
 		RequestTimeout:  cfg.Reliability.RequestTimeout,
+		Judge:           verdict.New(),
 	}
+	stopObservers, err := observe(cfg, api, gw, st, masterKey, logger)
+	if err != nil {
+		return err
+	}
+	defer stopObservers()
 	srv := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,

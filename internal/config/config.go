@@ -31,6 +31,41 @@ type Config struct {
 	Prices      []Price     `yaml:"prices"`
 	Budgets     Budgets     `yaml:"budgets"`
 	Reliability Reliability `yaml:"reliability"`
+	Observe     Observe     `yaml:"observe"`
+}
+
+// Observe configures what tidegate records and exports about requests.
+type Observe struct {
+	RequestLog RequestLog `yaml:"request_log"`
+	Metrics    Metrics    `yaml:"metrics"`
+	Tracing    Tracing    `yaml:"tracing"`
+}
+
+// RequestLog is the per-request log in the store.
+type RequestLog struct {
+	Disabled  bool          `yaml:"disabled"`  // default: on
+	Retention time.Duration `yaml:"retention"` // default 168h (7 days)
+	// Bodies keeps request and answer bodies (streamed answers joined),
+	// secrets redacted; default off.
+	Bodies bool `yaml:"bodies"`
+}
+
+// Metrics is the Prometheus endpoint.
+type Metrics struct {
+	Disabled bool `yaml:"disabled"` // default: on
+	// Listen serves /metrics, unauthenticated, on its own address (for a
+	// scraper on a private network); empty: /metrics on the main listener,
+	// behind the master key.
+	Listen string `yaml:"listen"`
+}
+
+// Tracing exports OpenTelemetry traces over OTLP/HTTP.
+type Tracing struct {
+	// Endpoint is the OTLP/HTTP collector, e.g. http://127.0.0.1:4318;
+	// empty: no tracing.
+	Endpoint    string  `yaml:"endpoint"`
+	SampleRatio float64 `yaml:"sample_ratio"` // share of requests traced; default 1
+	ServiceName string  `yaml:"service_name"` // default tidegate
 }
 
 // Reliability tunes failover. Zero fields take the defaults.
@@ -189,6 +224,15 @@ func (c *Config) applyDefaults() {
 	if c.Budgets.USDToCNY == 0 {
 		c.Budgets.USDToCNY = 7.2
 	}
+	if c.Observe.RequestLog.Retention == 0 {
+		c.Observe.RequestLog.Retention = 7 * 24 * time.Hour
+	}
+	if c.Observe.Tracing.SampleRatio == 0 {
+		c.Observe.Tracing.SampleRatio = 1
+	}
+	if c.Observe.Tracing.ServiceName == "" {
+		c.Observe.Tracing.ServiceName = "tidegate"
+	}
 	r := &c.Reliability
 	if r.RequestTimeout == 0 {
 		r.RequestTimeout = 10 * time.Minute
@@ -295,6 +339,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.BodyLimit < 1024 {
 		bad("server.body_limit", "must be at least 1024 bytes")
+	}
+	if t := c.Observe.Tracing; t.Endpoint != "" && !strings.HasPrefix(t.Endpoint, "http://") && !strings.HasPrefix(t.Endpoint, "https://") {
+		bad("observe.tracing.endpoint", "want an http:// or https:// OTLP/HTTP collector URL, got %q", t.Endpoint)
+	}
+	if r := c.Observe.Tracing.SampleRatio; r < 0 || r > 1 {
+		bad("observe.tracing.sample_ratio", "must be between 0 and 1")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

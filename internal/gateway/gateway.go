@@ -417,10 +417,10 @@ type Stream struct {
 	resume *resumer
 
 	timing     *timing.Attempt
-	endAttempt func(error) // ends the attempt's timeline and in-flight count, once
-	cancel func() // ends the attempt's context
-	idle   time.Duration // the longest silence allowed between chunks
-	silent atomic.Bool   // the idle watchdog fired
+	endAttempt func(error)   // ends the attempt's timeline and in-flight count, once
+	cancel     func()        // ends the attempt's context
+	idle       time.Duration // the longest silence allowed between chunks
+	silent     atomic.Bool   // the idle watchdog fired
 }
 
 func (s *Stream) Next() bool {

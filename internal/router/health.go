@@ -69,6 +69,29 @@ type targetHealth struct {
 	probes      int // successes so far in half-open
 	inFlight    int // probes running in half-open
 	reason      string
+	outages     []Outage // the last day's ejections and cool-downs, oldest first
+}
+
+// Outage is a time a target was out of plans (ejected or cooling).
+type Outage struct {
+	From, Until time.Time
+}
+
+// maxOutages bounds the outages kept per target.
+const maxOutages = 1024
+
+// out records [now, until) as an outage, merged with the last when they touch.
+func (th *targetHealth) out(now, until time.Time) {
+	if n := len(th.outages); n > 0 && !now.After(th.outages[n-1].Until) {
+		if until.After(th.outages[n-1].Until) {
+			th.outages[n-1].Until = until
+		}
+		return
+	}
+	th.outages = append(th.outages, Outage{From: now, Until: until})
+	for len(th.outages) > maxOutages || (len(th.outages) > 0 && now.Sub(th.outages[0].Until) > 24*time.Hour) {
+		th.outages = th.outages[1:]
+	}
 }
 
 type outcome struct {
@@ -143,10 +166,12 @@ func (h *Health) Done(t Target, r Result, retryAfter time.Duration) {
 			retryAfter = time.Second
 		}
 		th.until = now.Add(retryAfter)
+		th.out(now, th.until)
 		h.changed(t, "cooling", "rate limited", th.until)
 		return
 	case AuthFailure:
 		th.until, th.halfOpen, th.probes = now.Add(h.cfg.CredentialEjection), true, 0
+		th.out(now, th.until)
 		h.changed(t, "ejected", "credential rejected", th.until)
 		return
 	}
@@ -194,6 +219,7 @@ func (h *Health) eject(t Target, th *targetHealth, now time.Time, reason string)
 	d = time.Duration(float64(d) * (0.8 + 0.4*h.jitter()))
 	th.ejections++
 	th.until, th.halfOpen, th.probes, th.consecutive, th.window = now.Add(d), true, 0, 0, nil
+	th.out(now, th.until)
 	h.changed(t, "ejected", reason, th.until)
 }
 
@@ -215,4 +241,15 @@ func (h *Health) State(t Target) (state string, until time.Time) {
 		return "half-open", time.Time{}
 	}
 	return "healthy", time.Time{}
+}
+
+// Outages returns a target's recorded outages (the last day's).
+func (h *Health) Outages(t Target) []Outage {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	th := h.targets[t]
+	if th == nil {
+		return nil
+	}
+	return append([]Outage(nil), th.outages...)
 }

@@ -23,4 +23,5 @@ var hotWrites = []string{
 	sqlSettleWindow,
 	sqlReleaseWindow,
 	sqlInsertUsage,
+	sqlInsertRequestLog,
 }

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/config"
+	"github.com/tidegate/tidegate/internal/fleet"
+	"github.com/tidegate/tidegate/internal/gateway"
+	"github.com/tidegate/tidegate/internal/httpapi"
+	"github.com/tidegate/tidegate/internal/reqlog"
+	"github.com/tidegate/tidegate/internal/router"
+	"github.com/tidegate/tidegate/internal/status"
+	"github.com/tidegate/tidegate/internal/store"
+)
+
+// observe wires what records and exports requests: the request log, metrics
+// and traces. The returned stop flushes them; call it after the server
+// drained.
+func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, st *store.DB, masterKey string, logger *slog.Logger) (func(), error) {
+	var stops []func()
+	stop := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	if rl := cfg.Observe.RequestLog; !rl.Disabled {
+		log := reqlog.New(st, logger, reqlog.Options{Retention: rl.Retention, Secrets: secrets(cfg, masterKey)})
+		api.Observers = append(api.Observers, log)
+		api.Requests = log
+		api.CaptureBodies = rl.Bodies
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); log.Run(ctx) }()
+		stops = append(stops, func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				logger.Warn("request log did not flush in time")
+			}
+		})
+	}
+	var targets []router.Target
+	for _, p := range cfg.Providers {
+		creds := fleet.CredentialIDs(p)
+		if len(creds) == 0 {
+			creds = []string{""}
+		}
+		for _, m := range p.Models {
+			for _, c := range creds {
+				targets = append(targets, router.Target{Provider: p.Name, Model: m, Credential: c})
+			}
+		}
+	}
+	tracker := status.New(gw.Health, targets)
+	api.Observers = append(api.Observers, tracker)
+	api.Status = tracker
+	return stop, nil
+}
+
+// secrets are the values the request log must never hold.
+func secrets(cfg *config.Config, masterKey string) []string {
+	out := []string{masterKey}
+	for _, p := range cfg.Providers {
+		out = append(out, p.APIKey)
+		out = append(out, p.APIKeys...)
+	}
+	return out
+}

@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/status"
+)
+
+// statusCmd asks a running gateway for its targets' state.
+func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "config file (default: the demo's)")
+	url := fs.String("url", "", "the gateway's address (default: the config's listen address)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	masterKey, _, err := resolveMasterKey(ctx, cfg, st)
+	st.Close()
+	if err != nil {
+		return err
+	}
+	base := *url
+	if base == "" {
+		base = "http://" + cfg.Listen
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/admin/status", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+masterKey)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("is the gateway running at %s? %w", base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	if *asJSON {
+		_, err := stdout.Write(body)
+		return err
+	}
+	var rep status.Report
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return err
+	}
+	printStatus(stdout, &rep)
+	return nil
+}
+
+func printStatus(w io.Writer, rep *status.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\tbreaker\twindow\trequests\tsuccess\tttft p50\tttft p95\ttokens/s\tserving\tcovered")
+	for _, t := range rep.Targets {
+		breaker := breakerSummary(t.Breakers)
+		for i, win := range []struct {
+			name string
+			w    status.Window
+		}{{"hour", t.Hour}, {"day", t.Day}} {
+			name, br := t.Target, breaker
+			if i > 0 {
+				name, br = "", ""
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%.2f%%\t%s\n", name, br, win.name, win.w.Requests,
+				percent(win.w.SuccessRate, win.w.Requests), millis(win.w.TTFTP50), millis(win.w.TTFTP95),
+				rate(win.w.TokensPerSecond), 100*win.w.EffectiveServing, win.w.Covered)
+		}
+	}
+	tw.Flush()
+}
+
+func breakerSummary(bs []status.Breaker) string {
+	healthy := 0
+	var out []string
+	for _, b := range bs {
+		if b.State == "healthy" {
+			healthy++
+			continue
+		}
+		s := b.State
+		if b.Credential != "" {
+			s = "#" + b.Credential + " " + s
+		}
+		if !b.Until.IsZero() {
+			s += " until " + b.Until.Local().Format("15:04:05")
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return "healthy"
+	}
+	if len(bs) > 1 {
+		out = append([]string{fmt.Sprintf("%d/%d healthy", healthy, len(bs))}, out...)
+	}
+	return strings.Join(out, "; ")
+}
+
+func percent(v float64, n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*v)
+}
+
+func millis(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f ms", v)
+}
+
+func rate(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", v)
+}

@@ -1,0 +1,206 @@
+// Package reqlog keeps the request log: every API request's timeline and
+// verdict, written to the store in batches off the request path, pruned by
+// age. Bodies are kept only when configured, and then with secrets redacted.
+package reqlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/timing"
+)
+
+// Store is what the log needs of the database.
+type Store interface {
+	InsertRequestLogs(ctx context.Context, rows []store.RequestLogRow) error
+	RequestLog(ctx context.Context, id string) (string, error)
+	PruneRequestLog(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Options configure a log.
+type Options struct {
+	Retention time.Duration // rows older than this are pruned; 0: 7 days
+	// Secrets are values that must never be stored (the providers' keys,
+	// the master key), on top of anything shaped like a credential.
+	Secrets []string
+	// FlushEvery bounds how long a record waits in memory; 0: 100 ms.
+	FlushEvery time.Duration
+}
+
+// maxPending bounds the records held while the store is slow: past it the
+// oldest are dropped (and counted), never the requests themselves.
+const maxPending = 20_000
+
+// Log is safe for concurrent use.
+type Log struct {
+	store  Store
+	logger *slog.Logger
+	opts   Options
+
+	mu      sync.Mutex
+	pending []*timing.Record
+	dropped int64
+	kick    chan struct{}
+}
+
+// New makes a log; Run writes it.
+func New(s Store, logger *slog.Logger, opts Options) *Log {
+	if opts.Retention <= 0 {
+		opts.Retention = 7 * 24 * time.Hour
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = 100 * time.Millisecond
+	}
+	return &Log{store: s, logger: logger, opts: opts, kick: make(chan struct{}, 1)}
+}
+
+// ObserveRequest queues a finished request's record; the request path pays
+// an append, no encoding and no I/O.
+func (l *Log) ObserveRequest(_ context.Context, rec *timing.Record, _ http.Header) {
+	l.mu.Lock()
+	if len(l.pending) >= maxPending {
+		l.pending = l.pending[1:]
+		l.dropped++
+	}
+	l.pending = append(l.pending, rec)
+	full := len(l.pending) >= 512
+	l.mu.Unlock()
+	if full {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run writes queued records every FlushEvery and prunes old rows every
+// hour, until ctx ends; then it writes what is left.
+func (l *Log) Run(ctx context.Context) {
+	tick := time.NewTicker(l.opts.FlushEvery)
+	defer tick.Stop()
+	l.prune(ctx)
+	lastPrune := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			l.Flush(context.Background())
+			return
+		case <-tick.C:
+		case <-l.kick:
+		}
+		l.Flush(ctx)
+		if time.Since(lastPrune) > time.Hour {
+			l.prune(ctx)
+			lastPrune = time.Now()
+		}
+	}
+}
+
+func (l *Log) prune(ctx context.Context) {
+	n, err := l.store.PruneRequestLog(ctx, time.Now().Add(-l.opts.Retention))
+	if err != nil && ctx.Err() == nil {
+		l.logger.Warn("request log prune failed", slog.String("error", err.Error()))
+	} else if n > 0 {
+		l.logger.Info("request log pruned", slog.Int64("rows", n))
+	}
+}
+
+// Flush writes the queued records now.
+func (l *Log) Flush(ctx context.Context) {
+	l.mu.Lock()
+	batch, dropped := l.pending, l.dropped
+	l.pending, l.dropped = nil, 0
+	l.mu.Unlock()
+	if dropped > 0 {
+		l.logger.Warn("request log fell behind; records dropped", slog.Int64("dropped", dropped))
+	}
+	if len(batch) == 0 {
+		return
+	}
+	rows := make([]store.RequestLogRow, 0, len(batch))
+	for _, rec := range batch {
+		rows = append(rows, l.row(rec))
+	}
+	if err := l.store.InsertRequestLogs(ctx, rows); err != nil {
+		l.logger.Warn("request log write failed", slog.Int("records", len(rows)), slog.String("error", err.Error()))
+	}
+}
+
+func (l *Log) row(rec *timing.Record) store.RequestLogRow {
+	cp := *rec
+	cp.RequestBody = Redact(cp.RequestBody, l.opts.Secrets...)
+	cp.ResponseBody = Redact(cp.ResponseBody, l.opts.Secrets...)
+	b, _ := json.Marshal(&cp)
+	return store.RequestLogRow{ID: rec.ID, ReceivedAt: rec.Received, Endpoint: rec.Endpoint, Model: rec.Model, Route: rec.Route,
+		KeyID: rec.KeyID, Status: rec.Status, Verdict: rec.Verdict.Kind, Total: time.Duration(float64(rec.Phases.Total) * float64(time.Millisecond)),
+		Record: string(b)}
+}
+
+// Request finds a request's record: still queued, or in the store.
+func (l *Log) Request(ctx context.Context, id string) (*timing.Record, error) {
+	l.mu.Lock()
+	for i := len(l.pending) - 1; i >= 0; i-- {
+		if l.pending[i].ID == id {
+			row := l.row(l.pending[i])
+			l.mu.Unlock()
+			return decode(row.Record)
+		}
+	}
+	l.mu.Unlock()
+	s, err := l.store.RequestLog(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return decode(s)
+}
+
+// Lookup reads a record straight from a store (the diagnose command).
+func Lookup(ctx context.Context, s Store, id string) (*timing.Record, error) {
+	text, err := s.RequestLog(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return decode(text)
+}
+
+func decode(s string) (*timing.Record, error) {
+	var rec timing.Record
+	if err := json.Unmarshal([]byte(s), &rec); err != nil {
+		return nil, errors.Join(errors.New("request log: unreadable record"), err)
+	}
+	return &rec, nil
+}
+
+// credentialLike matches what commonly carries access: API keys of the
+// providers tidegate speaks to and of the usual clouds, bearer tokens and
+// JWTs. Provider.Redact covers "sk-", "tg-", "bce-v3/" and bearer values.
+var credentialLike = regexp.MustCompile(`AIza[0-9A-Za-z_-]{20,}|AKIA[0-9A-Z]{12,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|(?i)(api[_-]?key|secret|password|token)("?\s*[:=]\s*"?)[^\s",}]{6,}`)
+
+// Redact removes the given secrets and credential-shaped strings from a
+// body bound for the log.
+func Redact(s string, secrets ...string) string {
+	if s == "" {
+		return s
+	}
+	s = provider.Redact(s, secrets...)
+	return credentialLike.ReplaceAllStringFunc(s, func(m string) string {
+		if i := strings.IndexAny(m, ":="); i > 0 && !strings.HasPrefix(m, "eyJ") {
+			// "api_key": "…" keeps its name, loses its value.
+			j := i + 1
+			for j < len(m) && (m[j] == ' ' || m[j] == '"') {
+				j++
+			}
+			return m[:j] + "[redacted]"
+		}
+		return "[redacted]"
+	})
+}

@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// RequestLogRow is one request in the log; Record is its JSON timeline.
+type RequestLogRow struct {
+	ID         string
+	ReceivedAt time.Time
+	Endpoint   string
+	Model      string
+	Route      string
+	KeyID      string
+	Status     int
+	Verdict    string
+	Total      time.Duration
+	Record     string
+}
+
+const sqlInsertRequestLog = `INSERT INTO request_log (id, received_at, endpoint, model, route, key_id, status, verdict, total_us, record)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, received_at) DO NOTHING`
+
+// InsertRequestLogs writes a batch of rows in one transaction. The log is
+// diagnostic: its commit need not reach the disk before the next one does.
+func (s *DB) InsertRequestLogs(ctx context.Context, rows []RequestLogRow) error {
+	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
+		for _, r := range rows {
+			if _, err := s.txExec(ctx, tx, sqlInsertRequestLog, r.ID, micros(r.ReceivedAt), r.Endpoint, r.Model, r.Route,
+				r.KeyID, r.Status, r.Verdict, r.Total.Microseconds(), r.Record); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// RequestLog returns the newest logged record of a request id.
+func (s *DB) RequestLog(ctx context.Context, id string) (string, error) {
+	var rec string
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT record FROM request_log WHERE id = ? ORDER BY received_at DESC LIMIT 1`), id).Scan(&rec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	return rec, nil
+}
+
+// PruneRequestLog deletes the rows received before a time; it returns how many.
+func (s *DB) PruneRequestLog(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM request_log WHERE received_at < ?`), micros(before))
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	return res.RowsAffected()
+}
