@@ -22,6 +22,7 @@ import (
 type gatewayProc struct {
 	URL    string
 	store  string // the store DSN, when started from a config
+	config string // the config file, when started from one
 	cancel context.CancelFunc
 	done   chan int
 	stderr *syncBuffer
@@ -58,6 +59,7 @@ func startGateway(t *testing.T, yaml string) *gatewayProc {
 		t.Fatal(err)
 	}
 	g := startMain(t, "serve", "--config", path, "--listen", "127.0.0.1:0")
+	g.config = path
 	if m := regexp.MustCompile(`(?m)^store: "?([^"\n]+)"?$`).FindStringSubmatch(yaml); m != nil {
 		g.store = m[1]
 	}

@@ -172,6 +172,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Server.SendBuffer > 0 {
+		ln = sendBufferListener{ln, cfg.Server.SendBuffer}
+	}
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "tidegate %s listening on http://%s (ready in %s)\n", Version, addr, time.Since(started).Round(time.Millisecond))
 	if demo {
@@ -284,4 +287,20 @@ func addStoredCredentials(ctx context.Context, cfg *config.Config, st *store.DB,
 		}
 	}
 	return nil
+}
+
+// sendBufferListener caps each connection's kernel send buffer: memory per
+// stream stays bounded, and a slow reader pushes back on the stream (and,
+// through it, on the upstream) at once rather than after megabytes.
+type sendBufferListener struct {
+	net.Listener
+	bytes int
+}
+
+func (l sendBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(l.bytes)
+	}
+	return c, err
 }

@@ -111,6 +111,9 @@ type Server struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // keep-alive idle; default 120s
 	WriteTimeout      time.Duration `yaml:"write_timeout"`       // each write to a client; default 30s
 	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`      // running streams may finish; default 30s
+	// SendBuffer caps each client connection's kernel send buffer, in
+	// bytes; 0 leaves it to the kernel (which grows it up to 4 MiB on Linux).
+	SendBuffer int `yaml:"send_buffer"`
 }
 
 // Provider is one upstream account.

@@ -1,0 +1,206 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/provider/sim"
+	"github.com/tidegate/tidegate/internal/timing"
+)
+
+// TestDiagnoseVerdicts: on a sim fleet served over HTTP, each injected
+// slowdown gets its own verdict from `tidegate diagnose`, a healthy request
+// gets ok, and every answer's Server-Timing phases add up to its total.
+func TestDiagnoseVerdicts(t *testing.T) {
+	normal := sim.Model{Name: "m", TTFT: 20 * time.Millisecond, TokensPerSecond: 400, OutputTokens: 16}
+	fleet := sim.New("upstream", 7, []sim.Model{normal})
+	up := httptest.NewServer(fleet.Handler())
+	t.Cleanup(up.Close)
+	g := startGateway(t, fmt.Sprintf(`
+store: STORE
+master_key: %s
+log_level: error
+server: {send_buffer: 65536}
+providers:
+  - {name: up, type: vllm, base_url: %s/v1, models: [m]}
+models:
+  - {name: chat, targets: [up/m]}
+`, testKey, up.URL))
+
+	n := 0
+	send := func(stream bool) string {
+		t.Helper()
+		n++
+		id := fmt.Sprintf("diag-%d", n)
+		started := time.Now()
+		resp := postChat(t, g.URL, fmt.Sprintf(`{"model":"chat","stream":%v,"messages":[{"role":"user","content":"verdict %d"}]}`, stream, n), "x-request-id", id)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		elapsed := time.Since(started)
+		if resp.StatusCode == http.StatusOK {
+			checkServerTiming(t, id+" head", resp.Header.Get("Server-Timing"), elapsed)
+			if stream {
+				if !bytes.Contains(body, []byte("[DONE]")) {
+					t.Fatalf("%s: stream did not finish", id)
+				}
+				checkServerTiming(t, id+" trailer", resp.Trailer.Get("Server-Timing"), elapsed)
+			}
+		}
+		return id
+	}
+	diagnose := func(id string) timing.Record {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := Main(context.Background(), []string{"diagnose", "--config", g.config, "--json", id}, &out, &errb); code != 0 {
+			t.Fatalf("diagnose %s: exit %d: %s", id, code, errb.String())
+		}
+		var rec timing.Record
+		if err := json.Unmarshal(out.Bytes(), &rec); err != nil {
+			t.Fatalf("diagnose %s: %v\n%s", id, err, out.String())
+		}
+		return rec
+	}
+	inject := func(m sim.Model) {
+		t.Helper()
+		b, _ := json.Marshal(map[string]any{"ttft": m.TTFT.String(), "tokens_per_second": m.TokensPerSecond,
+			"output_tokens": m.OutputTokens, "network_delay": m.NetworkDelay.String(), "fault": map[string]any{"kind": m.Fault.Kind, "rate": m.Fault.Rate}})
+		req, _ := http.NewRequest(http.MethodPut, up.URL+"/sim/models/m", bytes.NewReader(b))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("inject %+v: %v %v", m, resp, err)
+		}
+		resp.Body.Close()
+	}
+
+	// Baselines: a few dozen normal answers, streamed and whole.
+	for i := range 24 {
+		send(i%3 != 0)
+	}
+
+	cases := []struct {
+		name   string
+		model  sim.Model
+		stream bool
+		want   string
+	}{
+		{"healthy", normal, true, timing.VerdictOK},
+		{"healthy whole answer", normal, false, timing.VerdictOK},
+		{"network delay", with(normal, func(m *sim.Model) { m.NetworkDelay = 300 * time.Millisecond }), true, timing.VerdictNetwork},
+		{"network delay, whole answer", with(normal, func(m *sim.Model) { m.NetworkDelay = 300 * time.Millisecond }), false, timing.VerdictNetwork},
+		{"slow prefill", with(normal, func(m *sim.Model) { m.TTFT = 500 * time.Millisecond }), true, timing.VerdictPrefill},
+		{"slow decode", with(normal, func(m *sim.Model) { m.TokensPerSecond = 40 }), true, timing.VerdictDecode},
+		{"upstream error", with(normal, func(m *sim.Model) { m.Fault = sim.Fault{Kind: sim.Fault500, Rate: 1} }), true, timing.VerdictUpstreamError},
+	}
+	for _, c := range cases {
+		inject(c.model)
+		rec := diagnose(send(c.stream))
+		inject(normal)
+		if rec.Verdict.Kind != c.want {
+			t.Errorf("%s: verdict %q (%s), want %q; numbers %v", c.name, rec.Verdict.Kind, rec.Verdict.Reason, c.want, rec.Verdict.Numbers)
+		}
+	}
+
+	// A slow-reading client: a long answer to a reader with a small window.
+	inject(with(normal, func(m *sim.Model) { m.TokensPerSecond, m.OutputTokens = 0, 2000 }))
+	id := slowRead(t, g.URL, `{"model":"chat","stream":true,"messages":[{"role":"user","content":"a long one"}]}`)
+	inject(normal)
+	if rec := diagnose(id); rec.Verdict.Kind != timing.VerdictClient {
+		t.Errorf("slow client: verdict %q (%s), want client; phases %+v", rec.Verdict.Kind, rec.Verdict.Reason, rec.Phases)
+	}
+
+	// The human form names the verdict and the phases.
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"diagnose", "--config", g.config, id}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "verdict: CLIENT") || !strings.Contains(out.String(), "phases (ms): auth") {
+		t.Errorf("diagnose text (exit %d):\n%s%s", code, out.String(), errb.String())
+	}
+	if code := Main(context.Background(), []string{"diagnose", "--config", g.config, "--wait", "0s", "no-such-request"}, io.Discard, &errb); code == 0 {
+		t.Error("diagnose of an unknown id succeeded")
+	}
+}
+
+func with(m sim.Model, change func(*sim.Model)) sim.Model {
+	change(&m)
+	return m
+}
+
+// checkServerTiming: the partition of the total adds up to it within a
+// millisecond, no part is negative, and the total is no longer than the
+// client waited.
+func checkServerTiming(t *testing.T, what, header string, clientSaw time.Duration) {
+	t.Helper()
+	durs := map[string]float64{}
+	for _, entry := range strings.Split(header, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(entry), ";")
+		if v, ok := strings.CutPrefix(params, "dur="); ok {
+			durs[name], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	total, ok := durs["total"]
+	if !ok {
+		t.Errorf("%s: no total in Server-Timing %q", what, header)
+		return
+	}
+	sum := 0.0
+	for _, p := range []string{"auth", "route", "upstream", "client", "gateway"} {
+		v, ok := durs[p]
+		if !ok || v < -0.01 {
+			t.Errorf("%s: phase %s missing or negative in %q", what, p, header)
+		}
+		sum += v
+	}
+	if d := sum - total; d > 1 || d < -1 {
+		t.Errorf("%s: phases add up to %.3f ms, total %.3f ms (%q)", what, sum, total, header)
+	}
+	if total > float64(clientSaw)/float64(time.Millisecond)+1 {
+		t.Errorf("%s: total %.3f ms longer than the client's %s", what, total, clientSaw)
+	}
+	if durs["upstream"] < 15 { // the sim takes 20 ms to its first token
+		t.Errorf("%s: upstream %.3f ms, shorter than the sim's time to first token", what, durs["upstream"])
+	}
+}
+
+// slowRead streams a request through a socket with a 16 KiB receive
+// buffer, reading 8 KiB every 10 ms (800 KB/s at most), and returns the
+// request id. The answer must outgrow the kernel's buffers (the gateway's
+// send buffer is capped in this test) for the gateway to wait on it.
+func slowRead(t *testing.T, base, body string) string {
+	t.Helper()
+	id := "diag-slow-client"
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+	}}
+	host := strings.TrimPrefix(base, "http://")
+	conn, err := d.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nX-Request-Id: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		host, testKey, id, len(body), body)
+	buf := make([]byte, 8<<10)
+	total := 0
+	for {
+		n, err := conn.Read(buf)
+		total += n
+		if err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if total < 300_000 {
+		t.Fatalf("slow client read only %d bytes", total)
+	}
+	return id
+}
