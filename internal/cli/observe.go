@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 	"github.com/tidegate/tidegate/internal/fleet"
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/httpapi"
+	"github.com/tidegate/tidegate/internal/ledger"
+	"github.com/tidegate/tidegate/internal/metrics"
 	"github.com/tidegate/tidegate/internal/reqlog"
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/status"
@@ -18,7 +21,7 @@ import (
 // observe wires what records and exports requests: the request log, metrics
 // and traces. The returned stop flushes them; call it after the server
 // drained.
-func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, st *store.DB, masterKey string, logger *slog.Logger) (func(), error) {
+func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st *store.DB, masterKey string, logger *slog.Logger) (func(), error) {
 	var stops []func()
 	stop := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -42,6 +45,33 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, st *s
 			}
 		})
 	}
+	targets := configuredTargets(cfg)
+	tracker := status.New(gw.Health, targets)
+	api.Observers = append(api.Observers, tracker)
+	api.Status = tracker
+	if mc := cfg.Observe.Metrics; !mc.Disabled {
+		m := metrics.New(metrics.Sources{Health: gw.Health, Targets: targets, StreamsInFlight: api.StreamsInFlight})
+		api.Observers = append(api.Observers, m)
+		meter.Billed = m.Billed
+		if mc.Listen == "" {
+			api.Metrics = m.Handler()
+		} else {
+			ctx, cancel := context.WithCancel(context.Background())
+			addr, err := metrics.Serve(ctx, mc.Listen, m.Handler())
+			if err != nil {
+				cancel()
+				stop()
+				return nil, fmt.Errorf("observe.metrics.listen: %w", err)
+			}
+			logger.Info("metrics listening", "addr", addr)
+			stops = append(stops, cancel)
+		}
+	}
+	return stop, nil
+}
+
+// configuredTargets lists every provider × credential × model.
+func configuredTargets(cfg *config.Config) []router.Target {
 	var targets []router.Target
 	for _, p := range cfg.Providers {
 		creds := fleet.CredentialIDs(p)
@@ -54,10 +84,7 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, st *s
 			}
 		}
 	}
-	tracker := status.New(gw.Health, targets)
-	api.Observers = append(api.Observers, tracker)
-	api.Status = tracker
-	return stop, nil
+	return targets
 }
 
 // secrets are the values the request log must never hold.

@@ -154,7 +154,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		RequestTimeout:  cfg.Reliability.RequestTimeout,
 		Judge:           verdict.New(),
 	}
-	stopObservers, err := observe(cfg, api, gw, st, masterKey, logger)
+	stopObservers, err := observe(cfg, api, gw, meter, st, masterKey, logger)
 	if err != nil {
 		return err
 	}

@@ -167,6 +167,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer stream.Close()
+	defer s.streamStarted()()
 	sw := s.newSSE(w)
 	for stream.Next() {
 		sw.hold = stream.Buffered()

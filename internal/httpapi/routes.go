@@ -46,6 +46,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer stream.Close()
+	defer s.streamStarted()()
 	sw := s.newSSE(w)
 	enc := anthropic.NewStreamEncoder(sw.event)
 	for stream.Next() {

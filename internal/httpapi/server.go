@@ -81,6 +81,10 @@ type Server struct {
 	Status StatusSource
 	// CaptureBodies keeps request and answer bodies in the records.
 	CaptureBodies bool
+	// Metrics, when set, is served at GET /metrics behind the master key.
+	Metrics http.Handler
+
+	streams atomic.Int64 // streams being relayed
 
 	masterHash [sha256.Size]byte
 	keyCache   *keys.Cache
@@ -105,6 +109,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{id...}", s.auth(s.getModel))
 	s.adminRoutes(mux)
+	if s.Metrics != nil {
+		mux.HandleFunc("GET /metrics", s.adminOnly(s.Metrics.ServeHTTP))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
@@ -450,4 +457,13 @@ func (s *Server) finish(r *http.Request, rec *statusRecorder) string {
 		o.ObserveRequest(r.Context(), &record, r.Header)
 	}
 	return record.Verdict.Kind
+}
+
+// StreamsInFlight is how many streams are being relayed now.
+func (s *Server) StreamsInFlight() int64 { return s.streams.Load() }
+
+// streamStarted counts a stream in flight; call the result when it ends.
+func (s *Server) streamStarted() func() {
+	s.streams.Add(1)
+	return func() { s.streams.Add(-1) }
 }

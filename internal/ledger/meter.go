@@ -41,6 +41,8 @@ type Meter struct {
 	// USDToCNY converts spending into a budget of the other currency.
 	USDToCNY float64
 	Now      func() time.Time
+	// Billed, if set, sees every record once it is written (metrics).
+	Billed func(records []store.Usage)
 
 	// budgetCache keeps each key's budgets for a second: they change rarely,
 	// and a change may take that long to apply. (Keys themselves are read on
@@ -277,6 +279,10 @@ func (t *tab) Close() {
 	if err != nil {
 		// The hold stays; the reconciler releases it when it expires.
 		m.Logger.Error("ledger write failed", "request_id", t.call.RequestID, "error", err)
+		return
+	}
+	if m.Billed != nil {
+		m.Billed(records)
 	}
 }
 
