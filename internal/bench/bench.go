@@ -49,6 +49,10 @@ type Options struct {
 	// virtual key with a budget (which adds limits, a reservation and a
 	// settlement to every request).
 	MasterKey bool
+	// What the gateway records and exports while measured: the request log
+	// and metrics are on by default, as in production; Tracing exports every
+	// request's spans to an OTLP sink in the bench process.
+	NoRequestLog, NoMetrics, Tracing bool
 }
 
 // Phase is one measured series.
@@ -87,6 +91,7 @@ type Report struct {
 	Streams    int
 	StreamsOK  int
 	Auth       string // what the gateway phases authenticated as
+	Observe    string // what the gateway recorded and exported
 }
 
 // Run performs the whole benchmark.
@@ -107,6 +112,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	go upstream.Serve(ln)
 	defer upstream.Close()
 	upURL := "http://" + ln.Addr().String()
+	observe := fmt.Sprintf("observe:\n  request_log: {disabled: %v}\n  metrics: {disabled: %v}\n", o.NoRequestLog, o.NoMetrics)
+	if o.Tracing {
+		sink, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		collector := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusOK)
+		})}
+		go collector.Serve(sink)
+		defer collector.Close()
+		observe += fmt.Sprintf("  tracing: {endpoint: http://%s}\n", sink.Addr())
+	}
 
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
 store: sqlite:%s/bench.db
@@ -122,7 +141,7 @@ providers:
 prices:
   - {model: up/bench, currency: CNY, input: 1, output: 2}
   - {model: up/hold, currency: CNY, input: 1, output: 2}
-`, o.Dir, upURL)
+%s`, o.Dir, upURL, observe)
 	path := o.Dir + "/bench.yaml"
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -134,6 +153,7 @@ prices:
 	defer gw.Stop()
 	rep.Startup = gw.Ready
 	gwKey := "bench-key"
+	rep.Observe = fmt.Sprintf("request log %s, metrics %s, tracing %s", onOff(!o.NoRequestLog), onOff(!o.NoMetrics), onOff(o.Tracing))
 	rep.Auth = "the master key (ledger on, no budget)"
 	if !o.MasterKey {
 		if gwKey, err = createBenchKey(ctx, gw.URL); err != nil {
@@ -381,4 +401,11 @@ func machine() string {
 		}
 	}
 	return fmt.Sprintf("%s, %d cores, %s %s/%s", model, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }

@@ -15,7 +15,7 @@ func Added(direct, via *Phase, q float64) time.Duration { return via.Pct(q) - di
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "machine: %s\n", r.Machine)
 	fmt.Fprintf(w, "open loop at %d requests/s, %s per phase; load tool and upstream share the cores with the gateway\n", r.Rate, r.Duration)
-	fmt.Fprintf(w, "through tidegate with %s\n\n", r.Auth)
+	fmt.Fprintf(w, "through tidegate with %s; %s\n\n", r.Auth, r.Observe)
 	fmt.Fprintln(w, "| phase | sent | errors | p50 | p90 | p99 | max | gateway CPU per request |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, p := range []*Phase{&r.Direct, &r.Gateway, &r.DirectSSE, &r.GatewaySSE} {

@@ -27,6 +27,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Streams, "streams", 1000, "concurrent streams held open for the memory figure")
 	fs.IntVar(&o.Tokens, "tokens", 16, "output tokens per answer")
 	fs.BoolVar(&o.MasterKey, "master-key", false, "use the master key instead of a virtual key with a budget")
+	fs.BoolVar(&o.NoRequestLog, "no-request-log", false, "run the gateway without its request log")
+	fs.BoolVar(&o.NoMetrics, "no-metrics", false, "run the gateway without Prometheus metrics")
+	fs.BoolVar(&o.Tracing, "tracing", false, "export every request's spans to an OTLP sink in the bench")
 	inProcess := fs.Bool("in-process", false, "run the gateway inside the bench (CPU and RSS then include the load tool)")
 	var child childOptions
 	fs.StringVar(&child.pprof, "pprof", "", "let the gateway serve Go's profiler on this address")

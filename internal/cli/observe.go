@@ -16,6 +16,7 @@ import (
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/status"
 	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/tracing"
 )
 
 // observe wires what records and exports requests: the request log, metrics
@@ -66,6 +67,22 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 			logger.Info("metrics listening", "addr", addr)
 			stops = append(stops, cancel)
 		}
+	}
+	if tc := cfg.Observe.Tracing; tc.Endpoint != "" {
+		tr, err := tracing.New(context.Background(), tracing.Options{Endpoint: tc.Endpoint, SampleRatio: tc.SampleRatio,
+			ServiceName: tc.ServiceName, Version: Version})
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		api.Observers = append(api.Observers, tr)
+		stops = append(stops, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(ctx); err != nil {
+				logger.Warn("traces not all exported", "error", err.Error())
+			}
+		})
 	}
 	return stop, nil
 }

@@ -89,3 +89,23 @@ func TestRedact(t *testing.T) {
 		t.Errorf("the message itself was lost: %s", out)
 	}
 }
+
+// TestRedactCredentialShapes: the shapes of common credentials go, the
+// names around them and ordinary words stay.
+func TestRedactCredentialShapes(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`{"api_key": "plain-secret-value-xyz"}`, `{"api_key": "[redacted]"}`},
+		{`{\"api_key\":\"abcdefghij\"}`, `{\"api_key\":\"[redacted]\"}`},
+		{`password=hunter2hunter`, `password=[redacted]`},
+		{`tok ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 x`, `tok [redacted] x`},
+		{`AIzaSyA1234567890abcdefghijklmnopqrstuv`, `[redacted]`},
+		{`AKIAABCDEFGHIJKLMNOP`, `[redacted]`},
+		{`eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig`, `[redacted]`},
+		{`plain text about tokens and keys`, `plain text about tokens and keys`},
+	}
+	for _, tt := range tests {
+		if got := Redact(tt.in); got != tt.want {
+			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
