@@ -174,7 +174,9 @@ models:
 }
 
 // waitRecord reads a request's record through the admin API.
-func waitRecord(t *testing.T, g *gatewayProc, id string) struct{ ResponseBody string `json:"response_body"` } {
+func waitRecord(t *testing.T, g *gatewayProc, id string) struct {
+	ResponseBody string `json:"response_body"`
+} {
 	t.Helper()
 	var rec struct {
 		ResponseBody string `json:"response_body"`
