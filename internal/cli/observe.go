@@ -69,7 +69,7 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 		}
 	}
 	if tc := cfg.Observe.Tracing; tc.Endpoint != "" {
-		tr, err := tracing.New(context.Background(), tracing.Options{Endpoint: tc.Endpoint, SampleRatio: tc.SampleRatio,
+		tr, err := tracing.New(context.Background(), tracing.Options{Endpoint: tc.Endpoint, SampleRatio: *tc.SampleRatio,
 			ServiceName: tc.ServiceName, Version: Version})
 		if err != nil {
 			stop()

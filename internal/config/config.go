@@ -63,9 +63,11 @@ type Metrics struct {
 type Tracing struct {
 	// Endpoint is the OTLP/HTTP collector, e.g. http://127.0.0.1:4318;
 	// empty: no tracing.
-	Endpoint    string  `yaml:"endpoint"`
-	SampleRatio float64 `yaml:"sample_ratio"` // share of requests traced; default 1
-	ServiceName string  `yaml:"service_name"` // default tidegate
+	Endpoint string `yaml:"endpoint"`
+	// SampleRatio is the share of healthy requests traced; requests that
+	// failed or were judged slow are always traced. Default 0.1.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+	ServiceName string   `yaml:"service_name"` // default tidegate
 }
 
 // Reliability tunes failover. Zero fields take the defaults.
@@ -230,8 +232,8 @@ func (c *Config) applyDefaults() {
 	if c.Observe.RequestLog.Retention == 0 {
 		c.Observe.RequestLog.Retention = 7 * 24 * time.Hour
 	}
-	if c.Observe.Tracing.SampleRatio == 0 {
-		c.Observe.Tracing.SampleRatio = 1
+	if c.Observe.Tracing.SampleRatio == nil {
+		c.Observe.Tracing.SampleRatio = ptr(0.1)
 	}
 	if c.Observe.Tracing.ServiceName == "" {
 		c.Observe.Tracing.ServiceName = "tidegate"
@@ -346,7 +348,7 @@ func (c *Config) Validate() error {
 	if t := c.Observe.Tracing; t.Endpoint != "" && !strings.HasPrefix(t.Endpoint, "http://") && !strings.HasPrefix(t.Endpoint, "https://") {
 		bad("observe.tracing.endpoint", "want an http:// or https:// OTLP/HTTP collector URL, got %q", t.Endpoint)
 	}
-	if r := c.Observe.Tracing.SampleRatio; r < 0 || r > 1 {
+	if r := *c.Observe.Tracing.SampleRatio; r < 0 || r > 1 {
 		bad("observe.tracing.sample_ratio", "must be between 0 and 1")
 	}
 	switch c.LogLevel {
@@ -478,3 +480,5 @@ func (c *Config) Routes() []router.Route {
 	}
 	return out
 }
+
+func ptr[T any](v T) *T { return &v }

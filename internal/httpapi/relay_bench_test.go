@@ -2,10 +2,20 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/httpapi"
+	"github.com/tidegate/tidegate/internal/metrics"
+	"github.com/tidegate/tidegate/internal/router"
+	"github.com/tidegate/tidegate/internal/timing"
+	"github.com/tidegate/tidegate/internal/tracing"
+	"github.com/tidegate/tidegate/internal/verdict"
 
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/provider/sim"
@@ -19,6 +29,24 @@ func BenchmarkRelay(b *testing.B) {
 	defer upstream.Close()
 	srv := newServer(&testing.T{}, map[string]provider.Provider{"up": openAIClient(upstream.URL)}, nil, nil)
 	defer srv.Close()
+	// The same, judged, with Prometheus metrics and tracing at its default
+	// (failed and slow requests, and 10% of healthy ones) to an OTLP sink on
+	// loopback: their cost is the ratio of the pairs.
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer collector.Close()
+	tracer, err := tracing.New(context.Background(), tracing.Options{Endpoint: collector.URL, SampleRatio: 0.1, ServiceName: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tracer.Shutdown(context.Background())
+	observed := newServer(&testing.T{}, map[string]provider.Provider{"up": openAIClient(upstream.URL)}, nil, func(s *httpapi.Server) {
+		m := metrics.New(metrics.Sources{Targets: []router.Target{{Provider: "up", Model: "m"}}, StreamsInFlight: s.StreamsInFlight})
+		s.Judge, s.Metrics = verdict.New(), m.Handler()
+		s.Observers = []httpapi.RequestObserver{m, tracer}
+	})
+	defer observed.Close()
 	defer closeUpstreamClients()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	defer client.CloseIdleConnections()
@@ -51,6 +79,60 @@ func BenchmarkRelay(b *testing.B) {
 	}
 	b.Run("direct", func(b *testing.B) { run(b, upstream.URL, body("m", false), false) })
 	b.Run("tidegate", func(b *testing.B) { run(b, srv.URL, body("up/m", false), false) })
+	b.Run("tidegate-observed", func(b *testing.B) { run(b, observed.URL, body("up/m", false), false) })
 	b.Run("direct-stream", func(b *testing.B) { run(b, upstream.URL, body("m", true), true) })
 	b.Run("tidegate-stream", func(b *testing.B) { run(b, srv.URL, body("up/m", true), true) })
+	b.Run("tidegate-observed-stream", func(b *testing.B) { run(b, observed.URL, body("up/m", true), true) })
+}
+
+// BenchmarkObserve measures what each finished request costs the judge,
+// the metrics and the tracer (to an OTLP sink on loopback), alone, on a
+// streamed request's record as the HTTP layer builds it.
+func BenchmarkObserve(b *testing.B) {
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer collector.Close()
+	tracer, err := tracing.New(context.Background(), tracing.Options{Endpoint: collector.URL, SampleRatio: 1, ServiceName: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tracer.Shutdown(context.Background())
+	sampled, err := tracing.New(context.Background(), tracing.Options{Endpoint: collector.URL, SampleRatio: 0.1, ServiceName: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sampled.Shutdown(context.Background())
+	m := metrics.New(metrics.Sources{Targets: []router.Target{{Provider: "up", Model: "m"}}})
+	judge := verdict.New()
+	rt := timing.New("req-1", time.Now(), false)
+	rt.Authenticated("")
+	rt.Describe("chat", true)
+	rt.Routed()
+	_, a := rt.StartAttempt(context.Background(), "up/m", 1)
+	for range 16 {
+		a.Token()
+	}
+	a.Tokens(12, 16)
+	a.End("")
+	rec := rt.Finish(timing.Meta{Endpoint: "/v1/chat/completions", Route: "up/m", Status: 200}, time.Millisecond)
+	h := http.Header{}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		fn   func()
+	}{
+		{"judge", func() { judge.Judge(&rec) }},
+		{"metrics", func() { m.ObserveRequest(ctx, &rec, h) }},
+		{"tracing-every-request", func() { tracer.ObserveRequest(ctx, &rec, h) }},
+		{"tracing-default-10pct", func() { sampled.ObserveRequest(ctx, &rec, h) }},
+		{"server-timing", func() { _ = rec.ServerTiming() }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.fn()
+			}
+		})
+	}
 }

@@ -5,11 +5,17 @@
 // timeline, so the request path pays nothing while it runs; a client's
 // traceparent makes the request a child of the client's trace. No body, no
 // header, no message text ever becomes an attribute.
+//
+// Sampling happens at the tail, since the verdict is known when the spans
+// are built: every request that failed or was judged slow is traced, a
+// SampleRatio share of the healthy ones, and a client's own sampling
+// decision (its traceparent's flag) is followed.
 package tracing
 
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -28,7 +34,7 @@ import (
 // Options configure the exporter.
 type Options struct {
 	Endpoint    string  // OTLP/HTTP base URL, e.g. http://127.0.0.1:4318
-	SampleRatio float64 // share of root requests traced
+	SampleRatio float64 // share of healthy requests traced; failed and slow ones always are
 	ServiceName string
 	Version     string
 }
@@ -38,6 +44,7 @@ type Tracer struct {
 	provider *sdktrace.TracerProvider
 	tracer   trace.Tracer
 	prop     propagation.TraceContext
+	ratio    float64
 }
 
 // New starts an exporter (batched, in the background).
@@ -50,9 +57,9 @@ func New(ctx context.Context, o Options) (*Tracer, error) {
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(o.SampleRatio))),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
 	)
-	return &Tracer{provider: tp, tracer: tp.Tracer("github.com/tidegate/tidegate")}, nil
+	return &Tracer{provider: tp, tracer: tp.Tracer("github.com/tidegate/tidegate"), ratio: o.SampleRatio}, nil
 }
 
 // Shutdown flushes the spans still queued.
@@ -76,6 +83,10 @@ func operation(endpoint string) string {
 // ObserveRequest exports a finished request.
 func (t *Tracer) ObserveRequest(_ context.Context, rec *timing.Record, h http.Header) {
 	parent := t.prop.Extract(context.Background(), propagation.HeaderCarrier(h))
+	healthy := rec.Status < 400 && (rec.Verdict.Kind == "" || rec.Verdict.Kind == timing.VerdictOK)
+	if !trace.SpanContextFromContext(parent).IsValid() && healthy && rand.Float64() >= t.ratio {
+		return
+	}
 	op := operation(rec.Endpoint)
 	attrs := []attribute.KeyValue{
 		attribute.String("gen_ai.operation.name", op),
