@@ -119,6 +119,33 @@ models:
 		t.Errorf("slow client: verdict %q (%s), want client; phases %+v", rec.Verdict.Kind, rec.Verdict.Reason, rec.Phases)
 	}
 
+	// tidegate status: the target's record, with the one failure in it.
+	var st bytes.Buffer
+	if code := Main(context.Background(), []string{"status", "--config", g.config, "--url", g.URL, "--json"}, &st, io.Discard); code != 0 {
+		t.Fatalf("status: exit %d", code)
+	}
+	var rep struct {
+		Targets []struct {
+			Target   string
+			Breakers []struct{ State string }
+			Hour     struct {
+				Requests         int
+				SuccessRate      float64 `json:"success_rate"`
+				TTFTP50          float64 `json:"ttft_p50_ms"`
+				TokensPerSecond  float64 `json:"tokens_per_second"`
+				EffectiveServing float64 `json:"effective_serving"`
+			} `json:"last_hour"`
+		}
+	}
+	if err := json.Unmarshal(st.Bytes(), &rep); err != nil || len(rep.Targets) != 1 {
+		t.Fatalf("status: %v\n%s", err, st.String())
+	}
+	h := rep.Targets[0].Hour
+	if rep.Targets[0].Target != "up/m" || h.Requests < n || h.SuccessRate >= 1 || h.SuccessRate < 0.9 ||
+		h.TTFTP50 < 15 || h.TTFTP50 > 40 || h.TokensPerSecond <= 0 || h.EffectiveServing != 1 || rep.Targets[0].Breakers[0].State != "healthy" {
+		t.Errorf("status: %s", st.String())
+	}
+
 	// The human form names the verdict and the phases.
 	var out, errb bytes.Buffer
 	if code := Main(context.Background(), []string{"diagnose", "--config", g.config, id}, &out, &errb); code != 0 ||
