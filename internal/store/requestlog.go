@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -22,16 +23,43 @@ type RequestLogRow struct {
 	Record     string
 }
 
-const sqlInsertRequestLog = `INSERT INTO request_log (id, received_at, endpoint, model, route, key_id, status, verdict, total_us, record)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, received_at) DO NOTHING`
+// requestLogChunk is how many rows one INSERT statement carries: a batch
+// pays the statement's round trip once per chunk, not per row.
+const requestLogChunk = 32
+
+// insertRequestLog is the INSERT of n rows.
+func insertRequestLog(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO request_log (id, received_at, endpoint, model, route, key_id, status, verdict, total_us, record) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	b.WriteString(` ON CONFLICT (id, received_at) DO NOTHING`)
+	return b.String()
+}
 
 // InsertRequestLogs writes a batch of rows in one transaction. The log is
 // diagnostic: its commit need not reach the disk before the next one does.
 func (s *DB) InsertRequestLogs(ctx context.Context, rows []RequestLogRow) error {
 	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
-		for _, r := range rows {
-			if _, err := s.txExec(ctx, tx, sqlInsertRequestLog, r.ID, micros(r.ReceivedAt), r.Endpoint, r.Model, r.Route,
-				r.KeyID, r.Status, r.Verdict, r.Total.Microseconds(), r.Record); err != nil {
+		for len(rows) > 0 {
+			// Full chunks in one statement, the rest a row at a time: both
+			// statements are prepared when the store opens.
+			n := requestLogChunk
+			if len(rows) < n {
+				n = 1
+			}
+			chunk := rows[:n]
+			rows = rows[n:]
+			args := make([]any, 0, 10*n)
+			for _, r := range chunk {
+				args = append(args, r.ID, micros(r.ReceivedAt), r.Endpoint, r.Model, r.Route,
+					r.KeyID, r.Status, r.Verdict, r.Total.Microseconds(), r.Record)
+			}
+			if _, err := s.txExec(ctx, tx, insertRequestLog(n), args...); err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
 		}

@@ -23,5 +23,6 @@ var hotWrites = []string{
 	sqlSettleWindow,
 	sqlReleaseWindow,
 	sqlInsertUsage,
-	sqlInsertRequestLog,
+	insertRequestLog(1),
+	insertRequestLog(requestLogChunk),
 }

@@ -5,6 +5,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,7 @@ func Run(t *testing.T, open Open) {
 		"SettingOnce":         testSettingOnce,
 		"Keys":                testKeys,
 		"KeyCache":            testKeyCache,
+		"RequestLog":          testRequestLog,
 		"ReserveSettle":       testReserveSettle,
 		"ReserveAllOrNothing": testAllOrNothing,
 		"ReserveRace":         testReserveRace,
@@ -151,6 +153,41 @@ func testKeyCache(t *testing.T, s *store.DB) {
 	}
 	if got, err := c.KeyByHash(ctx, "hash-"+id); err != nil || got.ID != id {
 		t.Errorf("a key created after a cached miss is not found: %+v, %v", got, err)
+	}
+}
+
+// testRequestLog: a batch larger than one statement's chunk is written
+// whole; an id logged twice reads as its newest; pruning goes by age.
+func testRequestLog(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	var rows []store.RequestLogRow
+	for i := range 70 {
+		rows = append(rows, store.RequestLogRow{ID: fmt.Sprintf("r%d", i), ReceivedAt: base.Add(time.Duration(i) * time.Second),
+			Endpoint: "/v1/chat/completions", Model: "chat", Route: "p/m", Status: 200, Verdict: "ok", Total: time.Millisecond,
+			Record: fmt.Sprintf(`{"id":"r%d"}`, i)})
+	}
+	rows = append(rows, store.RequestLogRow{ID: "r5", ReceivedAt: base.Add(time.Hour), Record: `{"id":"r5","again":true}`})
+	if err := s.InsertRequestLogs(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"r0", "r31", "r32", "r63", "r64", "r69"} {
+		if got, err := s.RequestLog(ctx, id); err != nil || got != fmt.Sprintf(`{"id":"%s"}`, id) {
+			t.Errorf("RequestLog(%s) = %q, %v", id, got, err)
+		}
+	}
+	if got, _ := s.RequestLog(ctx, "r5"); got != `{"id":"r5","again":true}` {
+		t.Errorf("an id logged twice reads %q, want the newest", got)
+	}
+	if _, err := s.RequestLog(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown id: %v", err)
+	}
+	n, err := s.PruneRequestLog(ctx, base.Add(10*time.Second))
+	if err != nil || n != 10 {
+		t.Errorf("pruned %d, %v; want 10", n, err)
+	}
+	if _, err := s.RequestLog(ctx, "r9"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a pruned row is still there: %v", err)
 	}
 }
 

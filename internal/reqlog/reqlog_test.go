@@ -1,0 +1,78 @@
+package reqlog
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/store/sqlite"
+	"github.com/tidegate/tidegate/internal/timing"
+)
+
+// TestLogFindsAndRedacts: a record is found while queued and once written,
+// and its bodies are stored redacted either way.
+func TestLogFindsAndRedacts(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Secrets: []string{"configured-key-123"}})
+	rt := timing.New("req-1", time.Now(), true)
+	rt.Input([]byte(`{"messages":[{"content":"use configured-key-123 and sk-abcdefgh1234"}]}`))
+	rt.Output("the token is ghp_")
+	rt.Output("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123") // split across two deltas
+	rec := rt.Finish(timing.Meta{Endpoint: "/v1/chat/completions", Status: 200}, time.Millisecond)
+	l.ObserveRequest(ctx, &rec, nil)
+	for _, when := range []string{"queued", "written"} {
+		got, err := l.Request(ctx, "req-1")
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		for _, leak := range []string{"configured-key-123", "sk-abcdefgh1234", "ghp_ABCDEFGH"} {
+			if strings.Contains(got.RequestBody+got.ResponseBody, leak) {
+				t.Errorf("%s: %q kept: %q / %q", when, leak, got.RequestBody, got.ResponseBody)
+			}
+		}
+		if !strings.Contains(got.ResponseBody, "the token is [redacted]") {
+			t.Errorf("%s: answer %q", when, got.ResponseBody)
+		}
+		l.Flush(ctx)
+	}
+	if _, err := l.Request(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown id: %v", err)
+	}
+}
+
+func BenchmarkFlush(b *testing.B) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "t.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	l := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
+	rt := timing.New("req", time.Now(), false)
+	rt.Describe("chat", true)
+	_, a := rt.StartAttempt(context.Background(), "up/m", 1)
+	a.Token()
+	a.End("")
+	rec := rt.Finish(timing.Meta{Endpoint: "/v1/chat/completions", Route: "up/m", Status: 200}, time.Millisecond)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r := rec
+		i++
+		r.Received = r.Received.Add(time.Duration(i))
+		l.ObserveRequest(context.Background(), &r, nil)
+		if i%100 == 0 {
+			l.Flush(context.Background())
+		}
+	}
+}
