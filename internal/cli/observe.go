@@ -30,7 +30,7 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 		}
 	}
 	if rl := cfg.Observe.RequestLog; !rl.Disabled {
-		log := reqlog.New(st, logger, reqlog.Options{Retention: rl.Retention, Secrets: secrets(cfg, masterKey)})
+		log := reqlog.New(st, logger, reqlog.Options{Retention: rl.Retention, MaxRows: rl.MaxRows, Secrets: secrets(cfg, masterKey)})
 		api.Observers = append(api.Observers, log)
 		api.Requests = log
 		api.CaptureBodies = rl.Bodies

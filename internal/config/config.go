@@ -45,6 +45,7 @@ type Observe struct {
 type RequestLog struct {
 	Disabled  bool          `yaml:"disabled"`  // default: on
 	Retention time.Duration `yaml:"retention"` // default 168h (7 days)
+	MaxRows   int64         `yaml:"max_rows"`  // the oldest beyond this are pruned; default 1,000,000
 	// Bodies keeps request and answer bodies (streamed answers joined),
 	// secrets redacted; default off.
 	Bodies bool `yaml:"bodies"`

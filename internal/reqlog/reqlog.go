@@ -22,11 +22,13 @@ type Store interface {
 	InsertRequestLogs(ctx context.Context, rows []store.RequestLogRow) error
 	RequestLog(ctx context.Context, id string) (string, error)
 	PruneRequestLog(ctx context.Context, before time.Time) (int64, error)
+	PruneRequestLogRows(ctx context.Context, keep int64) (int64, error)
 }
 
 // Options configure a log.
 type Options struct {
 	Retention time.Duration // rows older than this are pruned; 0: 7 days
+	MaxRows   int64         // past this many rows the oldest are pruned; 0: 1,000,000
 	// Secrets are values that must never be stored (the providers' keys,
 	// the master key), on top of anything shaped like a credential.
 	Secrets []string
@@ -55,6 +57,9 @@ func New(s Store, logger *slog.Logger, opts Options) *Log {
 	if opts.Retention <= 0 {
 		opts.Retention = 7 * 24 * time.Hour
 	}
+	if opts.MaxRows <= 0 {
+		opts.MaxRows = 1_000_000
+	}
 	if opts.FlushEvery <= 0 {
 		opts.FlushEvery = 100 * time.Millisecond
 	}
@@ -80,8 +85,9 @@ func (l *Log) ObserveRequest(_ context.Context, rec *timing.Record, _ http.Heade
 	}
 }
 
-// Run writes queued records every FlushEvery and prunes old rows every
-// hour, until ctx ends; then it writes what is left.
+// Run writes queued records every FlushEvery and prunes every minute (by
+// age and by count, so a busy gateway's disk use stays bounded), until ctx
+// ends; then it writes what is left.
 func (l *Log) Run(ctx context.Context) {
 	tick := time.NewTicker(l.opts.FlushEvery)
 	defer tick.Stop()
@@ -96,7 +102,7 @@ func (l *Log) Run(ctx context.Context) {
 		case <-l.kick:
 		}
 		l.Flush(ctx)
-		if time.Since(lastPrune) > time.Hour {
+		if time.Since(lastPrune) > time.Minute {
 			l.prune(ctx)
 			lastPrune = time.Now()
 		}
@@ -105,6 +111,11 @@ func (l *Log) Run(ctx context.Context) {
 
 func (l *Log) prune(ctx context.Context) {
 	n, err := l.store.PruneRequestLog(ctx, time.Now().Add(-l.opts.Retention))
+	if err == nil {
+		var m int64
+		m, err = l.store.PruneRequestLogRows(ctx, l.opts.MaxRows)
+		n += m
+	}
 	if err != nil && ctx.Err() == nil {
 		l.logger.Warn("request log prune failed", slog.String("error", err.Error()))
 	} else if n > 0 {

@@ -88,3 +88,21 @@ func (s *DB) PruneRequestLog(ctx context.Context, before time.Time) (int64, erro
 	}
 	return res.RowsAffected()
 }
+
+// PruneRequestLogRows keeps the newest keep rows and deletes the rest; it
+// returns how many went.
+func (s *DB) PruneRequestLogRows(ctx context.Context, keep int64) (int64, error) {
+	var cutoff int64
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT received_at FROM request_log ORDER BY received_at DESC LIMIT 1 OFFSET ?`), keep).Scan(&cutoff)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil // fewer rows than that
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM request_log WHERE received_at <= ?`), cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	return res.RowsAffected()
+}

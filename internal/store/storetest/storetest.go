@@ -189,6 +189,19 @@ func testRequestLog(t *testing.T, s *store.DB) {
 	if _, err := s.RequestLog(ctx, "r9"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a pruned row is still there: %v", err)
 	}
+	// 61 rows left (r10…r69, r5 again): keep the newest 20.
+	if n, err := s.PruneRequestLogRows(ctx, 20); err != nil || n != 41 {
+		t.Errorf("pruned by count %d, %v; want 41", n, err)
+	}
+	if _, err := s.RequestLog(ctx, "r50"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("r50 survived a prune to the newest 20: %v", err)
+	}
+	if got, err := s.RequestLog(ctx, "r51"); err != nil || got != `{"id":"r51"}` {
+		t.Errorf("r51 = %q, %v", got, err)
+	}
+	if n, err := s.PruneRequestLogRows(ctx, 1000); err != nil || n != 0 {
+		t.Errorf("pruning a short log by count: %d, %v", n, err)
+	}
 }
 
 type countingFinder struct {
