@@ -84,7 +84,11 @@ func printTimeline(w io.Writer, rec *timing.Record) {
 	if rec.Route != "" {
 		fmt.Fprintf(w, "  answered by %s", rec.Route)
 	}
-	fmt.Fprintf(w, "  (%s)\n\n", mode)
+	fmt.Fprintf(w, "  (%s)\n", mode)
+	if rec.TraceID != "" {
+		fmt.Fprintf(w, "trace %s, span %s\n", rec.TraceID, rec.SpanID)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "verdict: %s\n  %s\n", strings.ToUpper(rec.Verdict.Kind), rec.Verdict.Reason)
 	if len(rec.Verdict.Numbers) > 0 {
 		names := make([]string, 0, len(rec.Verdict.Numbers))

@@ -76,6 +76,7 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 			return nil, err
 		}
 		api.Observers = append(api.Observers, tr)
+		api.Traces = tr
 		stops = append(stops, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

@@ -30,8 +30,12 @@ const (
 // echoUpstream answers with the last user message ("you said: …"), streamed
 // three characters a chunk so a secret is split across deltas. Model "bad"
 // fails with an error body that echoes the key it was sent and the prompt.
-func echoUpstream(t *testing.T) *httptest.Server {
+func echoUpstream(t *testing.T, traceparents chan<- string) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case traceparents <- r.Header.Get("traceparent"):
+		default:
+		}
 		var req llm.ChatRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		prompt := req.Messages[len(req.Messages)-1].Content.String()
@@ -85,7 +89,8 @@ func (s *otlpSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // metrics, traces, error responses or the server log, streaming or not.
 // The sinks are checked by their raw bytes.
 func TestSecretsStayOutOfSinks(t *testing.T) {
-	up := echoUpstream(t)
+	traceparents := make(chan string, 16)
+	up := echoUpstream(t, traceparents)
 	sink := &otlpSink{}
 	collector := httptest.NewServer(sink)
 	t.Cleanup(collector.Close)
@@ -170,7 +175,12 @@ models:
 			}
 		}
 	}
-	checkSpans(t, traces, traceID)
+	close(traceparents)
+	var sent []string
+	for tp := range traceparents {
+		sent = append(sent, tp)
+	}
+	checkSpans(t, traces, traceID, sent)
 }
 
 // waitRecord reads a request's record through the admin API.
@@ -196,7 +206,7 @@ func waitRecord(t *testing.T, g *gatewayProc, id string) struct {
 // checkSpans: each request is a server span in the client's trace, with a
 // client span per attempt under it, named and attributed by the GenAI
 // conventions.
-func checkSpans(t *testing.T, exports [][]byte, traceID string) {
+func checkSpans(t *testing.T, exports [][]byte, traceID string, upstreamSaw []string) {
 	t.Helper()
 	type span struct {
 		name, kind string
@@ -241,5 +251,15 @@ func checkSpans(t *testing.T, exports [][]byte, traceID string) {
 	}
 	if servers != 4 || clients < 4 {
 		t.Errorf("%d server and %d client spans, want 4 and at least 4", servers, clients)
+	}
+	// Each upstream call carried a traceparent naming its attempt's span.
+	if len(upstreamSaw) < 4 {
+		t.Errorf("the upstream saw %d calls, want at least 4", len(upstreamSaw))
+	}
+	for _, tp := range upstreamSaw {
+		parts := strings.Split(tp, "-")
+		if len(parts) != 4 || parts[1] != traceID || byID[parts[2]].kind != "SPAN_KIND_CLIENT" {
+			t.Errorf("upstream traceparent %q names no exported attempt span of the trace", tp)
+		}
 	}
 }

@@ -44,7 +44,7 @@ func BenchmarkRelay(b *testing.B) {
 	observed := newServer(&testing.T{}, map[string]provider.Provider{"up": openAIClient(upstream.URL)}, nil, func(s *httpapi.Server) {
 		m := metrics.New(metrics.Sources{Targets: []router.Target{{Provider: "up", Model: "m"}}, StreamsInFlight: s.StreamsInFlight})
 		s.Judge, s.Metrics = verdict.New(), m.Handler()
-		s.Observers = []httpapi.RequestObserver{m, tracer}
+		s.Observers, s.Traces = []httpapi.RequestObserver{m, tracer}, tracer
 	})
 	defer observed.Close()
 	defer closeUpstreamClients()
@@ -98,14 +98,11 @@ func BenchmarkObserve(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tracer.Shutdown(context.Background())
-	sampled, err := tracing.New(context.Background(), tracing.Options{Endpoint: collector.URL, SampleRatio: 0.1, ServiceName: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sampled.Shutdown(context.Background())
 	m := metrics.New(metrics.Sources{Targets: []router.Target{{Provider: "up", Model: "m"}}})
 	judge := verdict.New()
+	h := http.Header{}
 	rt := timing.New("req-1", time.Now(), false)
+	rt.SetTrace(tracer.StartTrace(h)) // sampled: the ratio is 1
 	rt.Authenticated("")
 	rt.Describe("chat", true)
 	rt.Routed()
@@ -116,7 +113,8 @@ func BenchmarkObserve(b *testing.B) {
 	a.Tokens(12, 16)
 	a.End("")
 	rec := rt.Finish(timing.Meta{Endpoint: "/v1/chat/completions", Route: "up/m", Status: 200}, time.Millisecond)
-	h := http.Header{}
+	unsampled := rec
+	unsampled.TraceSampled = false
 	ctx := context.Background()
 	for _, c := range []struct {
 		name string
@@ -124,8 +122,9 @@ func BenchmarkObserve(b *testing.B) {
 	}{
 		{"judge", func() { judge.Judge(&rec) }},
 		{"metrics", func() { m.ObserveRequest(ctx, &rec, h) }},
-		{"tracing-every-request", func() { tracer.ObserveRequest(ctx, &rec, h) }},
-		{"tracing-default-10pct", func() { sampled.ObserveRequest(ctx, &rec, h) }},
+		{"tracing-start", func() { _ = tracer.StartTrace(h) }},
+		{"tracing-sampled", func() { tracer.ObserveRequest(ctx, &rec, h) }},
+		{"tracing-unsampled", func() { tracer.ObserveRequest(ctx, &unsampled, h) }},
 		{"server-timing", func() { _ = rec.ServerTiming() }},
 	} {
 		b.Run(c.name, func(b *testing.B) {

@@ -15,6 +15,12 @@ type RequestFinder interface {
 	Request(ctx context.Context, id string) (*timing.Record, error)
 }
 
+// TraceStarter gives a request its trace context from the client's headers
+// (its traceparent, if any) when tracing is on.
+type TraceStarter interface {
+	StartTrace(h http.Header) timing.Trace
+}
+
 // StatusSource reports every target's live state (GET /admin/status).
 type StatusSource interface {
 	Status(ctx context.Context) (any, error)

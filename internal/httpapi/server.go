@@ -81,6 +81,9 @@ type Server struct {
 	Status StatusSource
 	// CaptureBodies keeps request and answer bodies in the records.
 	CaptureBodies bool
+	// Traces, when set, gives each request a trace context that upstreams
+	// receive as traceparent.
+	Traces TraceStarter
 	// Metrics, when set, is served at GET /metrics behind the master key.
 	Metrics http.Handler
 
@@ -196,19 +199,23 @@ type statusRecorder struct {
 const clientBlocked = time.Millisecond
 
 func (w *statusRecorder) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-		if w.timeline != nil {
-			w.Header().Set("Server-Timing", w.timeline.ServerTiming(time.Since(w.timeline.Received)))
-		}
-	}
+	w.head(code)
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusRecorder) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.WriteHeader(http.StatusOK)
+// head notes the status and adds the timing so far, once, as the head goes out.
+func (w *statusRecorder) head(code int) {
+	if w.status != 0 {
+		return
 	}
+	w.status = code
+	if w.timeline != nil {
+		w.Header().Set("Server-Timing", w.timeline.ServerTiming(time.Since(w.timeline.Received)))
+	}
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	w.head(http.StatusOK) // an implicit 200: net/http still sniffs the type
 	start := time.Now()
 	n, err := w.ResponseWriter.Write(b)
 	w.wrote(start)
@@ -243,6 +250,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		id := s.requestID(r)
 		w.Header().Set(HeaderRequestID, id)
 		rt := timing.New(id, start, s.CaptureBodies)
+		if s.Traces != nil {
+			rt.SetTrace(s.Traces.StartTrace(r.Header))
+		}
 		rec := &statusRecorder{ResponseWriter: w, timeline: rt}
 		r = r.WithContext(timing.With(context.WithValue(r.Context(), keyRequestID, id), rt))
 		defer func() {

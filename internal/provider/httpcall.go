@@ -28,6 +28,9 @@ func Post(ctx context.Context, client *http.Client, url string, header http.Head
 	attempt := timing.AttemptFrom(ctx)
 	if attempt != nil {
 		req = req.WithContext(httptrace.WithClientTrace(ctx, attempt.Trace()))
+		if tp := attempt.Traceparent(); tp != "" {
+			req.Header.Set("traceparent", tp) // the upstream's spans join the request's trace
+		}
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -1,6 +1,7 @@
 package timing
 
 import (
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strconv"
@@ -58,6 +59,7 @@ type AttemptRecord struct {
 	OutputTokens    int     `json:"output_tokens"`
 	Chunks          int     `json:"chunks"`
 	TokensPerSecond float64 `json:"tokens_per_second"`
+	SpanID          string  `json:"span_id,omitempty"` // the span upstreams saw as their parent
 }
 
 // Record is a finished request's timeline.
@@ -74,6 +76,10 @@ type Record struct {
 	Phases    Phases          `json:"phases"`
 	Attempts  []AttemptRecord `json:"attempts"`
 	Verdict   Verdict         `json:"verdict"`
+	// The W3C trace the request belongs to (when tracing is on), and its span.
+	TraceID      string `json:"trace_id,omitempty"`
+	SpanID       string `json:"span_id,omitempty"`
+	TraceSampled bool   `json:"trace_sampled,omitempty"`
 	// Bodies, only when the request log keeps them; redacted before storing.
 	RequestBody  string `json:"request_body,omitempty"`
 	ResponseBody string `json:"response_body,omitempty"`
@@ -124,6 +130,9 @@ func (a *Attempt) Snapshot() AttemptRecord {
 	if k, ok := a.errKind.Load().(string); ok {
 		r.Error = k
 	}
+	if a.req.trace != nil {
+		r.SpanID = hex.EncodeToString(a.spanID[:])
+	}
 	setup := r.DNS + r.Connect + r.TLS
 	switch {
 	case r.FirstTokenAt > 0 && r.FirstByteAt > 0: // a stream over HTTP
@@ -160,6 +169,9 @@ func (r *Request) Finish(m Meta, finished time.Duration) Record {
 		Status: m.Status, ErrorKind: m.ErrorKind, Route: m.Route, KeyID: keyID}
 	rec.Phases = r.phases(finished, &rec.Attempts)
 	rec.RequestBody, rec.ResponseBody = r.Bodies()
+	if t := r.trace; t != nil {
+		rec.TraceID, rec.SpanID, rec.TraceSampled = hex.EncodeToString(t.TraceID[:]), hex.EncodeToString(t.SpanID[:]), t.Sampled
+	}
 	return rec
 }
 

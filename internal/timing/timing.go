@@ -8,6 +8,9 @@ package timing
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
 	"net/http/httptrace"
 	"strings"
 	"sync"
@@ -27,6 +30,7 @@ type Request struct {
 	attempts      []*Attempt
 	model, keyID  string
 	stream        bool
+	trace         *Trace
 	// Bodies, kept only when the request log stores them (capture).
 	capture       bool
 	input, output strings.Builder
@@ -38,6 +42,22 @@ type Request struct {
 // New starts a timeline; capture keeps the request's and answer's bodies.
 func New(id string, received time.Time, capture bool) *Request {
 	return &Request{ID: id, Received: received, capture: capture}
+}
+
+// Trace is the W3C trace context a request continues: its trace, its own
+// span, and whether the trace is sampled. Attempts get spans of their own,
+// which upstreams see as the parent in a traceparent header.
+type Trace struct {
+	TraceID [16]byte
+	SpanID  [8]byte
+	Sampled bool
+}
+
+// SetTrace gives the request its trace context (when tracing is on).
+func (r *Request) SetTrace(t Trace) {
+	if r != nil {
+		r.trace = &t
+	}
 }
 
 // maxCapture bounds each captured body.
@@ -153,6 +173,9 @@ func (r *Request) StartAttempt(ctx context.Context, target string, inflight int)
 		return ctx, nil
 	}
 	a := &Attempt{req: r, Target: target, InFlight: inflight}
+	if r.trace != nil {
+		binary.LittleEndian.PutUint64(a.spanID[:], rand.Uint64()|1)
+	}
 	a.start.Store(int64(r.since()))
 	r.open.Add(1)
 	r.mu.Lock()
@@ -182,7 +205,22 @@ type Attempt struct {
 	chunks                     atomic.Int64
 	errKind                    atomic.Value // string
 	wire                       atomic.Bool  // the call went over HTTP
+	spanID                     [8]byte      // set when the request is traced
 	ended                      atomic.Bool
+}
+
+// Traceparent is the W3C header an upstream gets for this attempt, "" when
+// the request is not traced.
+func (a *Attempt) Traceparent() string {
+	if a == nil || a.req.trace == nil {
+		return ""
+	}
+	t := a.req.trace
+	flags := "00"
+	if t.Sampled {
+		flags = "01"
+	}
+	return "00-" + hex.EncodeToString(t.TraceID[:]) + "-" + hex.EncodeToString(a.spanID[:]) + "-" + flags
 }
 
 // AttemptFrom is the attempt a context carries, nil when none.

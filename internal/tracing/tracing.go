@@ -6,14 +6,21 @@
 // traceparent makes the request a child of the client's trace. No body, no
 // header, no message text ever becomes an attribute.
 //
-// Sampling happens at the tail, since the verdict is known when the spans
-// are built: every request that failed or was judged slow is traced, a
-// SampleRatio share of the healthy ones, and a client's own sampling
-// decision (its traceparent's flag) is followed.
+// Each request's trace and span ids are chosen when it arrives (StartTrace),
+// so upstreams get a traceparent naming the attempt's span, and self-hosted
+// servers that trace (vLLM, SGLang, TGI) join the same trace; the spans are
+// later built with those ids.
+//
+// Sampling is decided at the head — the client's sampled flag, else a
+// SampleRatio share of requests — and widened at the tail, since the verdict
+// is known when the spans are built: every request that failed or was judged
+// slow is exported too.
 package tracing
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -57,7 +64,8 @@ func New(ctx context.Context, o Options) (*Tracer, error) {
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
+		sdktrace.WithSampler(sdktrace.AlwaysSample()), // the decision is ObserveRequest's
+		sdktrace.WithIDGenerator(presetIDs{}),
 	)
 	return &Tracer{provider: tp, tracer: tp.Tracer("github.com/tidegate/tidegate"), ratio: o.SampleRatio}, nil
 }
@@ -80,13 +88,77 @@ func operation(endpoint string) string {
 	return "chat"
 }
 
-// ObserveRequest exports a finished request.
+// StartTrace continues the client's trace, or starts one, for a request
+// arriving now.
+func (t *Tracer) StartTrace(h http.Header) timing.Trace {
+	var tr timing.Trace
+	sc := trace.SpanContextFromContext(t.prop.Extract(context.Background(), propagation.HeaderCarrier(h)))
+	if sc.IsValid() {
+		tr.TraceID, tr.Sampled = sc.TraceID(), sc.IsSampled()
+	} else {
+		tr.TraceID, tr.Sampled = randomTraceID(), rand.Float64() < t.ratio
+	}
+	tr.SpanID = randomSpanID()
+	return tr
+}
+
+// presetIDs lets spans built after the fact keep the ids chosen on arrival
+// (carried in the context); anything else gets random ids.
+type presetIDs struct{}
+
+type idKey struct{}
+
+type presetID struct {
+	trace trace.TraceID
+	span  trace.SpanID
+}
+
+func (presetIDs) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
+	if p, ok := ctx.Value(idKey{}).(presetID); ok && p.trace.IsValid() {
+		return p.trace, p.span
+	}
+	return randomTraceID(), randomSpanID()
+}
+
+func (presetIDs) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
+	if p, ok := ctx.Value(idKey{}).(presetID); ok && p.span.IsValid() {
+		return p.span
+	}
+	return randomSpanID()
+}
+
+func randomTraceID() trace.TraceID {
+	var id trace.TraceID
+	binary.LittleEndian.PutUint64(id[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(id[8:], rand.Uint64()|1)
+	return id
+}
+
+func randomSpanID() trace.SpanID {
+	var id trace.SpanID
+	binary.LittleEndian.PutUint64(id[:], rand.Uint64()|1)
+	return id
+}
+
+func withIDs(ctx context.Context, traceID, spanID string) context.Context {
+	var p presetID
+	if b, err := hex.DecodeString(traceID); err == nil && len(b) == len(p.trace) {
+		copy(p.trace[:], b)
+	}
+	if b, err := hex.DecodeString(spanID); err == nil && len(b) == len(p.span) {
+		copy(p.span[:], b)
+	}
+	return context.WithValue(ctx, idKey{}, p)
+}
+
+// ObserveRequest exports a finished request: when its trace was sampled on
+// arrival, or when it failed or was slow.
 func (t *Tracer) ObserveRequest(_ context.Context, rec *timing.Record, h http.Header) {
-	parent := t.prop.Extract(context.Background(), propagation.HeaderCarrier(h))
 	healthy := rec.Status < 400 && (rec.Verdict.Kind == "" || rec.Verdict.Kind == timing.VerdictOK)
-	if !trace.SpanContextFromContext(parent).IsValid() && healthy && rand.Float64() >= t.ratio {
+	if rec.TraceID == "" || (healthy && !rec.TraceSampled) {
 		return
 	}
+	parent := withIDs(t.prop.Extract(context.Background(), propagation.HeaderCarrier(h)), rec.TraceID, rec.SpanID)
 	op := operation(rec.Endpoint)
 	attrs := []attribute.KeyValue{
 		attribute.String("gen_ai.operation.name", op),
@@ -104,9 +176,6 @@ func (t *Tracer) ObserveRequest(_ context.Context, rec *timing.Record, h http.He
 	}
 	ctx, span := t.tracer.Start(parent, op+" "+rec.Model, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithTimestamp(rec.Received), trace.WithAttributes(attrs...))
-	if !span.IsRecording() {
-		return // not sampled
-	}
 	for i := range rec.Attempts {
 		a := &rec.Attempts[i]
 		provider, model, _ := strings.Cut(a.Target, "/")
@@ -129,7 +198,7 @@ func (t *Tracer) ObserveRequest(_ context.Context, rec *timing.Record, h http.He
 		} else {
 			aattrs = append(aattrs, attribute.String("error.type", a.Error))
 		}
-		_, as := t.tracer.Start(ctx, op+" "+model, trace.WithSpanKind(trace.SpanKindClient),
+		_, as := t.tracer.Start(withIDs(ctx, rec.TraceID, a.SpanID), op+" "+model, trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithTimestamp(at(rec, a.StartAt)), trace.WithAttributes(aattrs...))
 		if a.FirstByteAt > 0 {
 			as.AddEvent("first_byte", trace.WithTimestamp(at(rec, a.FirstByteAt)))
