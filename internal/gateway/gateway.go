@@ -421,6 +421,7 @@ type Stream struct {
 	cancel     func()        // ends the attempt's context
 	idle       time.Duration // the longest silence allowed between chunks
 	silent     atomic.Bool   // the idle watchdog fired
+	watchdog   *time.Timer
 }
 
 func (s *Stream) Next() bool {
@@ -488,9 +489,14 @@ func (s *Stream) next() bool {
 	if s.idle <= 0 || s.cancel == nil {
 		return s.inner.Next()
 	}
-	t := time.AfterFunc(s.idle, func() { s.silent.Store(true); s.cancel() })
+	// One timer per stream, re-armed for each chunk.
+	if s.watchdog == nil {
+		s.watchdog = time.AfterFunc(s.idle, func() { s.silent.Store(true); s.cancel() })
+	} else {
+		s.watchdog.Reset(s.idle)
+	}
 	ok := s.inner.Next()
-	t.Stop()
+	s.watchdog.Stop()
 	return ok
 }
 

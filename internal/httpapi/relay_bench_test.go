@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/httpapi"
 	"github.com/tidegate/tidegate/internal/metrics"
 	"github.com/tidegate/tidegate/internal/router"
@@ -47,6 +48,19 @@ func BenchmarkRelay(b *testing.B) {
 		s.Observers, s.Traces = []httpapi.RequestObserver{m, tracer}, tracer
 	})
 	defer observed.Close()
+	// The same with the whole reliability layer on: health and ejection,
+	// the retry budget, concurrency slots per target and per route, the
+	// first-token and idle watchdogs, time-to-first-token learning.
+	reliable := newServer(&testing.T{}, map[string]provider.Provider{"up": openAIClient(upstream.URL)}, nil, func(s *httpapi.Server) {
+		g := s.Gateway
+		g.Health = router.NewHealth(router.HealthConfig{}, nil, nil)
+		g.Retries = &gateway.RetryBudget{}
+		g.TargetSlots = gateway.NewSlots(map[string]int{"up/m": 10_000})
+		g.RouteSlots = gateway.NewSlots(map[string]int{"up/m": 10_000})
+		g.FirstTokenTimeout, g.IdleTimeout = 30*time.Second, 60*time.Second
+		g.TTFTs = &gateway.TTFT{}
+	})
+	defer reliable.Close()
 	defer closeUpstreamClients()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	defer client.CloseIdleConnections()
@@ -80,9 +94,11 @@ func BenchmarkRelay(b *testing.B) {
 	b.Run("direct", func(b *testing.B) { run(b, upstream.URL, body("m", false), false) })
 	b.Run("tidegate", func(b *testing.B) { run(b, srv.URL, body("up/m", false), false) })
 	b.Run("tidegate-observed", func(b *testing.B) { run(b, observed.URL, body("up/m", false), false) })
+	b.Run("tidegate-reliable", func(b *testing.B) { run(b, reliable.URL, body("up/m", false), false) })
 	b.Run("direct-stream", func(b *testing.B) { run(b, upstream.URL, body("m", true), true) })
 	b.Run("tidegate-stream", func(b *testing.B) { run(b, srv.URL, body("up/m", true), true) })
 	b.Run("tidegate-observed-stream", func(b *testing.B) { run(b, observed.URL, body("up/m", true), true) })
+	b.Run("tidegate-reliable-stream", func(b *testing.B) { run(b, reliable.URL, body("up/m", true), true) })
 }
 
 // BenchmarkObserve measures what each finished request costs the judge,
