@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -321,8 +322,40 @@ providers:
 		}
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if keysSeen["Bearer sk-a"] != 2 || keysSeen["Bearer sk-b"] != 2 {
 		t.Errorf("the upstream saw %v; want both stored keys, rotated", keysSeen)
+	}
+	mu.Unlock()
+
+	// While it serves: a key added through its admin API is in the rotation
+	// at once, and a deleted one is out at once.
+	status, body := admin(t, g, http.MethodPost, "/admin/credentials", `{"provider":"vendor","api_key":"sk-c"}`)
+	if status != 201 {
+		t.Fatalf("add while serving: %d", status)
+	}
+	addedID, _ := body["id"].(string)
+	seen := func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		for k := range keysSeen {
+			delete(keysSeen, k)
+		}
+		for i := 0; i < 6; i++ {
+			mu.Unlock()
+			if status, _, _, _ := chatAs(t, http.DefaultClient, g, testKey, `{"model":"vendor/ok","messages":[{"role":"user","content":"hi"}]}`); status != 200 {
+				t.Fatalf("request %d: %d", i, status)
+			}
+			mu.Lock()
+		}
+		return maps.Clone(keysSeen)
+	}
+	if got := seen(); got["Bearer sk-a"] != 2 || got["Bearer sk-b"] != 2 || got["Bearer sk-c"] != 2 {
+		t.Errorf("after adding sk-c the upstream saw %v; want all three, rotated", got)
+	}
+	if status, _ := admin(t, g, http.MethodDelete, "/admin/credentials/"+addedID, ""); status != 200 {
+		t.Fatalf("delete while serving: %d", status)
+	}
+	if got := seen(); got["Bearer sk-c"] != 0 || got["Bearer sk-a"]+got["Bearer sk-b"] != 6 {
+		t.Errorf("after deleting sk-c the upstream saw %v", got)
 	}
 }

@@ -22,7 +22,7 @@ import (
 // observe wires what records and exports requests: the request log, metrics
 // and traces. The returned stop flushes them; call it after the server
 // drained.
-func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st *store.DB, masterKey string, logger *slog.Logger) (func(), error) {
+func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st *store.DB, creds *credentials, masterKey string, logger *slog.Logger) (func(), error) {
 	var stops []func()
 	stop := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -46,12 +46,11 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 			}
 		})
 	}
-	targets := configuredTargets(cfg)
-	tracker := status.New(gw.Health, targets)
+	tracker := status.New(gw.Health, creds.Targets)
 	api.Observers = append(api.Observers, tracker)
 	api.Status = tracker
 	if mc := cfg.Observe.Metrics; !mc.Disabled {
-		m := metrics.New(metrics.Sources{Health: gw.Health, Targets: targets, StreamsInFlight: api.StreamsInFlight})
+		m := metrics.New(metrics.Sources{Health: gw.Health, Targets: creds.Targets, StreamsInFlight: api.StreamsInFlight})
 		api.Observers = append(api.Observers, m)
 		meter.Billed = m.Billed
 		if mc.Listen == "" {
@@ -89,9 +88,9 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 }
 
 // configuredTargets lists every provider × credential × model.
-func configuredTargets(cfg *config.Config) []router.Target {
+func configuredTargets(providers []config.Provider) []router.Target {
 	var targets []router.Target
-	for _, p := range cfg.Providers {
+	for _, p := range providers {
 		creds := fleet.CredentialIDs(p)
 		if len(creds) == 0 {
 			creds = []string{""}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,9 +69,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	creds := newCredentials(cfg.Providers, st, sealer, logger)
 	if err := addStoredCredentials(ctx, cfg, st, sealer); err != nil {
 		return err
 	}
+	creds.current = cloneProviders(cfg.Providers)
+	creds.setTargets(cfg.Providers)
 	providers, err := fleet.Build(cfg.Providers)
 	if err != nil {
 		return err
@@ -93,13 +97,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer stopReconcile()
 	go meter.Reconcile(reconcileCtx, min(cfg.Budgets.ReservationTTL/4, time.Minute))
 	rt := router.New(order, models, cfg.Routes())
-	creds := map[string][]string{}
+	credIDs := map[string][]string{}
 	for _, p := range cfg.Providers {
 		if ids := fleet.CredentialIDs(p); len(ids) > 0 {
-			creds[p.Name] = ids
+			credIDs[p.Name] = ids
 		}
 	}
-	rt.SetCredentials(creds)
+	rt.SetCredentials(credIDs)
 	gw := &gateway.Gateway{
 		Router:    rt,
 		Providers: providers,
@@ -154,7 +158,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		RequestTimeout:  cfg.Reliability.RequestTimeout,
 		Judge:           verdict.New(),
 	}
-	stopObservers, err := observe(cfg, api, gw, meter, st, masterKey, logger)
+	creds.gw, creds.rt = gw, rt
+	api.CredentialsChanged = creds.Reload
+	if slices.ContainsFunc(cfg.Providers, func(p config.Provider) bool { return p.StoredCredentials }) {
+		reloadCtx, stopReload := context.WithCancel(context.Background())
+		defer stopReload()
+		go creds.Run(reloadCtx, 30*time.Second)
+	}
+	stopObservers, err := observe(cfg, api, gw, meter, st, creds, masterKey, logger)
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,25 @@ type Gateway struct {
 	Unsupported map[string][]string
 
 	inflight sync.Map // "provider/model" → *atomic.Int64: calls open on the target
+	// swapped replaces Providers while serving (credentials added or removed).
+	swapped atomic.Pointer[map[string]provider.Provider]
+}
+
+// SetProviders replaces the provider clients while serving: requests that
+// start after it use the new ones, running ones finish on the old.
+func (g *Gateway) SetProviders(m map[string]provider.Provider) { g.swapped.Store(&m) }
+
+// CurrentProviders is the provider clients in use.
+func (g *Gateway) CurrentProviders() map[string]provider.Provider {
+	if m := g.swapped.Load(); m != nil {
+		return *m
+	}
+	return g.Providers
+}
+
+func (g *Gateway) provider(key string) (provider.Provider, bool) {
+	p, ok := g.CurrentProviders()[key]
+	return p, ok
 }
 
 // startAttempt opens an attempt's timeline and counts it in flight on its
@@ -142,7 +161,7 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 		if tooLong != nil && !g.largerContext(t, *tooLong) {
 			continue
 		}
-		p, ok := g.Providers[t.ProviderKey()]
+		p, ok := g.provider(t.ProviderKey())
 		if !ok {
 			return zero, out, &provider.Error{Kind: provider.KindInternal, Message: "route names an unknown provider " + t.Provider}
 		}

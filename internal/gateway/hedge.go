@@ -38,7 +38,7 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 		for next < len(plan) {
 			t := plan[next]
 			next++
-			p, ok := g.Providers[t.ProviderKey()]
+			p, ok := g.provider(t.ProviderKey())
 			if !ok {
 				continue
 			}

@@ -72,7 +72,7 @@ func (r *resumer) try(s *Stream) bool {
 			after = t == broken.Target
 			continue
 		}
-		p, ok := g.Providers[t.ProviderKey()]
+		p, ok := g.provider(t.ProviderKey())
 		if !ok || !g.Retries.Spend() {
 			continue
 		}

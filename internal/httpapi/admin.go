@@ -199,7 +199,19 @@ func (s *Server) addCredential(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, adminError(err))
 		return
 	}
+	s.credentialsChanged(r)
 	writeJSON(w, http.StatusCreated, credentialView{ID: c.ID, Provider: c.Provider, Name: c.Name, CreatedAt: c.CreatedAt})
+}
+
+// credentialsChanged puts stored credentials to use at once; the answer
+// still succeeds if that fails (the periodic reload retries).
+func (s *Server) credentialsChanged(r *http.Request) {
+	if s.CredentialsChanged == nil {
+		return
+	}
+	if err := s.CredentialsChanged(r.Context()); err != nil {
+		s.Logger.Warn("stored credentials not reloaded", "error", provider.Redact(err.Error()))
+	}
 }
 
 func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request) {
@@ -226,6 +238,7 @@ func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, adminError(err))
 		return
 	}
+	s.credentialsChanged(r)
 	writeJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "deleted": true})
 }
 

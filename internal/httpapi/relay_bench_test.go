@@ -43,7 +43,7 @@ func BenchmarkRelay(b *testing.B) {
 	}
 	defer tracer.Shutdown(context.Background())
 	observed := newServer(&testing.T{}, map[string]provider.Provider{"up": openAIClient(upstream.URL)}, nil, func(s *httpapi.Server) {
-		m := metrics.New(metrics.Sources{Targets: []router.Target{{Provider: "up", Model: "m"}}, StreamsInFlight: s.StreamsInFlight})
+		m := metrics.New(metrics.Sources{Targets: func() []router.Target { return []router.Target{{Provider: "up", Model: "m"}} }, StreamsInFlight: s.StreamsInFlight})
 		s.Judge, s.Metrics = verdict.New(), m.Handler()
 		s.Observers, s.Traces = []httpapi.RequestObserver{m, tracer}, tracer
 	})
@@ -114,7 +114,7 @@ func BenchmarkObserve(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tracer.Shutdown(context.Background())
-	m := metrics.New(metrics.Sources{Targets: []router.Target{{Provider: "up", Model: "m"}}})
+	m := metrics.New(metrics.Sources{Targets: func() []router.Target { return []router.Target{{Provider: "up", Model: "m"}} }})
 	judge := verdict.New()
 	h := http.Header{}
 	rt := timing.New("req-1", time.Now(), false)

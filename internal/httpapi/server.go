@@ -84,6 +84,9 @@ type Server struct {
 	// Traces, when set, gives each request a trace context that upstreams
 	// receive as traceparent.
 	Traces TraceStarter
+	// CredentialsChanged, when set, is called after a credential is added or
+	// deleted through the admin API, to put the change to use at once.
+	CredentialsChanged func(ctx context.Context) error
 	// Metrics, when set, is served at GET /metrics behind the master key.
 	Metrics http.Handler
 

@@ -51,8 +51,10 @@ type targetChildren struct {
 
 // Sources are the live figures read at scrape time.
 type Sources struct {
-	Health          *router.Health
-	Targets         []router.Target
+	Health *router.Health
+	// Targets lists every provider × credential × model in use; the
+	// provider/model names bound the target labels.
+	Targets         func() []router.Target
 	StreamsInFlight func() int64
 }
 
@@ -100,7 +102,7 @@ func New(src Sources) *Metrics {
 	for _, e := range Endpoints {
 		m.endpoints[e] = true
 	}
-	for _, t := range src.Targets {
+	for _, t := range src.Targets() {
 		m.targets[t.String()] = true
 	}
 	r.MustRegister(m.requests, m.verdicts, m.errors, m.duration, m.overhead, m.ttft, m.itl, m.decode,
@@ -214,7 +216,7 @@ func statusClass(s int) string {
 // 0 healthy, 1 half-open, 2 ejected (or cooling down).
 type breakers struct {
 	health  *router.Health
-	targets []router.Target
+	targets func() []router.Target
 }
 
 var breakerDesc = prometheus.NewDesc("tidegate_breaker_state",
@@ -224,7 +226,7 @@ var breakerDesc = prometheus.NewDesc("tidegate_breaker_state",
 func (b *breakers) Describe(ch chan<- *prometheus.Desc) { ch <- breakerDesc }
 
 func (b *breakers) Collect(ch chan<- prometheus.Metric) {
-	for _, t := range b.targets {
+	for _, t := range b.targets() {
 		state, _ := b.health.State(t)
 		v := 0.0
 		switch state {

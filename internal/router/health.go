@@ -253,3 +253,15 @@ func (h *Health) Outages(t Target) []Outage {
 	}
 	return append([]Outage(nil), th.outages...)
 }
+
+// Forget drops what is known of a provider's targets: its credentials were
+// replaced, and their positions may now name other keys.
+func (h *Health) Forget(provider string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for t := range h.targets {
+		if t.Provider == provider {
+			delete(h.targets, t)
+		}
+	}
+}

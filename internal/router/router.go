@@ -59,10 +59,10 @@ type Router struct {
 	weights map[string][]float64
 	// Rand draws weighted orders; nil uses math/rand/v2.
 	Rand func() float64
-	// credentials lists each provider's credential ids when it has several.
-	credentials map[string][]string
-	turns       map[string]*atomic.Uint64 // per provider: rotates its first credential across requests
-	names       []string                  // public names in config order
+	// credentials lists each provider's credential ids when it has several;
+	// swapped whole when credentials are added or removed while serving.
+	credentials atomic.Pointer[credentialSet]
+	names       []string // public names in config order
 	// models per provider; an empty set means the provider serves any name.
 	models map[string]map[string]bool
 	order  []string // providers in config order
@@ -110,29 +110,36 @@ func (r *Router) Plan(model string) ([]Target, error) {
 		Message: fmt.Sprintf("the model %q does not exist; GET /v1/models lists the models", truncate(model, 128))}
 }
 
-// SetCredentials declares the credential ids of providers that have several.
+type credentialSet struct {
+	byProvider map[string][]string
+	turns      map[string]*atomic.Uint64 // per provider: rotates its first credential across requests
+}
+
+// SetCredentials declares the credential ids of providers that have
+// several. Safe while serving: plans made after it use the new set.
 func (r *Router) SetCredentials(byProvider map[string][]string) {
-	r.credentials = byProvider
-	r.turns = make(map[string]*atomic.Uint64, len(byProvider))
+	cs := &credentialSet{byProvider: byProvider, turns: make(map[string]*atomic.Uint64, len(byProvider))}
 	for p := range byProvider {
-		r.turns[p] = new(atomic.Uint64)
+		cs.turns[p] = new(atomic.Uint64)
 	}
+	r.credentials.Store(cs)
 }
 
 // expand turns each target into one per credential of its provider, the
 // first credential rotating across requests to spread the load.
 func (r *Router) expand(ts []Target) []Target {
-	if len(r.credentials) == 0 {
+	cs := r.credentials.Load()
+	if cs == nil || len(cs.byProvider) == 0 {
 		return ts
 	}
 	out := make([]Target, 0, len(ts))
 	for _, t := range ts {
-		creds := r.credentials[t.Provider]
+		creds := cs.byProvider[t.Provider]
 		if len(creds) == 0 {
 			out = append(out, t)
 			continue
 		}
-		turn := int(r.turns[t.Provider].Add(1))
+		turn := int(cs.turns[t.Provider].Add(1))
 		for i := range creds {
 			c := t
 			c.Credential = creds[(turn+i)%len(creds)]

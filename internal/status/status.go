@@ -39,9 +39,9 @@ type targetStats struct {
 // Tracker is a request observer and the server's status source.
 type Tracker struct {
 	// Health gives breaker states and outages; Targets lists what to report
-	// (every provider × credential × model of the config).
+	// (every provider × credential × model in use).
 	Health  *router.Health
-	Targets []router.Target
+	Targets func() []router.Target
 	Now     func() time.Time
 	started time.Time
 
@@ -50,7 +50,7 @@ type Tracker struct {
 }
 
 // New makes a tracker.
-func New(h *router.Health, targets []router.Target) *Tracker {
+func New(h *router.Health, targets func() []router.Target) *Tracker {
 	return &Tracker{Health: h, Targets: targets, Now: time.Now, started: time.Now(), targets: map[string]*targetStats{}}
 }
 
@@ -140,7 +140,7 @@ func (t *Tracker) Report() Report {
 	now := t.Now()
 	byName := map[string][]router.Target{}
 	var names []string
-	for _, tg := range t.Targets {
+	for _, tg := range t.Targets() {
 		n := tg.String()
 		if _, ok := byName[n]; !ok {
 			names = append(names, n)

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/config"
+	"github.com/tidegate/tidegate/internal/fleet"
+	"github.com/tidegate/tidegate/internal/gateway"
+	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/router"
+	"github.com/tidegate/tidegate/internal/store"
+)
+
+// credentials keeps the providers with stored_credentials on the keys the
+// store holds: a key added or deleted through the admin API is in (or out
+// of) plans at once on this replica, and within a reload period on others.
+type credentials struct {
+	base   []config.Provider // as configured, before stored keys
+	st     *store.DB
+	sealer *store.Sealer
+	gw     *gateway.Gateway
+	rt     *router.Router
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	current []config.Provider // with the stored keys in use
+	targets atomic.Pointer[[]router.Target]
+}
+
+// newCredentials starts from the providers as configured; load then adds
+// the stored keys.
+func newCredentials(base []config.Provider, st *store.DB, sealer *store.Sealer, logger *slog.Logger) *credentials {
+	c := &credentials{base: cloneProviders(base), st: st, sealer: sealer, logger: logger}
+	c.current = cloneProviders(base)
+	return c
+}
+
+func cloneProviders(ps []config.Provider) []config.Provider {
+	out := make([]config.Provider, len(ps))
+	for i, p := range ps {
+		p.APIKeys = slices.Clone(p.APIKeys)
+		out[i] = p
+	}
+	return out
+}
+
+// withStored returns the configured providers with their stored keys added.
+func (c *credentials) withStored(ctx context.Context) ([]config.Provider, error) {
+	ps := cloneProviders(c.base)
+	for i := range ps {
+		p := &ps[i]
+		if !p.StoredCredentials {
+			continue
+		}
+		if c.sealer == nil {
+			return nil, fmt.Errorf("providers[%d].stored_credentials: set %s to open stored credentials", i, SecretKeyEnv)
+		}
+		creds, err := c.st.Credentials(ctx, c.sealer, p.Name)
+		if err != nil {
+			return nil, fmt.Errorf("providers[%d].stored_credentials: %w", i, err)
+		}
+		for _, cr := range creds {
+			p.APIKeys = append(p.APIKeys, cr.Secret)
+		}
+	}
+	return ps, nil
+}
+
+// Targets lists every provider × credential × model in use.
+func (c *credentials) Targets() []router.Target {
+	if t := c.targets.Load(); t != nil {
+		return *t
+	}
+	return nil
+}
+
+func (c *credentials) setTargets(ps []config.Provider) {
+	t := configuredTargets(ps)
+	c.targets.Store(&t)
+}
+
+// Reload re-reads the stored keys and, for each provider whose keys
+// changed, builds new clients and a new credential set for the router.
+// Health is reset for a provider whose keys changed other than by a key
+// added at the end: positions would otherwise name other keys.
+func (c *credentials) Reload(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next, err := c.withStored(ctx)
+	if err != nil {
+		return err
+	}
+	var changed []config.Provider
+	for i, p := range next {
+		old := c.current[i]
+		if slices.Equal(fleet.Credentials(old), fleet.Credentials(p)) && old.APIKey == p.APIKey {
+			continue
+		}
+		changed = append(changed, p)
+		if before := fleet.Credentials(old); len(before) > len(fleet.Credentials(p)) || !slices.Equal(before, fleet.Credentials(p)[:len(before)]) {
+			c.gw.Health.Forget(p.Name)
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	built, err := fleet.Build(changed)
+	if err != nil {
+		return err
+	}
+	providers := map[string]provider.Provider{}
+	for key, p := range c.gw.CurrentProviders() {
+		name, _, _ := strings.Cut(key, "#")
+		if !slices.ContainsFunc(changed, func(cp config.Provider) bool { return cp.Name == name }) {
+			providers[key] = p
+		}
+	}
+	for key, p := range built {
+		providers[key] = p
+	}
+	ids := map[string][]string{}
+	for _, p := range next {
+		if cs := fleet.CredentialIDs(p); len(cs) > 0 {
+			ids[p.Name] = cs
+		}
+	}
+	c.gw.SetProviders(providers)
+	c.rt.SetCredentials(ids)
+	c.current = next
+	c.setTargets(next)
+	for _, p := range changed {
+		c.logger.Info("provider credentials reloaded", "provider", p.Name, "credentials", len(fleet.Credentials(p)))
+	}
+	return nil
+}
+
+// Run reloads every period until ctx ends, so replicas pick up keys added
+// through another replica.
+func (c *credentials) Run(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.Reload(ctx); err != nil && ctx.Err() == nil {
+				c.logger.Warn("stored credentials not reloaded", "error", provider.Redact(err.Error()))
+			}
+		}
+	}
+}
