@@ -21,6 +21,7 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "concurrent clients")
 	fs.BoolVar(&o.Stream, "stream", false, "stream the answers")
 	fs.DurationVar(&o.HedgeAfter, "hedge", 0, "race a second provider after this long without a first token (streams)")
+	fs.BoolVar(&o.LatencyOrder, "latency-order", false, "order the providers by learned time to first token (models[].order: latency)")
 	scenarios := fs.String("scenario", "", "comma-separated scenarios (default all): "+scenarioNames())
 	if err := fs.Parse(args); err != nil {
 		return err

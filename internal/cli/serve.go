@@ -137,6 +137,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	gw.Hedges, gw.Resume = map[string]time.Duration{}, map[string]bool{}
 	for _, m := range cfg.Models {
 		gw.Resume[m.Name] = m.Resume
+		if m.Order == "latency" {
+			if gw.LatencyOrder == nil {
+				gw.LatencyOrder = map[string]bool{}
+			}
+			gw.LatencyOrder[m.Name] = true
+		}
 		routeLimits[m.Name] = m.MaxConcurrency
 		if m.Hedge || m.HedgeAfter > 0 {
 			gw.Hedges[m.Name] = m.HedgeAfter // 0: learned p95 time to first token

@@ -170,6 +170,10 @@ type Model struct {
 	// Resume continues a text stream that broke after its first token on
 	// the next target (which must honour a prefix message).
 	Resume bool `yaml:"resume"`
+	// Order "latency" puts the target with the lowest learned median time
+	// to first token first (one request in 20 keeps the configured order, so
+	// a target that recovered is noticed); "" or "config": as listed.
+	Order string `yaml:"order"`
 }
 
 // DataDir is where the demo keeps its state.
@@ -422,6 +426,12 @@ func (c *Config) Validate() error {
 			if len(m.Weights) != len(m.Targets) || !positive {
 				bad(f+".weights", "want one weight per target, at least one positive")
 			}
+			if m.Order == "latency" {
+				bad(f+".order", "latency order and weights exclude each other")
+			}
+		}
+		if m.Order != "" && m.Order != "config" && m.Order != "latency" {
+			bad(f+".order", "want config or latency, got %q", m.Order)
 		}
 		for j, t := range m.Targets {
 			tf := fmt.Sprintf("%s.targets[%d]", f, j)

@@ -130,6 +130,8 @@ type Options struct {
 	Stream      bool
 	// HedgeAfter turns hedging on for the drill's model.
 	HedgeAfter time.Duration
+	// LatencyOrder orders the drill's targets by learned time to first token.
+	LatencyOrder bool
 	// Start runs a gateway with the config text and returns its URL, the
 	// master key, a reader of its log, and a stop function.
 	Start func(ctx context.Context, config string) (url string, logs func() string, stop func(), err error)
@@ -204,8 +206,8 @@ providers:
   - {name: secondary, type: openai, base_url: %s/v1, api_key: k, timeout: 2s}
   - {name: tertiary, type: openai, base_url: %s/v1, api_key: k, timeout: 2s}
 models:
-  - {name: chat, targets: [primary/chat, secondary/chat, tertiary/chat], hedge_after: %s}
-`, o.Dir, sc.Name, masterKey, urls[0], urls[1], urls[2], o.HedgeAfter)
+  - {name: chat, targets: [primary/chat, secondary/chat, tertiary/chat], hedge_after: %s, order: %s}
+`, o.Dir, sc.Name, masterKey, urls[0], urls[1], urls[2], o.HedgeAfter, order(o.LatencyOrder))
 	url, logs, stop, err := o.Start(ctx, config)
 	if err != nil {
 		return Result{}, err
@@ -326,4 +328,11 @@ func (r Result) Print(w io.Writer) {
 		r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), strings.Join(parts, " "))
 	fmt.Fprintf(w, "          breakers: %d ejections, %d cool-downs, %d re-admissions; upstream calls %d / %d / %d\n\n",
 		r.Ejections, r.Cooldowns, r.Readmitted, r.Upstream[0], r.Upstream[1], r.Upstream[2])
+}
+
+func order(latency bool) string {
+	if latency {
+		return "latency"
+	}
+	return "config"
 }

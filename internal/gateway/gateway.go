@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +57,12 @@ type Gateway struct {
 	Resume map[string]bool
 	// Unsupported maps "provider/model" to what it cannot do ("tools", "vision").
 	Unsupported map[string][]string
+	// LatencyOrder lists the public models whose targets go fastest first
+	// (by learned median time to first token).
+	LatencyOrder map[string]bool
+	// Explore returns a number in [0,1) for latency order's exploration;
+	// nil uses math/rand/v2.
+	Explore func() float64
 
 	inflight sync.Map // "provider/model" → *atomic.Int64: calls open on the target
 	// swapped replaces Providers while serving (credentials added or removed).
@@ -259,7 +267,41 @@ func (g *Gateway) chatPlan(req *llm.ChatRequest) ([]router.Target, error) {
 	if plan, err = g.ablePlan(plan, req); err != nil {
 		return nil, err
 	}
+	if g.LatencyOrder[req.Model] {
+		plan = g.byLatency(plan)
+	}
 	return g.fitPlan(plan, promptBytes(req))
+}
+
+// exploreShare is the share of latency-ordered requests that keep the
+// configured order, so a demoted target that recovered is measured again.
+const exploreShare = 0.05
+
+// byLatency orders a plan by each target's learned median time to first
+// token, fastest first; targets not yet learned go first, to be learned.
+func (g *Gateway) byLatency(plan []router.Target) []router.Target {
+	explore := g.Explore
+	if explore == nil {
+		explore = rand.Float64
+	}
+	if explore() < exploreShare {
+		return plan
+	}
+	type keyed struct {
+		t   router.Target
+		p50 time.Duration
+	}
+	ks := make([]keyed, len(plan))
+	for i, t := range plan {
+		p50, _ := g.TTFTs.P50(t) // 0 until learned
+		ks[i] = keyed{t, p50}
+	}
+	sort.SliceStable(ks, func(i, j int) bool { return ks[i].p50 < ks[j].p50 })
+	out := make([]router.Target, len(ks))
+	for i, k := range ks {
+		out[i] = k.t
+	}
+	return out
 }
 
 // forTarget copies a request with the target's own model name.

@@ -72,6 +72,11 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 	// settleLoser closes a stream that lost the race and bills its prompt.
 	settleLoser := func(r result) {
 		g.healthDone(r.target, nil, true)
+		if r.s == nil {
+			// No token by the time it lost: its time to first token is at
+			// least this long, which is what latency order needs to know.
+			g.TTFTs.Observe(r.target, time.Since(r.started))
+		}
 		r.release()
 		if r.s != nil {
 			r.s.inner.Close()
@@ -184,7 +189,12 @@ func (l *TTFT) Observe(t router.Target, d time.Duration) {
 }
 
 // P95 is a target's learned 95th percentile, false until it has 20 samples.
-func (l *TTFT) P95(t router.Target) (time.Duration, bool) {
+func (l *TTFT) P95(t router.Target) (time.Duration, bool) { return l.quantile(t, 95) }
+
+// P50 is a target's learned median, false until it has 20 samples.
+func (l *TTFT) P50(t router.Target) (time.Duration, bool) { return l.quantile(t, 50) }
+
+func (l *TTFT) quantile(t router.Target, pct int) (time.Duration, bool) {
 	if l == nil {
 		return 0, false
 	}
@@ -197,7 +207,7 @@ func (l *TTFT) P95(t router.Target) (time.Duration, bool) {
 	s := append([]time.Duration(nil), r.d[:min(r.n, len(r.d))]...)
 	l.mu.Unlock()
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)*95/100], true
+	return s[len(s)*pct/100], true
 }
 
 // hedgeDelay is a route's configured delay, or its first target's learned

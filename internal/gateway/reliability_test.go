@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,5 +110,27 @@ func TestHedgeGivesSlotsBack(t *testing.T) {
 			t.Fatalf("slots still taken after the request ended: a free %v, b free %v", okA, okB)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLatencyOrder: the learned fastest target goes first, a target not yet
+// learned goes before both (to be learned), and one request in twenty keeps
+// the configured order.
+func TestLatencyOrder(t *testing.T) {
+	slow, fast, fresh := router.Target{Provider: "a", Model: "m"}, router.Target{Provider: "b", Model: "m"}, router.Target{Provider: "c", Model: "m"}
+	draw := 0.5
+	g := &Gateway{TTFTs: &TTFT{}, Explore: func() float64 { return draw }}
+	for range 30 {
+		g.TTFTs.Observe(slow, 800*time.Millisecond)
+		g.TTFTs.Observe(fast, 60*time.Millisecond)
+	}
+	plan := []router.Target{slow, fast, fresh}
+	want := []router.Target{fresh, fast, slow}
+	if got := g.byLatency(plan); !slices.Equal(got, want) {
+		t.Errorf("latency order %v, want %v", got, want)
+	}
+	draw = 0.01
+	if got := g.byLatency(plan); !slices.Equal(got, plan) {
+		t.Errorf("an exploring request got %v, want the configured order", got)
 	}
 }
