@@ -42,6 +42,9 @@ type Options struct {
 	Duration time.Duration // per phase
 	Warmup   time.Duration
 	Streams  int // concurrent streams held open for the memory figure
+	// HoldFor keeps the streams open this much longer after the memory
+	// figure is read (to take a heap profile with --pprof).
+	HoldFor time.Duration
 	Tokens   int // output tokens per answer
 	Start    StartFunc
 	Dir      string // for the config and the store
@@ -192,7 +195,7 @@ prices:
 	time.Sleep(200 * time.Millisecond)
 	runtime.GC()
 	rep.RSSIdle = rss(gw.PID)
-	rep.RSSStreams, rep.StreamsOK = holdStreams(ctx, gw, gwKey, o.Streams)
+	rep.RSSStreams, rep.StreamsOK = holdStreams(ctx, gw, gwKey, o.Streams, o.HoldFor)
 	return rep, ctx.Err()
 }
 
@@ -305,7 +308,7 @@ func call(ctx context.Context, client *http.Client, url, body, auth string, stre
 
 // holdStreams opens n slow streams through the gateway, waits for each to
 // start, and reads the gateway's RSS while all are open.
-func holdStreams(ctx context.Context, gw *Gateway, key string, n int) (int64, int) {
+func holdStreams(ctx context.Context, gw *Gateway, key string, n int, holdFor time.Duration) (int64, int) {
 	if n <= 0 {
 		return 0, 0
 	}
@@ -350,6 +353,7 @@ func holdStreams(ctx context.Context, gw *Gateway, key string, n int) (int64, in
 	}
 	time.Sleep(500 * time.Millisecond) // let the open streams settle
 	r := rss(gw.PID)
+	time.Sleep(holdFor)
 	mu.Lock()
 	s := started
 	mu.Unlock()

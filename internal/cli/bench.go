@@ -25,6 +25,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each measured phase")
 	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "unmeasured warm-up before each phase")
 	fs.IntVar(&o.Streams, "streams", 1000, "concurrent streams held open for the memory figure")
+	fs.DurationVar(&o.HoldFor, "hold-for", 0, "keep the streams open this much longer (for a heap profile with --pprof)")
 	fs.IntVar(&o.Tokens, "tokens", 16, "output tokens per answer")
 	fs.BoolVar(&o.MasterKey, "master-key", false, "use the master key instead of a virtual key with a budget")
 	fs.BoolVar(&o.NoRequestLog, "no-request-log", false, "run the gateway without its request log")
