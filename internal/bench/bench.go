@@ -45,9 +45,9 @@ type Options struct {
 	// HoldFor keeps the streams open this much longer after the memory
 	// figure is read (to take a heap profile with --pprof).
 	HoldFor time.Duration
-	Tokens   int // output tokens per answer
-	Start    StartFunc
-	Dir      string // for the config and the store
+	Tokens  int // output tokens per answer
+	Start   StartFunc
+	Dir     string // for the config and the store
 	// MasterKey sends the gateway phases with the master key instead of a
 	// virtual key with a budget (which adds limits, a reservation and a
 	// settlement to every request).
