@@ -84,8 +84,8 @@ models:
 	}
 
 	// Baselines: a few dozen normal answers, streamed and whole.
-	for i := range 24 {
-		send(i%3 != 0)
+	for i := range 30 {
+		send(i%2 == 0)
 	}
 
 	cases := []struct {
@@ -100,6 +100,9 @@ models:
 		{"network delay, whole answer", with(normal, func(m *sim.Model) { m.NetworkDelay = 300 * time.Millisecond }), false, timing.VerdictNetwork},
 		{"slow prefill", with(normal, func(m *sim.Model) { m.TTFT = 500 * time.Millisecond }), true, timing.VerdictPrefill},
 		{"slow decode", with(normal, func(m *sim.Model) { m.TokensPerSecond = 40 }), true, timing.VerdictDecode},
+		// A whole answer cannot show its phases: the one that dominates such
+		// answers normally (here decode: 40 ms against 20 ms to the first token).
+		{"slow model, whole answer", with(normal, func(m *sim.Model) { m.TokensPerSecond = 40 }), false, timing.VerdictDecode},
 		{"upstream error", with(normal, func(m *sim.Model) { m.Fault = sim.Fault{Kind: sim.Fault500, Rate: 1} }), true, timing.VerdictUpstreamError},
 	}
 	for _, c := range cases {

@@ -52,8 +52,12 @@ type AttemptRecord struct {
 	Network Ms `json:"network_ms"`
 	// TTFT is the model's time to its first token: from the first byte
 	// (streams) or the estimated prefill of a whole answer.
-	TTFT            Ms      `json:"ttft_ms"`
-	Processing      Ms      `json:"upstream_processing_ms,omitempty"`
+	TTFT       Ms `json:"ttft_ms"`
+	Processing Ms `json:"upstream_processing_ms,omitempty"`
+	// Model is a whole (non-streamed) answer's model time: what the
+	// upstream says it worked, else the wait for its first byte (in
+	// process: the whole call).
+	Model           Ms      `json:"model_ms,omitempty"`
 	Decode          Ms      `json:"decode_ms"`
 	PromptTokens    int     `json:"prompt_tokens"`
 	OutputTokens    int     `json:"output_tokens"`
@@ -146,6 +150,16 @@ func (a *Attempt) Snapshot() AttemptRecord {
 		r.Network = setup + max(0, r.FirstByteAt-r.WrittenAt-r.Processing)
 	case r.FirstByteAt > 0:
 		r.Network = setup
+	}
+	if r.FirstTokenAt == 0 && r.Error == "" {
+		switch {
+		case r.Processing > 0:
+			r.Model = r.Processing
+		case r.FirstByteAt > 0:
+			r.Model = r.FirstByteAt - r.WrittenAt
+		case !r.Wire && r.EndAt > r.StartAt:
+			r.Model = r.EndAt - r.StartAt
+		}
 	}
 	if r.Decode > 0 && r.OutputTokens > 1 {
 		r.TokensPerSecond = float64(r.OutputTokens-1) / (float64(r.Decode) / 1000)

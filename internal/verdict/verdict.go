@@ -89,7 +89,8 @@ type target struct {
 	connect  window // fresh connections only
 	network  window
 	ttft     [promptBuckets]window
-	decode   window // tokens/s
+	whole    [promptBuckets]window // a whole answer's model time, by output size
+	decode   window                // tokens/s
 	inflight window
 }
 
@@ -242,6 +243,22 @@ func (j *Judge) judgeAttempt(t *target, a *timing.AttemptRecord, nums map[string
 			return verdict(timing.VerdictPrefill, "first token after %.0f ms, normal below %.0f ms for %d prompt tokens on %s", ttft, limit, a.PromptTokens, a.Target)
 		}
 	}
+	if a.TTFT == 0 && a.Model > 0 {
+		model := float64(a.Model)
+		nums["model_ms"] = model
+		nums["output_tokens"] = float64(a.OutputTokens)
+		if limit, ok := slowPast(&t.whole[promptBucket(a.OutputTokens)], ttftFloor); ok && model > limit {
+			nums["model_limit_ms"] = limit
+			nums["in_flight"] = float64(a.InFlight)
+			if q, ok := slowPast(&t.inflight, 1); ok && float64(a.InFlight) > q {
+				return verdict(timing.VerdictQueue, "the whole answer took %.0f ms (normal below %.0f ms) with %d calls in flight on %s, above its normal", model, limit, a.InFlight, a.Target)
+			}
+			// A whole answer cannot show which phase was slow: blame the one
+			// that dominates such an answer's normal time.
+			kind := j.dominantPhase(t, a)
+			return verdict(kind, "the whole answer took %.0f ms, normal below %.0f ms for %d output tokens on %s (%s dominates such answers; stream to see the phases)", model, limit, a.OutputTokens, a.Target, kind)
+		}
+	}
 	if a.TokensPerSecond > 0 && a.OutputTokens >= minDecodeTokens {
 		nums["tokens_per_second"] = a.TokensPerSecond
 		if t.decode.count() >= minSamples {
@@ -253,6 +270,24 @@ func (j *Judge) judgeAttempt(t *target, a *timing.AttemptRecord, nums map[string
 		}
 	}
 	return timing.Verdict{}, false
+}
+
+// dominantPhase is the phase that takes most of a whole answer's normal
+// time: the decode of its output at the target's median rate against the
+// median time to first token for its prompt; without streams to learn
+// from, decode for answers of 64 tokens or more.
+func (j *Judge) dominantPhase(t *target, a *timing.AttemptRecord) string {
+	ttft := &t.ttft[promptBucket(a.PromptTokens)]
+	if t.decode.count() >= minSamples && ttft.count() >= minSamples {
+		if float64(a.OutputTokens)/t.decode.quantile(0.5)*1000 > ttft.quantile(0.5) {
+			return timing.VerdictDecode
+		}
+		return timing.VerdictPrefill
+	}
+	if a.OutputTokens >= 64 {
+		return timing.VerdictDecode
+	}
+	return timing.VerdictPrefill
 }
 
 // observe adds a record's figures to the baselines.
@@ -273,6 +308,9 @@ func (j *Judge) observe(rec *timing.Record) {
 		}
 		if a.TTFT > 0 {
 			t.ttft[promptBucket(a.PromptTokens)].add(float64(a.TTFT))
+		}
+		if a.TTFT == 0 && a.Model > 0 {
+			t.whole[promptBucket(a.OutputTokens)].add(float64(a.Model))
 		}
 		if a.TokensPerSecond > 0 && a.OutputTokens >= minDecodeTokens {
 			t.decode.add(a.TokensPerSecond)

@@ -46,6 +46,16 @@ func TestVerdicts(t *testing.T) {
 			ok.Number, ok.StartAt, ok.EndAt = 2, 3000, 3200
 			r.Attempts, r.Phases.Total = []timing.AttemptRecord{failed, ok}, 3200
 		}, timing.VerdictUpstreamError},
+		{"a slow whole answer is blamed on its dominant phase", func(r *timing.Record) {
+			r.Stream = false
+			a := &r.Attempts[0]
+			a.TTFT, a.Decode, a.TokensPerSecond, a.Model = 0, 0, 0, 2000
+		}, timing.VerdictDecode},
+		{"a whole answer in its normal time", func(r *timing.Record) {
+			r.Stream = false
+			a := &r.Attempts[0]
+			a.TTFT, a.Decode, a.TokensPerSecond, a.Model = 0, 0, 0, 210
+		}, timing.VerdictOK},
 		{"refused before any call", func(r *timing.Record) {
 			r.Status, r.ErrorKind, r.Attempts = 401, "unauthorized", nil
 		}, timing.VerdictOK},
@@ -56,6 +66,11 @@ func TestVerdicts(t *testing.T) {
 			for range 40 {
 				rec := normal()
 				j.Judge(&rec)
+				whole := normal() // the same answers, not streamed: 200 ms of model time
+				whole.Stream = false
+				a := &whole.Attempts[0]
+				a.TTFT, a.Decode, a.TokensPerSecond, a.Model = 0, 0, 0, 200
+				j.Judge(&whole)
 			}
 			rec := normal()
 			tt.change(&rec)
