@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,5 +358,48 @@ providers:
 	}
 	if got := seen(); got["Bearer sk-c"] != 0 || got["Bearer sk-a"]+got["Bearer sk-b"] != 6 {
 		t.Errorf("after deleting sk-c the upstream saw %v", got)
+	}
+
+	// Keys change while requests run: none fails (the race detector watches
+	// the swap).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions", strings.NewReader(`{"model":"vendor/ok","messages":[{"role":"user","content":"hi"}]}`))
+				resp, err := http.DefaultClient.Do(authed(req))
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+				if resp != nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	for i := range 5 {
+		status, body := admin(t, g, http.MethodPost, "/admin/credentials", fmt.Sprintf(`{"provider":"vendor","api_key":"sk-x%d"}`, i))
+		if status != 201 {
+			t.Errorf("add %d: %d", i, status)
+		}
+		id, _ := body["id"].(string)
+		if status, _ := admin(t, g, http.MethodDelete, "/admin/credentials/"+id, ""); status != 200 {
+			t.Errorf("delete %d: %d", i, status)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d requests failed while keys changed", n)
 	}
 }

@@ -171,7 +171,10 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 		}
 		p, ok := g.provider(t.ProviderKey())
 		if !ok {
-			return zero, out, &provider.Error{Kind: provider.KindInternal, Message: "route names an unknown provider " + t.Provider}
+			// A credential deleted between planning and now (config
+			// validation rules out unknown providers): skip it like an
+			// ejected target.
+			continue
 		}
 		releaseSlot, free := g.TargetSlots.Take(t.String())
 		if !free {
