@@ -73,6 +73,13 @@ func (c *credentials) withStored(ctx context.Context) ([]config.Provider, error)
 	return ps, nil
 }
 
+// Providers are the providers with the keys in use.
+func (c *credentials) Providers() []config.Provider {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current
+}
+
 // Targets lists every provider × credential × model in use.
 func (c *credentials) Targets() []router.Target {
 	if t := c.targets.Load(); t != nil {

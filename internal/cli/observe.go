@@ -30,7 +30,7 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 		}
 	}
 	if rl := cfg.Observe.RequestLog; !rl.Disabled {
-		log := reqlog.New(st, logger, reqlog.Options{Retention: rl.Retention, MaxRows: rl.MaxRows, Secrets: secrets(cfg, masterKey)})
+		log := reqlog.New(st, logger, reqlog.Options{Retention: rl.Retention, MaxRows: rl.MaxRows, Secrets: func() []string { return secrets(creds.Providers(), masterKey) }})
 		api.Observers = append(api.Observers, log)
 		api.Requests = log
 		api.CaptureBodies = rl.Bodies
@@ -105,9 +105,9 @@ func configuredTargets(providers []config.Provider) []router.Target {
 }
 
 // secrets are the values the request log must never hold.
-func secrets(cfg *config.Config, masterKey string) []string {
+func secrets(providers []config.Provider, masterKey string) []string {
 	out := []string{masterKey}
-	for _, p := range cfg.Providers {
+	for _, p := range providers {
 		out = append(out, p.APIKey)
 		out = append(out, p.APIKeys...)
 	}

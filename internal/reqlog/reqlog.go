@@ -31,7 +31,7 @@ type Options struct {
 	MaxRows   int64         // past this many rows the oldest are pruned; 0: 1,000,000
 	// Secrets are values that must never be stored (the providers' keys,
 	// the master key), on top of anything shaped like a credential.
-	Secrets []string
+	Secrets func() []string
 	// FlushEvery bounds how long a record waits in memory; 0: 100 ms.
 	FlushEvery time.Duration
 }
@@ -146,8 +146,14 @@ func (l *Log) Flush(ctx context.Context) {
 
 func (l *Log) row(rec *timing.Record) store.RequestLogRow {
 	cp := *rec
-	cp.RequestBody = Redact(cp.RequestBody, l.opts.Secrets...)
-	cp.ResponseBody = Redact(cp.ResponseBody, l.opts.Secrets...)
+	if cp.RequestBody != "" || cp.ResponseBody != "" {
+		var secrets []string
+		if l.opts.Secrets != nil {
+			secrets = l.opts.Secrets()
+		}
+		cp.RequestBody = Redact(cp.RequestBody, secrets...)
+		cp.ResponseBody = Redact(cp.ResponseBody, secrets...)
+	}
 	b, _ := json.Marshal(&cp)
 	return store.RequestLogRow{ID: rec.ID, ReceivedAt: rec.Received, Endpoint: rec.Endpoint, Model: rec.Model, Route: rec.Route,
 		KeyID: rec.KeyID, Status: rec.Status, Verdict: rec.Verdict.Kind, Total: time.Duration(float64(rec.Phases.Total) * float64(time.Millisecond)),

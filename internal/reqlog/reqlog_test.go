@@ -24,7 +24,7 @@ func TestLogFindsAndRedacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	l := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Secrets: []string{"configured-key-123"}})
+	l := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Secrets: func() []string { return []string{"configured-key-123"} }})
 	rt := timing.New("req-1", time.Now(), true)
 	rt.Input([]byte(`{"messages":[{"content":"use configured-key-123 and sk-abcdefgh1234"}]}`))
 	rt.Output("the token is ghp_")
