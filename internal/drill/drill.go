@@ -150,6 +150,8 @@ type Result struct {
 	Cooldowns  int
 	Readmitted int
 	Upstream   [3]int64 // calls each provider received
+	// Verdicts counts the requests' verdicts, from the gateway's log.
+	Verdicts map[string]int
 }
 
 // Run runs each named scenario (all when names is empty) on a fresh gateway.
@@ -222,7 +224,7 @@ models:
 		defer t.Stop()
 	}
 
-	res := Result{Scenario: sc, Requests: o.Requests, Statuses: map[int]int{}}
+	res := Result{Scenario: sc, Requests: o.Requests, Statuses: map[int]int{}, Verdicts: map[string]int{}}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.Concurrency}}
 	defer client.CloseIdleConnections()
 	lat := make([]time.Duration, o.Requests)
@@ -265,6 +267,13 @@ models:
 		res.Upstream[i] = u.Hits()
 	}
 	for _, line := range strings.Split(logs(), "\n") {
+		if strings.Contains(line, `"msg":"request"`) {
+			var e struct{ Path, Verdict string }
+			if json.Unmarshal([]byte(line), &e) == nil && e.Path == "/v1/chat/completions" && e.Verdict != "" {
+				res.Verdicts[e.Verdict]++
+			}
+			continue
+		}
 		if !strings.Contains(line, "target health changed") {
 			continue
 		}
@@ -326,8 +335,20 @@ func (r Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "          success %5.1f%%  attempts/request %.2f  p50 %s  p99 %s  answers %s\n",
 		100*float64(r.OK)/float64(max(r.Requests, 1)), float64(r.Attempts)/float64(max(r.Requests, 1)),
 		r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), strings.Join(parts, " "))
-	fmt.Fprintf(w, "          breakers: %d ejections, %d cool-downs, %d re-admissions; upstream calls %d / %d / %d\n\n",
+	fmt.Fprintf(w, "          breakers: %d ejections, %d cool-downs, %d re-admissions; upstream calls %d / %d / %d\n",
 		r.Ejections, r.Cooldowns, r.Readmitted, r.Upstream[0], r.Upstream[1], r.Upstream[2])
+	kinds := make([]string, 0, len(r.Verdicts))
+	for k := range r.Verdicts {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		return r.Verdicts[kinds[i]] > r.Verdicts[kinds[j]] || r.Verdicts[kinds[i]] == r.Verdicts[kinds[j]] && kinds[i] < kinds[j]
+	})
+	verdicts := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		verdicts = append(verdicts, fmt.Sprintf("%s %d", k, r.Verdicts[k]))
+	}
+	fmt.Fprintf(w, "          verdicts: %s (tidegate diagnose REQUEST_ID explains one)\n\n", strings.Join(verdicts, ", "))
 }
 
 func order(latency bool) string {
