@@ -208,7 +208,8 @@ func checkServerTiming(t *testing.T, what, header string, clientSaw time.Duratio
 }
 
 // slowRead streams a request through a socket with a 16 KiB receive
-// buffer, reading 8 KiB every 10 ms (800 KB/s at most), and returns the
+// buffer, reading 8 KiB every 20 ms (400 KB/s at most, well below what the
+// gateway relays even under the race detector), and returns the
 // request id. The answer must outgrow the kernel's buffers (the gateway's
 // send buffer is capped in this test) for the gateway to wait on it.
 func slowRead(t *testing.T, base, body string) string {
@@ -233,7 +234,7 @@ func slowRead(t *testing.T, base, body string) string {
 		if err != nil {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	if total < 300_000 {
 		t.Fatalf("slow client read only %d bytes", total)
