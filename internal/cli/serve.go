@@ -116,6 +116,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Retries:           &gateway.RetryBudget{Ratio: cfg.Reliability.RetryRatio, Burst: cfg.Reliability.RetryBurst},
 		FirstTokenTimeout: cfg.Reliability.FirstTokenTimeout,
 		TTFTs:             &gateway.TTFT{},
+		Answers:           &gateway.TTFT{},
 		IdleTimeout:       cfg.Reliability.IdleTimeout,
 	}
 	targetLimits, routeLimits := map[string]int{}, map[string]int{}

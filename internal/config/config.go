@@ -171,8 +171,9 @@ type Model struct {
 	// the next target (which must honour a prefix message).
 	Resume bool `yaml:"resume"`
 	// Order "latency" puts the target with the lowest learned median time
-	// to first token first (one request in 20 keeps the configured order, so
-	// a target that recovered is noticed); "" or "config": as listed.
+	// to first token (streams) or to a whole answer (non-streamed) first; one
+	// request in 20 keeps the configured order, so a target that recovered
+	// is noticed. "" or "config": as listed.
 	Order string `yaml:"order"`
 }
 

@@ -35,6 +35,7 @@ const (
 // Upstream is an OpenAI-compatible sim upstream whose behaviour can be switched.
 type Upstream struct {
 	fleet http.Handler
+	slow  http.Handler // the same model, 1.5 s to its first token
 	mode  atomic.Value // string
 	hits  atomic.Int64
 	rng   *rand.Rand
@@ -42,7 +43,10 @@ type Upstream struct {
 }
 
 func NewUpstream(seed uint64) *Upstream {
-	u := &Upstream{fleet: sim.New("drill", seed, []sim.Model{{Name: "chat", OutputTokens: 24, TokensPerSecond: 400}}).Handler(),
+	model := sim.Model{Name: "chat", OutputTokens: 24, TokensPerSecond: 400}
+	slow := model
+	slow.TTFT = 1500 * time.Millisecond
+	u := &Upstream{fleet: sim.New("drill", seed, []sim.Model{model}).Handler(), slow: sim.New("drill", seed, []sim.Model{slow}).Handler(),
 		rng: rand.New(rand.NewPCG(seed, 7))}
 	u.mode.Store(ModeOK)
 	return u
@@ -77,11 +81,11 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case ModeSlow:
-		select {
-		case <-time.After(1500 * time.Millisecond):
-		case <-r.Context().Done():
-			return
-		}
+		// The model is slow, not the path to it: the head comes at once,
+		// the first token 1.5 s later (a whole answer reports it as its
+		// processing time).
+		u.slow.ServeHTTP(w, r)
+		return
 	case ModeStalling:
 		if !strings.Contains(peekBody(r), `"stream":true`) {
 			<-r.Context().Done() // a whole answer that never comes: no headers either

@@ -48,8 +48,11 @@ type Gateway struct {
 	// first target has not produced a token by then races a second target.
 	// A zero delay means the first target's learned p95 time to first token.
 	Hedges map[string]time.Duration
-	// TTFTs learns each target's time to first token.
-	TTFTs *TTFT
+	// TTFTs learns each target's time to first token; Answers, its time
+	// to a whole (non-streamed) chat answer. Latency order uses the one of
+	// the request's kind.
+	TTFTs   *TTFT
+	Answers *TTFT
 	// ContextWindows maps "provider/model" to its context length in tokens.
 	ContextWindows map[string]int
 	// Resume lists the public models whose broken text streams continue on
@@ -271,7 +274,11 @@ func (g *Gateway) chatPlan(req *llm.ChatRequest) ([]router.Target, error) {
 		return nil, err
 	}
 	if g.LatencyOrder[req.Model] {
-		plan = g.byLatency(plan)
+		learned := g.TTFTs
+		if !req.Stream {
+			learned = g.Answers
+		}
+		plan = g.byLatency(plan, learned)
 	}
 	return g.fitPlan(plan, promptBytes(req))
 }
@@ -280,9 +287,9 @@ func (g *Gateway) chatPlan(req *llm.ChatRequest) ([]router.Target, error) {
 // configured order, so a demoted target that recovered is measured again.
 const exploreShare = 0.05
 
-// byLatency orders a plan by each target's learned median time to first
-// token, fastest first; targets not yet learned go first, to be learned.
-func (g *Gateway) byLatency(plan []router.Target) []router.Target {
+// byLatency orders a plan by each target's learned median latency, fastest
+// first; targets not yet learned go first, to be learned.
+func (g *Gateway) byLatency(plan []router.Target, learned *TTFT) []router.Target {
 	explore := g.Explore
 	if explore == nil {
 		explore = rand.Float64
@@ -296,7 +303,7 @@ func (g *Gateway) byLatency(plan []router.Target) []router.Target {
 	}
 	ks := make([]keyed, len(plan))
 	for i, t := range plan {
-		p50, _ := g.TTFTs.P50(t) // 0 until learned
+		p50, _ := learned.P50(t) // 0 until learned
 		ks[i] = keyed{t, p50}
 	}
 	sort.SliceStable(ks, func(i, j int) bool { return ks[i].p50 < ks[j].p50 })
@@ -335,8 +342,11 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 		started = time.Now()
 		actx, ta, end := g.startAttempt(ctx, t)
 		resp, err := p.ChatCompletion(actx, forTarget(req, t))
-		if err == nil && resp.Usage != nil {
-			ta.Tokens(resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+		if err == nil {
+			g.Answers.Observe(t, time.Since(started))
+			if resp.Usage != nil {
+				ta.Tokens(resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+			}
 		}
 		end(err)
 		return resp, err

@@ -126,11 +126,11 @@ func TestLatencyOrder(t *testing.T) {
 	}
 	plan := []router.Target{slow, fast, fresh}
 	want := []router.Target{fresh, fast, slow}
-	if got := g.byLatency(plan); !slices.Equal(got, want) {
+	if got := g.byLatency(plan, g.TTFTs); !slices.Equal(got, want) {
 		t.Errorf("latency order %v, want %v", got, want)
 	}
 	draw = 0.01
-	if got := g.byLatency(plan); !slices.Equal(got, plan) {
+	if got := g.byLatency(plan, g.TTFTs); !slices.Equal(got, plan) {
 		t.Errorf("an exploring request got %v, want the configured order", got)
 	}
 }
