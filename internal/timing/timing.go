@@ -308,6 +308,3 @@ func (a *Attempt) End(errKind string) {
 	a.mark(&a.end)
 	a.req.open.Add(-1)
 }
-
-// Ended reports whether End was called.
-func (a *Attempt) Ended() bool { return a != nil && a.ended.Load() }
