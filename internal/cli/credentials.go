@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/config"
@@ -31,15 +30,29 @@ type credentials struct {
 
 	mu      sync.Mutex
 	current []config.Provider // with the stored keys in use
-	targets atomic.Pointer[[]router.Target]
 }
 
 // newCredentials starts from the providers as configured; load then adds
 // the stored keys.
 func newCredentials(base []config.Provider, st *store.DB, sealer *store.Sealer, logger *slog.Logger) *credentials {
-	c := &credentials{base: cloneProviders(base), st: st, sealer: sealer, logger: logger}
-	c.current = cloneProviders(base)
-	return c
+	return &credentials{base: cloneProviders(base), st: st, sealer: sealer, logger: logger}
+}
+
+// load reads the stored keys at start and returns the providers with them.
+// A provider left without any key cannot start: its first key is added
+// through the admin API of a gateway that does not use it.
+func (c *credentials) load(ctx context.Context) ([]config.Provider, error) {
+	ps, err := c.withStored(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range ps {
+		if p.StoredCredentials && p.APIKey == "" && len(p.APIKeys) == 0 {
+			return nil, fmt.Errorf("providers[%d].stored_credentials: no credential is stored for %q; add one with POST /admin/credentials", i, p.Name)
+		}
+	}
+	c.current = ps
+	return cloneProviders(ps), nil
 }
 
 func cloneProviders(ps []config.Provider) []config.Provider {
@@ -81,17 +94,7 @@ func (c *credentials) Providers() []config.Provider {
 }
 
 // Targets lists every provider × credential × model in use.
-func (c *credentials) Targets() []router.Target {
-	if t := c.targets.Load(); t != nil {
-		return *t
-	}
-	return nil
-}
-
-func (c *credentials) setTargets(ps []config.Provider) {
-	t := configuredTargets(ps)
-	c.targets.Store(&t)
-}
+func (c *credentials) Targets() []router.Target { return configuredTargets(c.Providers()) }
 
 // Reload re-reads the stored keys and, for each provider whose keys
 // changed, builds new clients and a new credential set for the router.
@@ -141,7 +144,6 @@ func (c *credentials) Reload(ctx context.Context) error {
 	c.gw.SetProviders(providers)
 	c.rt.SetCredentials(ids)
 	c.current = next
-	c.setTargets(next)
 	for _, p := range changed {
 		c.logger.Info("provider credentials reloaded", "provider", p.Name, "credentials", len(fleet.Credentials(p)))
 	}

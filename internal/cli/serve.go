@@ -70,11 +70,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	creds := newCredentials(cfg.Providers, st, sealer, logger)
-	if err := addStoredCredentials(ctx, cfg, st, sealer); err != nil {
+	if cfg.Providers, err = creds.load(ctx); err != nil {
 		return err
 	}
-	creds.current = cloneProviders(cfg.Providers)
-	creds.setTargets(cfg.Providers)
 	providers, err := fleet.Build(cfg.Providers)
 	if err != nil {
 		return err
@@ -280,31 +278,6 @@ func serveProfiler(addr string, logger *slog.Logger) (func(), error) {
 	go srv.Serve(ln)
 	logger.Info("profiler listening", "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
-}
-
-// addStoredCredentials gives providers with stored_credentials the keys
-// kept for them in the store, decrypted, after their configured ones.
-func addStoredCredentials(ctx context.Context, cfg *config.Config, st *store.DB, sealer *store.Sealer) error {
-	for i := range cfg.Providers {
-		p := &cfg.Providers[i]
-		if !p.StoredCredentials {
-			continue
-		}
-		if sealer == nil {
-			return fmt.Errorf("providers[%d].stored_credentials: set %s to open stored credentials", i, SecretKeyEnv)
-		}
-		creds, err := st.Credentials(ctx, sealer, p.Name)
-		if err != nil {
-			return fmt.Errorf("providers[%d].stored_credentials: %w", i, err)
-		}
-		for _, c := range creds {
-			p.APIKeys = append(p.APIKeys, c.Secret)
-		}
-		if p.APIKey == "" && len(p.APIKeys) == 0 {
-			return fmt.Errorf("providers[%d].stored_credentials: no credential is stored for %q; add one with POST /admin/credentials", i, p.Name)
-		}
-	}
-	return nil
 }
 
 // sendBufferListener caps each connection's kernel send buffer: memory per
