@@ -237,7 +237,7 @@ func (j *Judge) judgeAttempt(t *target, a *timing.AttemptRecord, nums map[string
 		if limit, ok := slowPast(w, ttftFloor); ok && ttft > limit {
 			nums["ttft_limit_ms"] = limit
 			nums["in_flight"] = float64(a.InFlight)
-			if q, ok := slowPast(&t.inflight, 1); ok && float64(a.InFlight) > q {
+			if queued(t, a) {
 				return verdict(timing.VerdictQueue, "first token after %.0f ms (normal below %.0f ms for %d prompt tokens) with %d calls in flight on %s, above its normal", ttft, limit, a.PromptTokens, a.InFlight, a.Target)
 			}
 			return verdict(timing.VerdictPrefill, "first token after %.0f ms, normal below %.0f ms for %d prompt tokens on %s", ttft, limit, a.PromptTokens, a.Target)
@@ -250,7 +250,7 @@ func (j *Judge) judgeAttempt(t *target, a *timing.AttemptRecord, nums map[string
 		if limit, ok := slowPast(&t.whole[promptBucket(a.OutputTokens)], ttftFloor); ok && model > limit {
 			nums["model_limit_ms"] = limit
 			nums["in_flight"] = float64(a.InFlight)
-			if q, ok := slowPast(&t.inflight, 1); ok && float64(a.InFlight) > q {
+			if queued(t, a) {
 				return verdict(timing.VerdictQueue, "the whole answer took %.0f ms (normal below %.0f ms) with %d calls in flight on %s, above its normal", model, limit, a.InFlight, a.Target)
 			}
 			// A whole answer cannot show which phase was slow: blame the one
@@ -288,6 +288,12 @@ func (j *Judge) dominantPhase(t *target, a *timing.AttemptRecord) string {
 		return timing.VerdictDecode
 	}
 	return timing.VerdictPrefill
+}
+
+// queued: the gateway had more calls in flight on the target than usual.
+func queued(t *target, a *timing.AttemptRecord) bool {
+	q, ok := slowPast(&t.inflight, 1)
+	return ok && float64(a.InFlight) > q
 }
 
 // observe adds a record's figures to the baselines.
