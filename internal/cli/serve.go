@@ -77,12 +77,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	order := make([]string, 0, len(cfg.Providers))
-	models := make(map[string][]string, len(cfg.Providers))
 	types := make(map[string]string, len(cfg.Providers))
 	for _, p := range cfg.Providers {
-		order = append(order, p.Name)
-		models[p.Name] = p.Models
 		types[p.Name] = p.Type
 	}
 	var holds ledger.Budgeter = ledger.DBHolds{Store: st}
@@ -94,7 +90,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
 	defer stopReconcile()
 	go meter.Reconcile(reconcileCtx, min(cfg.Budgets.ReservationTTL/4, time.Minute))
-	rt := router.New(order, models, cfg.Routes())
+	rt := newRouter(cfg)
 	credIDs := map[string][]string{}
 	for _, p := range cfg.Providers {
 		if ids := fleet.CredentialIDs(p); len(ids) > 0 {
@@ -113,41 +109,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			BaseEjection: cfg.Reliability.BaseEjection, MaxEjection: cfg.Reliability.MaxEjection}, nil, nil),
 		Retries:           &gateway.RetryBudget{Ratio: cfg.Reliability.RetryRatio, Burst: cfg.Reliability.RetryBurst},
 		FirstTokenTimeout: cfg.Reliability.FirstTokenTimeout,
-		TTFTs:             &gateway.TTFT{},
-		Answers:           &gateway.TTFT{},
 		IdleTimeout:       cfg.Reliability.IdleTimeout,
 	}
-	targetLimits, routeLimits := map[string]int{}, map[string]int{}
-	gw.ContextWindows = map[string]int{}
-	for _, p := range cfg.Providers {
-		for _, m := range p.Models {
-			targetLimits[p.Name+"/"+m] = p.MaxConcurrency
-		}
-		for m, w := range p.ContextWindows {
-			gw.ContextWindows[p.Name+"/"+m] = w
-		}
-		for m, caps := range p.Unsupported {
-			if gw.Unsupported == nil {
-				gw.Unsupported = map[string][]string{}
-			}
-			gw.Unsupported[p.Name+"/"+m] = caps
-		}
-	}
-	gw.Hedges, gw.Resume = map[string]time.Duration{}, map[string]bool{}
-	for _, m := range cfg.Models {
-		gw.Resume[m.Name] = m.Resume
-		if m.Order == "latency" {
-			if gw.LatencyOrder == nil {
-				gw.LatencyOrder = map[string]bool{}
-			}
-			gw.LatencyOrder[m.Name] = true
-		}
-		routeLimits[m.Name] = m.MaxConcurrency
-		if m.Hedge || m.HedgeAfter > 0 {
-			gw.Hedges[m.Name] = m.HedgeAfter // 0: learned p95 time to first token
-		}
-	}
-	gw.TargetSlots, gw.RouteSlots = gateway.NewSlots(targetLimits), gateway.NewSlots(routeLimits)
 	gw.Health.OnChange = func(t router.Target, state, reason string, until time.Time) {
 		logger.Warn("target health changed", "target", t.String(), "credential", t.Credential, "state", state, "reason", reason, "until", until)
 	}

@@ -479,18 +479,4 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Routes converts the models section for the router.
-func (c *Config) Routes() []router.Route {
-	out := make([]router.Route, 0, len(c.Models))
-	for _, m := range c.Models {
-		r := router.Route{Name: m.Name, Weights: m.Weights}
-		for _, t := range m.Targets {
-			tg, _ := router.ParseTarget(t)
-			r.Targets = append(r.Targets, tg)
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
 func ptr[T any](v T) *T { return &v }

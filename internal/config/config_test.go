@@ -37,8 +37,7 @@ models:
 	if cfg.Server.BodyLimit != 32<<20 || cfg.Server.WriteTimeout != 30*time.Second || cfg.Providers[1].Timeout != 60*time.Second {
 		t.Errorf("defaults not applied: %+v", cfg.Server)
 	}
-	routes := cfg.Routes()
-	if d := cmp.Diff("deepseek/deepseek-chat local/qwen", routes[0].Targets[0].String()+" "+routes[0].Targets[1].String()); d != "" {
+	if d := cmp.Diff([]string{"deepseek/deepseek-chat", "local/qwen"}, cfg.Models[0].Targets); d != "" {
 		t.Error(d)
 	}
 }

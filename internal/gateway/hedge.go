@@ -2,109 +2,82 @@ package gateway
 
 import (
 	"context"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
-	"github.com/tidegate/tidegate/internal/router"
 )
 
 // hedged opens a stream like try, but when the current attempt has produced
-// no first token after delay, it races the next target too (paid from the
-// retry budget). The first stream to produce a token wins; the others are
-// cancelled and billed for their prompt, estimated. A failure before the
-// delay fails over as usual.
-func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.ChatRequest, delay time.Duration, tab Tab, promptEstimate int64) (*Stream, Outcome, error) {
+// no first token after delay, it races the next admitted target too (paid
+// from the retry budget, like any retry). The first stream to produce a
+// token wins; the others are cancelled and billed for their prompt,
+// estimated. A failure fails over as in try, context-length fallback
+// included.
+func (g *Gateway) hedged(r *run, req *llm.ChatRequest, delay time.Duration, tab Tab, promptEstimate int64) (*Stream, error) {
 	type result struct {
 		s       *Stream
 		err     error
-		target  router.Target
-		number  int
+		tk      *ticket
 		started time.Time
-		release func()
 	}
-	var out Outcome
-	results := make(chan result, len(plan))
+	ctx := r.ctx
+	results := make(chan result, len(r.plan.Targets))
 	cancels := map[int]context.CancelFunc{}
-	next, running := 0, 0
-	var last error
-	var soonest time.Duration
-	g.Retries.Earn()
+	running := 0
 
-	// launch starts the next admitted target; false when none is left.
+	// launch starts the next admitted target; false when none may start.
 	launch := func() bool {
-		for next < len(plan) {
-			t := plan[next]
-			next++
-			p, ok := g.provider(t.ProviderKey())
-			if !ok {
-				continue
-			}
-			release, free := g.TargetSlots.Take(t.String())
-			if !free {
-				continue
-			}
-			if g.Health != nil {
-				if admitted, wait := g.Health.Admit(t); !admitted {
-					release()
-					if soonest == 0 || wait < soonest {
-						soonest = wait
-					}
-					continue
-				}
-			}
-			out.Attempts++
-			n := out.Attempts
-			actx, cancel := context.WithCancel(ctx)
-			cancels[n] = cancel
-			running++
-			go func() {
-				started := time.Now()
-				s, err := g.openStream(actx, p, t, req)
-				results <- result{s, err, t, n, started, release}
-			}()
-			return true
+		tk, ok := r.admit()
+		if !ok {
+			return false
 		}
-		return false
+		actx, cancel := context.WithCancel(ctx)
+		cancels[tk.number] = cancel
+		running++
+		go func() {
+			started := time.Now()
+			s, err := g.openStream(actx, tk.p, tk.t, req)
+			results <- result{s, err, tk, started}
+		}()
+		return true
 	}
-	// settleLoser closes a stream that lost the race and bills its prompt.
-	settleLoser := func(r result) {
-		g.healthDone(r.target, nil, true)
-		if r.s == nil {
+	// drop ends an attempt the gateway no longer wants: its admission and
+	// slot go back, its stream (if it got one) is closed.
+	drop := func(res result) {
+		r.cancelled(res.tk)
+		if res.s != nil {
+			res.s.inner.Close()
+			res.s.cancel()
+			res.s.endAttempt(&provider.Error{Kind: provider.KindCanceled})
+		}
+	}
+	// settleLoser drops a stream that lost the race and bills its prompt.
+	settleLoser := func(res result) {
+		if res.s == nil {
 			// No token by the time it lost: its time to first token is at
 			// least this long, which is what latency order needs to know.
-			g.TTFTs.Observe(r.target, time.Since(r.started))
+			g.Router.Learned.TTFT.Observe(res.tk.t, time.Since(res.started))
 		}
-		r.release()
-		if r.s != nil {
-			r.s.inner.Close()
-			r.s.cancel()
-			r.s.endAttempt(&provider.Error{Kind: provider.KindCanceled})
-		}
-		tab.Record(Attempt{Target: r.target, Number: r.number, Status: "canceled", Estimated: true,
-			Usage: llm.Usage{PromptTokens: int(promptEstimate), TotalTokens: int(promptEstimate)}, Latency: time.Since(r.started)})
+		drop(res)
+		tab.Record(Attempt{Target: res.tk.t, Number: res.tk.number, Status: "canceled", Estimated: true,
+			Usage: llm.Usage{PromptTokens: int(promptEstimate), TotalTokens: int(promptEstimate)}, Latency: time.Since(res.started)})
 	}
 
 	if !launch() {
-		return nil, out, &provider.Error{Kind: provider.KindOverloaded, Code: "no_healthy_target", RetryAfter: soonest,
-			Message: "every target of this model is unhealthy or busy; retry after the indicated time"}
+		return nil, r.err()
 	}
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
 	for running > 0 {
 		select {
-		case r := <-results:
+		case res := <-results:
 			running--
-			if r.err == nil {
-				g.healthDone(r.target, nil, false)
-				if r.number > 1 {
-					g.Retries.Report(true)
-				}
+			r.done(res.tk, res.err)
+			if res.err == nil {
 				// The winner: cancel the rest and bill them when they return.
 				for n, cancel := range cancels {
-					if n != r.number {
+					if n != res.tk.number {
 						cancel()
 					}
 				}
@@ -116,112 +89,31 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 					}
 				}(running)
 				// The bill is settled once, after the cancelled losers are on it.
-				r.s.beforeSettle = func() { <-losers }
-				out.Route = r.target
-				r.s.holdSlot(r.release)
-				r.s.started = r.started
-				r.s.attempt = Attempt{Target: r.target, Number: r.number}
-				return r.s, out, nil
+				s := res.s
+				s.beforeSettle = func() { <-losers }
+				s.holdSlot(res.tk.release)
+				s.started = res.started
+				s.attempt = Attempt{Target: res.tk.t, Number: res.tk.number}
+				return s, nil
 			}
-			g.healthDone(r.target, r.err, false)
-			r.release()
-			last = r.err
+			res.tk.release()
+			again := r.failed(res.tk.t, res.err)
 			if ctx.Err() != nil {
 				// The request is over: attempts still in flight end with it;
 				// give their slots and admissions back as they return.
 				go func(pending int) {
 					for ; pending > 0; pending-- {
-						r := <-results
-						g.healthDone(r.target, nil, true)
-						r.release()
-						if r.s != nil {
-							r.s.inner.Close()
-							r.s.cancel()
-							r.s.endAttempt(&provider.Error{Kind: provider.KindCanceled})
-						}
+						drop(<-results)
 					}
 				}(running)
-				return nil, out, provider.ClassifyTransport(ctx.Err())
+				return nil, r.err()
 			}
-			if provider.AsError(r.err).Kind.Retryable() && running == 0 && (out.Attempts == 0 || g.Retries.Spend()) {
-				launch()
+			if again && running == 0 && !launch() {
+				return nil, r.err()
 			}
 		case <-timer.C:
-			if next < len(plan) && g.Retries.Spend() {
-				launch()
-			}
+			launch()
 		}
 	}
-	if last == nil {
-		last = &provider.Error{Kind: provider.KindOverloaded, Code: "no_healthy_target", RetryAfter: soonest, Message: "no target could take the request"}
-	}
-	return nil, out, last
-}
-
-// TTFT learns each target's time to first token from its recent streams.
-type TTFT struct {
-	mu      sync.Mutex
-	samples map[router.Target]*ttftRing
-}
-
-type ttftRing struct {
-	d [128]time.Duration
-	n int // samples so far (the ring holds the last 128)
-}
-
-// Observe records one stream's time to first token.
-func (l *TTFT) Observe(t router.Target, d time.Duration) {
-	if l == nil {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.samples == nil {
-		l.samples = map[router.Target]*ttftRing{}
-	}
-	r := l.samples[t]
-	if r == nil {
-		r = &ttftRing{}
-		l.samples[t] = r
-	}
-	r.d[r.n%len(r.d)] = d
-	r.n++
-}
-
-// P95 is a target's learned 95th percentile, false until it has 20 samples.
-func (l *TTFT) P95(t router.Target) (time.Duration, bool) { return l.quantile(t, 95) }
-
-// P50 is a target's learned median, false until it has 20 samples.
-func (l *TTFT) P50(t router.Target) (time.Duration, bool) { return l.quantile(t, 50) }
-
-func (l *TTFT) quantile(t router.Target, pct int) (time.Duration, bool) {
-	if l == nil {
-		return 0, false
-	}
-	l.mu.Lock()
-	r := l.samples[t]
-	if r == nil || r.n < 20 {
-		l.mu.Unlock()
-		return 0, false
-	}
-	s := append([]time.Duration(nil), r.d[:min(r.n, len(r.d))]...)
-	l.mu.Unlock()
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)*pct/100], true
-}
-
-// hedgeDelay is a route's configured delay, or its first target's learned
-// p95 time to first token (1 s until learned).
-func (g *Gateway) hedgeDelay(model string, plan []router.Target) time.Duration {
-	d, on := g.Hedges[model]
-	if !on {
-		return 0
-	}
-	if d > 0 {
-		return d
-	}
-	if p95, ok := g.TTFTs.P95(plan[0]); ok {
-		return p95
-	}
-	return time.Second
+	return nil, r.err()
 }

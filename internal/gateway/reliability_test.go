@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"slices"
 	"testing"
 	"time"
 
@@ -40,27 +39,6 @@ func TestRetryBudgetRefundsSuccess(t *testing.T) {
 	}
 }
 
-func TestLearnedHedgeDelay(t *testing.T) {
-	tg := router.Target{Provider: "p", Model: "m"}
-	g := &Gateway{Hedges: map[string]time.Duration{"auto": 0, "fixed": 250 * time.Millisecond}, TTFTs: &TTFT{}}
-	plan := []router.Target{tg, {Provider: "q", Model: "m"}}
-	if d := g.hedgeDelay("auto", plan); d != time.Second {
-		t.Errorf("before learning: %v, want 1s", d)
-	}
-	for i := 1; i <= 100; i++ { // 10ms … 1000ms
-		g.TTFTs.Observe(tg, time.Duration(i)*10*time.Millisecond)
-	}
-	if d := g.hedgeDelay("auto", plan); d < 940*time.Millisecond || d > 970*time.Millisecond {
-		t.Errorf("learned p95: %v, want about 950ms", d)
-	}
-	if d := g.hedgeDelay("fixed", plan); d != 250*time.Millisecond {
-		t.Errorf("configured: %v", d)
-	}
-	if d := g.hedgeDelay("off", plan); d != 0 {
-		t.Errorf("hedging off: %v", d)
-	}
-}
-
 // slowProvider answers streams only when its context ends.
 type slowProvider struct{}
 
@@ -78,12 +56,12 @@ func (slowProvider) ChatCompletionStream(ctx context.Context, _ *llm.ChatRequest
 // are in flight leaves no target slot taken.
 func TestHedgeGivesSlotsBack(t *testing.T) {
 	a, b := router.Target{Provider: "a", Model: "m"}, router.Target{Provider: "b", Model: "m"}
+	one := map[string]router.TargetSpec{"m": {MaxConcurrency: 1}}
 	g := &Gateway{
-		Router:      router.New([]string{"a", "b"}, nil, []router.Route{{Name: "r", Targets: []router.Target{a, b}}}),
-		Providers:   map[string]provider.Provider{"a": slowProvider{}, "b": slowProvider{}},
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Hedges:      map[string]time.Duration{"r": 10 * time.Millisecond},
-		TargetSlots: NewSlots(map[string]int{"a/m": 1, "b/m": 1}),
+		Router: router.New(router.Config{Providers: []router.Provider{{Name: "a", Targets: one}, {Name: "b", Targets: one}},
+			Routes: []router.Route{{Name: "r", Targets: []router.Target{a, b}, Hedge: &router.Hedge{After: 10 * time.Millisecond}}}}),
+		Providers: map[string]provider.Provider{"a": slowProvider{}, "b": slowProvider{}},
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -91,10 +69,11 @@ func TestHedgeGivesSlotsBack(t *testing.T) {
 	if _, _, err := g.ChatStream(ctx, nil, req); err == nil {
 		t.Fatal("a request past its deadline succeeded")
 	}
+	plan, _ := g.Router.Plan(&router.Request{Model: "r"})
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		ra, okA := g.TargetSlots.Take("a/m")
-		rb, okB := g.TargetSlots.Take("b/m")
+		ra, okA := plan.TakeTarget(a)
+		rb, okB := plan.TakeTarget(b)
 		if okA && okB {
 			ra()
 			rb()
@@ -113,24 +92,3 @@ func TestHedgeGivesSlotsBack(t *testing.T) {
 	}
 }
 
-// TestLatencyOrder: the learned fastest target goes first, a target not yet
-// learned goes before both (to be learned), and one request in twenty keeps
-// the configured order.
-func TestLatencyOrder(t *testing.T) {
-	slow, fast, fresh := router.Target{Provider: "a", Model: "m"}, router.Target{Provider: "b", Model: "m"}, router.Target{Provider: "c", Model: "m"}
-	draw := 0.5
-	g := &Gateway{TTFTs: &TTFT{}, Explore: func() float64 { return draw }}
-	for range 30 {
-		g.TTFTs.Observe(slow, 800*time.Millisecond)
-		g.TTFTs.Observe(fast, 60*time.Millisecond)
-	}
-	plan := []router.Target{slow, fast, fresh}
-	want := []router.Target{fresh, fast, slow}
-	if got := g.byLatency(plan, g.TTFTs); !slices.Equal(got, want) {
-		t.Errorf("latency order %v, want %v", got, want)
-	}
-	draw = 0.01
-	if got := g.byLatency(plan, g.TTFTs); !slices.Equal(got, plan) {
-		t.Errorf("an exploring request got %v, want the configured order", got)
-	}
-}

@@ -1,12 +1,10 @@
 package gateway
 
 import (
-	"context"
 	"strings"
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
-	"github.com/tidegate/tidegate/internal/router"
 )
 
 // resumer continues a text stream that broke after its commit point on the
@@ -15,11 +13,10 @@ import (
 // relayed from where the old one stopped. Only for text (no tools, one
 // choice), and only toward targets that honour a prefix (DeepSeek prefix
 // completion, Anthropic prefill, the sim): a route opts in with resume.
+// The continuation is admitted by the request's own run, like any attempt.
 type resumer struct {
-	g       *Gateway
-	ctx     context.Context
+	run     *run
 	req     *llm.ChatRequest
-	plan    []router.Target
 	text    strings.Builder // choice 0's content so far
 	resumed int
 	// dropRole drops the new stream's opening role chunk.
@@ -50,15 +47,15 @@ func (r *resumer) observe(c *llm.ChatChunk) (*llm.ChatChunk, bool) {
 // try bills the broken attempt and opens the continuation; false when the
 // stream must end with its error instead.
 func (r *resumer) try(s *Stream) bool {
-	err := s.Err()
-	broke := err
-	if err == nil || r.ctx.Err() != nil || r.text.Len() == 0 || !provider.AsError(err).Kind.Retryable() {
+	broke := s.Err()
+	run := r.run
+	if broke == nil || run.ctx.Err() != nil || r.text.Len() == 0 || !provider.AsError(broke).Kind.Retryable() {
 		return false
 	}
-	g := r.g
+	g := run.g
 	broken := s.attempt
 	s.timing.Tokens(int(s.promptEstimate), int(EstimateTokens(s.chars)))
-	g.healthDone(broken.Target, err, false)
+	g.healthDone(broken.Target, broke, false)
 	// The broken attempt is billed for what it generated, estimated.
 	s.tab.Record(Attempt{Target: broken.Target, Number: broken.Number, Status: "error", Estimated: true,
 		Usage: llm.Usage{PromptTokens: int(s.promptEstimate), CompletionTokens: int(EstimateTokens(s.chars))}})
@@ -66,25 +63,18 @@ func (r *resumer) try(s *Stream) bool {
 	cont := *r.req
 	cont.Messages = append(append([]llm.Message(nil), r.req.Messages...),
 		llm.Message{Role: "assistant", Content: llm.TextContent(r.text.String()), Prefix: true})
-	after := false
-	for _, t := range r.plan {
-		if !after {
-			after = t == broken.Target
-			continue
+	for {
+		tk, ok := run.admit()
+		if !ok {
+			return false
 		}
-		p, ok := g.provider(t.ProviderKey())
-		if !ok || !g.Retries.Spend() {
-			continue
-		}
-		if g.Health != nil {
-			if admitted, _ := g.Health.Admit(t); !admitted {
-				continue
-			}
-		}
-		next, err := g.openStream(r.ctx, p, t, &cont)
-		g.healthDone(t, err, false)
-		g.Retries.Report(err == nil)
+		next, err := g.openStream(run.ctx, tk.p, tk.t, &cont)
+		run.done(tk, err)
 		if err != nil {
+			tk.release()
+			if !run.failed(tk.t, err) {
+				return false
+			}
 			continue
 		}
 		s.inner.Close()
@@ -92,14 +82,17 @@ func (r *resumer) try(s *Stream) bool {
 			s.cancel()
 		}
 		s.endAttempt(broke)
+		if s.slot != nil {
+			s.slot() // the broken target's slot goes back; the new one's is held
+		}
+		s.slot = tk.release
 		s.inner, s.cancel, s.pending = next.inner, next.cancel, true
 		s.timing, s.endAttempt = next.timing, next.endAttempt
 		s.silent.Store(false) // the stall was the old target's
-		s.attempt = Attempt{Target: t, Number: broken.Number + 1}
+		s.attempt = Attempt{Target: tk.t, Number: tk.number}
 		s.usage = nil
 		r.resumed++
 		r.dropRole = true
 		return true
 	}
-	return false
 }

@@ -67,14 +67,14 @@ type testServer struct {
 // Each provider's models are open (any name); routes add public names.
 func newServer(t *testing.T, providers map[string]provider.Provider, routes []router.Route, tune func(*httpapi.Server)) *testServer {
 	t.Helper()
-	var order []string
+	var order []router.Provider
 	for name := range providers {
-		order = append(order, name)
+		order = append(order, router.Provider{Name: name})
 	}
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	api := &httpapi.Server{
-		Gateway:         &gateway.Gateway{Router: router.New(order, nil, routes), Providers: providers, Logger: logger, Created: time.Unix(1700000000, 0)},
+		Gateway:         &gateway.Gateway{Router: router.New(router.Config{Providers: order, Routes: routes}), Providers: providers, Logger: logger, Created: time.Unix(1700000000, 0)},
 		Logger:          logger,
 		MasterKey:       key,
 		BodyLimit:       1 << 20,

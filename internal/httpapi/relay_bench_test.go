@@ -55,10 +55,9 @@ func BenchmarkRelay(b *testing.B) {
 		g := s.Gateway
 		g.Health = router.NewHealth(router.HealthConfig{}, nil, nil)
 		g.Retries = &gateway.RetryBudget{}
-		g.TargetSlots = gateway.NewSlots(map[string]int{"up/m": 10_000})
-		g.RouteSlots = gateway.NewSlots(map[string]int{"up/m": 10_000})
+		g.Router = router.New(router.Config{Providers: []router.Provider{{Name: "up", Targets: map[string]router.TargetSpec{"m": {MaxConcurrency: 10_000}}}},
+			Routes: []router.Route{{Name: "up/m", Targets: []router.Target{{Provider: "up", Model: "m"}}, MaxConcurrency: 10_000}}})
 		g.FirstTokenTimeout, g.IdleTimeout = 30*time.Second, 60*time.Second
-		g.TTFTs = &gateway.TTFT{}
 	})
 	defer reliable.Close()
 	defer closeUpstreamClients()

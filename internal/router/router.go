@@ -4,8 +4,7 @@ package router
 
 import (
 	"fmt"
-	"math"
-	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -42,72 +41,118 @@ func ParseTarget(s string) (Target, bool) {
 	return Target{Provider: p, Model: m}, true
 }
 
-// Route is a public model name and its targets in order of preference, or,
-// with Weights, in an order drawn by weight for each request.
-type Route struct {
-	Name    string
-	Targets []Target
-	// Weights, when set (one per target), split traffic: each request's plan
-	// starts with a target drawn by weight, the others follow as fallbacks
-	// in weighted order. A weight of 0 makes a target fallback-only.
-	Weights []float64
-}
-
-// Router holds the routes and the providers' model lists. It is immutable once built.
+// Router turns a requested model into a plan. Routes are fixed once built;
+// credentials may change while serving.
 type Router struct {
-	routes  map[string][]Target
-	weights map[string][]float64
-	// Rand draws weighted orders; nil uses math/rand/v2.
-	Rand func() float64
-	// credentials lists each provider's credential ids when it has several;
-	// swapped whole when credentials are added or removed while serving.
-	credentials atomic.Pointer[credentialSet]
-	names       []string // public names in config order
+	routes  map[string]*Route
+	names   []string              // public names in config order
+	specs   map[Target]TargetSpec // by provider and model, no credential
+	filters []Filter
 	// models per provider; an empty set means the provider serves any name.
 	models map[string]map[string]bool
 	order  []string // providers in config order
+	// credentials lists each provider's credential ids when it has several;
+	// swapped whole when credentials are added or removed while serving.
+	credentials             atomic.Pointer[credentialSet]
+	targetSlots, routeSlots *Slots
+	// Learned is the targets' learned latencies: latency order and hedging
+	// read them, the gateway teaches them.
+	Learned *Learned
 }
 
-// New builds a router. providerModels maps each provider to the models it
-// lists (nil or empty: any model).
-func New(providerOrder []string, providerModels map[string][]string, routes []Route) *Router {
-	r := &Router{routes: make(map[string][]Target), weights: make(map[string][]float64), models: make(map[string]map[string]bool), order: providerOrder}
-	for _, p := range providerOrder {
+// Config is what a router is built from.
+type Config struct {
+	Providers []Provider // in config order
+	Routes    []Route
+	// Learned is shared with the policies that read it (latency order);
+	// nil: the router makes its own.
+	Learned *Learned
+}
+
+// New builds a router.
+func New(cfg Config) *Router {
+	r := &Router{routes: make(map[string]*Route, len(cfg.Routes)), specs: map[Target]TargetSpec{},
+		filters: []Filter{Capable{}, Fits{}}, models: make(map[string]map[string]bool), Learned: cfg.Learned}
+	if r.Learned == nil {
+		r.Learned = NewLearned()
+	}
+	targetLimits, routeLimits := map[string]int{}, map[string]int{}
+	for _, p := range cfg.Providers {
+		r.order = append(r.order, p.Name)
 		set := make(map[string]bool)
-		for _, m := range providerModels[p] {
+		for _, m := range p.Models {
 			set[m] = true
 		}
-		r.models[p] = set
-	}
-	for _, rt := range routes {
-		r.routes[rt.Name] = rt.Targets
-		if len(rt.Weights) == len(rt.Targets) {
-			r.weights[rt.Name] = rt.Weights
+		r.models[p.Name] = set
+		for m, spec := range p.Targets {
+			r.specs[Target{Provider: p.Name, Model: m}] = spec
+			targetLimits[p.Name+"/"+m] = spec.MaxConcurrency
 		}
-		r.names = append(r.names, rt.Name)
 	}
+	for i := range cfg.Routes {
+		rt := cfg.Routes[i]
+		if rt.Order == nil {
+			rt.Order = Listed{}
+		}
+		r.routes[rt.Name] = &rt
+		r.names = append(r.names, rt.Name)
+		routeLimits[rt.Name] = rt.MaxConcurrency
+	}
+	r.targetSlots, r.routeSlots = NewSlots(targetLimits), NewSlots(routeLimits)
 	return r
 }
 
-// Plan returns the targets for a requested model: a public name first, then
+// Plan returns the plan for a request: a public name first, then
 // "provider/model".
-func (r *Router) Plan(model string) ([]Target, error) {
+func (r *Router) Plan(req *Request) (*Plan, error) {
+	rt, err := r.route(req.Model)
+	if err != nil {
+		return nil, err
+	}
+	// Order first: a policy sees the route's targets as configured.
+	ts := rt.Order.Order(req, rt.Targets)
+	for _, f := range r.filters {
+		if ts, err = r.filter(f, req, ts); err != nil {
+			return nil, err
+		}
+	}
+	return &Plan{Route: rt, Targets: r.expand(ts), r: r}, nil
+}
+
+func (r *Router) route(model string) (*Route, error) {
 	if model == "" {
 		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Code: "missing_model", Param: "model", Message: "model is required"}
 	}
-	if ts, ok := r.routes[model]; ok {
-		if w := r.weights[model]; w != nil {
-			return r.expand(r.weightedOrder(ts, w)), nil
-		}
-		return r.expand(ts), nil
+	if rt, ok := r.routes[model]; ok {
+		return rt, nil
 	}
 	if t, ok := ParseTarget(model); ok {
 		if set, known := r.models[t.Provider]; known && (len(set) == 0 || set[t.Model]) {
-			return r.expand([]Target{t}), nil
+			return &Route{Name: model, Targets: []Target{t}, Order: Listed{}}, nil
 		}
 	}
 	return nil, &provider.Error{Kind: provider.KindNotFound, Code: "model_not_found", Param: "model",
 		Message: fmt.Sprintf("the model %q does not exist; GET /v1/models lists the models", truncate(model, 128))}
+}
+
+// filter keeps the targets f keeps; none kept is f's refusal. A plan that
+// loses nothing keeps the route's slice (no allocation on the common path).
+func (r *Router) filter(f Filter, req *Request, ts []Target) ([]Target, error) {
+	if !slices.ContainsFunc(ts, func(t Target) bool { return !f.Keep(req, r.specs[t]) }) {
+		return ts, nil
+	}
+	var kept []Target
+	specs := make([]TargetSpec, len(ts))
+	for i, t := range ts {
+		specs[i] = r.specs[t]
+		if f.Keep(req, specs[i]) {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, f.Refuse(req, specs)
+	}
+	return kept, nil
 }
 
 type credentialSet struct {
@@ -145,31 +190,6 @@ func (r *Router) expand(ts []Target) []Target {
 			c.Credential = creds[(turn+i)%len(creds)]
 			out = append(out, c)
 		}
-	}
-	return out
-}
-
-// weightedOrder draws an order in which each target comes first with a
-// probability proportional to its weight (keys u^(1/w), largest first).
-func (r *Router) weightedOrder(ts []Target, w []float64) []Target {
-	draw := r.Rand
-	if draw == nil {
-		draw = rand.Float64
-	}
-	keys := make([]float64, len(ts))
-	idx := make([]int, len(ts))
-	for i := range ts {
-		idx[i] = i
-		if w[i] > 0 {
-			keys[i] = math.Pow(draw(), 1/w[i])
-		} else {
-			keys[i] = -1 // fallback only
-		}
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return keys[idx[a]] > keys[idx[b]] })
-	out := make([]Target, len(ts))
-	for i, j := range idx {
-		out[i] = ts[j]
 	}
 	return out
 }

@@ -9,26 +9,26 @@ import (
 )
 
 func TestPlan(t *testing.T) {
-	r := New([]string{"ds", "local"}, map[string][]string{"ds": {"deepseek-chat"}}, []Route{
+	r := New(Config{Providers: []Provider{{Name: "ds", Models: []string{"deepseek-chat"}}, {Name: "local"}}, Routes: []Route{
 		{Name: "chat", Targets: []Target{{Provider: "ds", Model: "deepseek-chat"}, {Provider: "local", Model: "qwen"}}},
 		{Name: "ds/deepseek-chat", Targets: []Target{{Provider: "local", Model: "override"}}},
-	})
+	}})
 	cases := map[string][]Target{
 		"chat":             {{Provider: "ds", Model: "deepseek-chat"}, {Provider: "local", Model: "qwen"}},
 		"local/any/model":  {{Provider: "local", Model: "any/model"}},
 		"ds/deepseek-chat": {{Provider: "local", Model: "override"}}, // a public name wins
 	}
 	for model, want := range cases {
-		got, err := r.Plan(model)
+		got, err := r.Plan(&Request{Model: model})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := cmp.Diff(want, got); d != "" {
+		if d := cmp.Diff(want, got.Targets); d != "" {
 			t.Errorf("%s: %s", model, d)
 		}
 	}
 	for _, bad := range []string{"", "nope", "ds/unlisted", "ghost/m", "/m", "ds/"} {
-		_, err := r.Plan(bad)
+		_, err := r.Plan(&Request{Model: bad})
 		if err == nil {
 			t.Errorf("%q planned", bad)
 			continue
@@ -44,13 +44,15 @@ func TestPlan(t *testing.T) {
 
 func TestWeightedPlans(t *testing.T) {
 	a, b, c := Target{Provider: "a", Model: "m"}, Target{Provider: "b", Model: "m"}, Target{Provider: "c", Model: "m"}
-	r := New([]string{"a", "b", "c"}, nil, []Route{{Name: "w", Targets: []Target{a, b, c}, Weights: []float64{3, 1, 0}}})
+	r := New(Config{Providers: []Provider{{Name: "a"}, {Name: "b"}, {Name: "c"}},
+		Routes: []Route{{Name: "w", Targets: []Target{a, b, c}, Order: &Weighted{Weights: []float64{3, 1, 0}}}}})
 	first := map[Target]int{}
 	for i := 0; i < 4000; i++ {
-		plan, err := r.Plan("w")
+		p, err := r.Plan(&Request{Model: "w"})
 		if err != nil {
 			t.Fatal(err)
 		}
+		plan := p.Targets
 		if len(plan) != 3 || plan[2] != c {
 			t.Fatalf("plan %v: every target must stay, the weight-0 one last", plan)
 		}
@@ -63,11 +65,12 @@ func TestWeightedPlans(t *testing.T) {
 
 func TestCredentialsExpandAndRotate(t *testing.T) {
 	a, b := Target{Provider: "multi", Model: "m"}, Target{Provider: "single", Model: "m"}
-	r := New([]string{"multi", "single"}, nil, []Route{{Name: "r", Targets: []Target{a, b}}})
+	r := New(Config{Providers: []Provider{{Name: "multi"}, {Name: "single"}}, Routes: []Route{{Name: "r", Targets: []Target{a, b}}}})
 	r.SetCredentials(map[string][]string{"multi": {"0", "1", "2"}})
 	firsts := map[string]int{}
 	for i := 0; i < 30; i++ {
-		plan, _ := r.Plan("r")
+		p, _ := r.Plan(&Request{Model: "r"})
+		plan := p.Targets
 		if len(plan) != 4 || plan[3] != b || plan[0].String() != "multi/m" {
 			t.Fatalf("plan %v", plan)
 		}
@@ -83,7 +86,7 @@ func TestCredentialsExpandAndRotate(t *testing.T) {
 	if firsts["0"] != 10 || firsts["1"] != 10 || firsts["2"] != 10 {
 		t.Errorf("first credentials did not rotate evenly: %v", firsts)
 	}
-	if plan, _ := r.Plan("r"); plan[0].ProviderKey() != "multi#"+plan[0].Credential || plan[3].ProviderKey() != "single" {
-		t.Errorf("provider keys: %v", plan)
+	if p, _ := r.Plan(&Request{Model: "r"}); p.Targets[0].ProviderKey() != "multi#"+p.Targets[0].Credential || p.Targets[3].ProviderKey() != "single" {
+		t.Errorf("provider keys: %v", p.Targets)
 	}
 }

@@ -1,0 +1,288 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/router"
+	"github.com/tidegate/tidegate/internal/timing"
+)
+
+func (s *Stream) holdSlot(release func()) { s.slot = release }
+
+// ChatStream opens a stream and holds it until its first chunk, so that a
+// target failing before it produced anything costs the client nothing: the
+// next target is tried. The first chunk is replayed by the returned stream.
+func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatRequest) (*Stream, Outcome, error) {
+	plan, err := g.chatPlan(req)
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	est := estimate(req, plan.Targets, g.outputCap())
+	releaseRoute, err := takeRoute(plan)
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	tab, err := g.open(ctx, call, est)
+	if err != nil {
+		releaseRoute()
+		return nil, Outcome{}, err
+	}
+	timing.From(ctx).Routed()
+	r := g.newRun(ctx, plan)
+	var s *Stream
+	if delay := plan.HedgeDelay(); delay > 0 {
+		s, err = g.hedged(r, req, delay, tab, est.PromptTokens)
+	} else {
+		var started time.Time
+		s, err = try(r, func(p provider.Provider, t router.Target) (*Stream, error) {
+			started = time.Now()
+			return g.openStream(ctx, p, t, req)
+		})
+		if err == nil {
+			s.started, s.attempt = started, Attempt{Target: r.route, Number: r.attempts}
+		}
+	}
+	out := r.outcome()
+	if err != nil {
+		tab.Close()
+		releaseRoute()
+		return nil, out, err
+	}
+	s.routeSlot = releaseRoute
+	s.tab, s.promptEstimate = tab, est.PromptTokens
+	if plan.Route.Resume && len(req.Tools) == 0 && req.Choices() == 1 {
+		s.resume = &resumer{run: r, req: req}
+	}
+	return s, out, nil
+}
+
+// openStream opens a stream on one target and holds it until its first
+// chunk. The attempt has its own context: a first token later than
+// FirstTokenTimeout cancels this attempt, not the request.
+func (g *Gateway) openStream(ctx context.Context, p provider.Provider, t router.Target, req *llm.ChatRequest) (*Stream, error) {
+	opened := time.Now()
+	tctx, ta, end := g.startAttempt(ctx, t)
+	actx, cancel := context.WithCancel(tctx)
+	var slow atomic.Bool
+	var timer *time.Timer
+	if g.FirstTokenTimeout > 0 {
+		timer = time.AfterFunc(g.FirstTokenTimeout, func() { slow.Store(true); cancel() })
+	}
+	fail := func(err error) (*Stream, error) {
+		if timer != nil {
+			timer.Stop()
+		}
+		cancel()
+		if slow.Load() && ctx.Err() == nil {
+			err = &provider.Error{Kind: provider.KindTimeout, Provider: t.Provider, Code: "first_token_timeout",
+				Message: fmt.Sprintf("no first token within %s", g.FirstTokenTimeout)}
+		}
+		end(err)
+		return nil, err
+	}
+	s, err := p.ChatCompletionStream(actx, forTarget(req, t))
+	if err != nil {
+		return fail(err)
+	}
+	if !s.Next() {
+		err := s.Err()
+		s.Close()
+		if err == nil {
+			err = &provider.Error{Kind: provider.KindBadResponse, Provider: t.Provider, Message: "upstream stream ended with no output"}
+		}
+		return fail(err)
+	}
+	if timer != nil && !timer.Stop() { // the timer fired as the first token came
+		s.Close()
+		return fail(context.Canceled)
+	}
+	ta.Token()
+	g.Router.Learned.TTFT.Observe(t, time.Since(opened))
+	return &Stream{inner: s, pending: true, wantUsage: req.WantsUsage(), cancel: cancel, idle: g.IdleTimeout,
+		timing: ta, endAttempt: end}, nil
+}
+
+// Stream relays an upstream stream: it replays the held first chunk, and
+// keeps the usage for metering while passing it on only to clients that
+// asked. Close bills it: from the provider's usage, or, for a stream that
+// broke or was cancelled without one, from what was generated, estimated.
+type Stream struct {
+	inner     provider.ChatStream
+	pending   bool
+	wantUsage bool
+	cur       *llm.ChatChunk
+	usage     *llm.Usage
+	ended     bool // Next returned false
+	chars     int  // generated text, for an estimate
+
+	tab            Tab
+	attempt        Attempt
+	started        time.Time
+	promptEstimate int64
+	closed         bool
+	slot           func()   // the answering target's concurrency slot
+	routeSlot      func()   // the route's concurrency slot
+	beforeSettle   func()   // waits for the losers of a hedge race to be billed
+
+	// resume, when set, continues a broken text stream on the next target.
+	resume *resumer
+
+	timing     *timing.Attempt
+	endAttempt func(error)   // ends the attempt's timeline and in-flight count, once
+	cancel     func()        // ends the attempt's context
+	idle       time.Duration // the longest silence allowed between chunks
+	silent     atomic.Bool   // the idle watchdog fired
+	watchdog   *time.Timer
+}
+
+func (s *Stream) Next() bool {
+	for {
+		fresh := !s.pending // the held first chunk was timed when it came
+		if s.pending {
+			s.pending = false
+		} else if !s.next() {
+			if s.resume != nil && s.resume.try(s) {
+				continue
+			}
+			s.ended = true
+			return false
+		}
+		c := s.inner.Chunk()
+		if fresh && len(c.Choices) > 0 {
+			s.timing.Token()
+		}
+		if s.resume != nil {
+			var skip bool
+			if c, skip = s.resume.observe(c); skip {
+				continue
+			}
+		}
+		for _, ch := range c.Choices {
+			if ch.Delta.Content != nil {
+				s.chars += len(*ch.Delta.Content)
+				s.timing.Output(*ch.Delta.Content)
+			}
+			if ch.Delta.ReasoningContent != nil {
+				s.chars += len(*ch.Delta.ReasoningContent)
+			}
+			for _, tc := range ch.Delta.ToolCalls {
+				s.chars += len(tc.Function.Name) + len(tc.Function.Arguments)
+			}
+		}
+		if c.Usage != nil {
+			s.usage = c.Usage
+			if !s.wantUsage {
+				if len(c.Choices) == 0 {
+					continue
+				}
+				cp := *c
+				cp.Usage, cp.Raw = nil, nil
+				c = &cp
+			}
+		}
+		s.cur = c
+		return true
+	}
+}
+
+func (s *Stream) Chunk() *llm.ChatChunk { return s.cur }
+
+// Buffered reports whether the next chunk is already in memory.
+func (s *Stream) Buffered() bool {
+	b, ok := s.inner.(provider.BufferedStream)
+	return ok && b.Buffered()
+}
+
+// next pulls the upstream's next chunk under the idle watchdog: an upstream
+// silent for longer than the idle timeout is cut, and the stream ends in a
+// timeout error.
+func (s *Stream) next() bool {
+	if s.idle <= 0 || s.cancel == nil {
+		return s.inner.Next()
+	}
+	// One timer per stream, re-armed for each chunk.
+	if s.watchdog == nil {
+		s.watchdog = time.AfterFunc(s.idle, func() { s.silent.Store(true); s.cancel() })
+	} else {
+		s.watchdog.Reset(s.idle)
+	}
+	ok := s.inner.Next()
+	s.watchdog.Stop()
+	return ok
+}
+
+func (s *Stream) Err() error {
+	if s.silent.Load() {
+		return &provider.Error{Kind: provider.KindTimeout, Provider: s.attempt.Target.Provider, Code: "stream_stalled",
+			Message: fmt.Sprintf("the upstream sent nothing for %s", s.idle)}
+	}
+	return s.inner.Err()
+}
+
+// Close ends the upstream stream and bills it, once.
+func (s *Stream) Close() error {
+	err := s.inner.Close()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.endAttempt != nil {
+		if s.usage != nil {
+			s.timing.Tokens(s.usage.PromptTokens, s.usage.CompletionTokens)
+		} else {
+			s.timing.Tokens(int(s.promptEstimate), int(EstimateTokens(s.chars)))
+		}
+		var cause error
+		switch {
+		case s.ended && s.Err() != nil:
+			cause = s.Err()
+		case !s.ended:
+			cause = &provider.Error{Kind: provider.KindCanceled}
+		}
+		s.endAttempt(cause)
+	}
+	if s.slot != nil {
+		s.slot()
+		s.slot = nil
+	}
+	if s.routeSlot != nil {
+		s.routeSlot()
+		s.routeSlot = nil
+	}
+	if s.closed || s.tab == nil {
+		return err
+	}
+	s.closed = true
+	a := s.attempt
+	a.Latency = time.Since(s.started)
+	switch {
+	case s.ended && s.Err() == nil:
+		a.Status = "ok"
+	case s.ended:
+		a.Status = "error"
+	default:
+		a.Status = "canceled" // the client left before the end
+	}
+	if s.usage != nil {
+		a.Usage = *s.usage
+	} else {
+		// No usage from the provider (a broken or cancelled stream): bill what
+		// was generated, estimated, and flag it.
+		a.Usage = llm.Usage{PromptTokens: int(s.promptEstimate), CompletionTokens: int(EstimateTokens(s.chars))}
+		a.Estimated = true
+	}
+	s.tab.Record(a)
+	if s.beforeSettle != nil {
+		s.beforeSettle()
+	}
+	s.tab.Close()
+	return err
+}
+
+// Usage is the provider's final usage, nil if it sent none.
+func (s *Stream) Usage() *llm.Usage { return s.usage }
+
