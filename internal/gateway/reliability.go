@@ -97,4 +97,3 @@ func healthResult(err error) (router.Result, time.Duration) {
 	}
 	return router.Failure, 0
 }
-

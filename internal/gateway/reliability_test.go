@@ -91,4 +91,3 @@ func TestHedgeGivesSlotsBack(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-

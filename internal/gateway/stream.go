@@ -125,9 +125,9 @@ type Stream struct {
 	started        time.Time
 	promptEstimate int64
 	closed         bool
-	slot           func()   // the answering target's concurrency slot
-	routeSlot      func()   // the route's concurrency slot
-	beforeSettle   func()   // waits for the losers of a hedge race to be billed
+	slot           func() // the answering target's concurrency slot
+	routeSlot      func() // the route's concurrency slot
+	beforeSettle   func() // waits for the losers of a hedge race to be billed
 
 	// resume, when set, continues a broken text stream on the next target.
 	resume *resumer
@@ -285,4 +285,3 @@ func (s *Stream) Close() error {
 
 // Usage is the provider's final usage, nil if it sent none.
 func (s *Stream) Usage() *llm.Usage { return s.usage }
-
