@@ -184,8 +184,11 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 			busy = true
 			continue
 		}
+		var pass router.Pass
 		if g.Health != nil {
-			if admitted, wait := g.Health.Admit(t); !admitted {
+			var admitted bool
+			var wait time.Duration
+			if pass, admitted, wait = g.Health.Admit(t); !admitted {
 				releaseSlot()
 				if soonest == 0 || wait < soonest {
 					soonest = wait
@@ -194,18 +197,18 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 			}
 		}
 		if out.Attempts > 0 && !g.Retries.Spend() {
-			g.healthDone(t, nil, true)
+			g.healthDone(pass, nil, true)
 			releaseSlot()
 			break
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < minAttempt {
-			g.healthDone(t, nil, true)
+			g.healthDone(pass, nil, true)
 			releaseSlot()
 			break
 		}
 		out.Attempts++
 		v, err := call(p, t)
-		g.healthDone(t, err, false)
+		g.healthDone(pass, err, false)
 		if h, ok := any(v).(slotHolder); ok && err == nil {
 			h.holdSlot(releaseSlot) // busy until the stream ends
 		} else {
@@ -252,16 +255,16 @@ func try[T any](ctx context.Context, g *Gateway, plan []router.Target, call func
 
 // healthDone reports an attempt to the health tracker; skipped releases an
 // admission that was not used.
-func (g *Gateway) healthDone(t router.Target, err error, skipped bool) {
+func (g *Gateway) healthDone(pass router.Pass, err error, skipped bool) {
 	if g.Health == nil {
 		return
 	}
 	if skipped {
-		g.Health.Done(t, router.Neutral, 0)
+		g.Health.Done(pass, router.Neutral, 0)
 		return
 	}
 	r, wait := healthResult(err)
-	g.Health.Done(t, r, wait)
+	g.Health.Done(pass, r, wait)
 }
 
 // chatPlan is the request's plan, less the targets too small for its prompt.

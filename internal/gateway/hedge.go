@@ -24,6 +24,7 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 		number  int
 		started time.Time
 		release func()
+		pass    router.Pass
 	}
 	var out Outcome
 	results := make(chan result, len(plan))
@@ -46,8 +47,11 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 			if !free {
 				continue
 			}
+			var pass router.Pass
 			if g.Health != nil {
-				if admitted, wait := g.Health.Admit(t); !admitted {
+				var admitted bool
+				var wait time.Duration
+				if pass, admitted, wait = g.Health.Admit(t); !admitted {
 					release()
 					if soonest == 0 || wait < soonest {
 						soonest = wait
@@ -63,7 +67,7 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 			go func() {
 				started := time.Now()
 				s, err := g.openStream(actx, p, t, req)
-				results <- result{s, err, t, n, started, release}
+				results <- result{s, err, t, n, started, release, pass}
 			}()
 			return true
 		}
@@ -71,7 +75,7 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 	}
 	// settleLoser closes a stream that lost the race and bills its prompt.
 	settleLoser := func(r result) {
-		g.healthDone(r.target, nil, true)
+		g.healthDone(r.pass, nil, true)
 		if r.s == nil {
 			// No token by the time it lost: its time to first token is at
 			// least this long, which is what latency order needs to know.
@@ -98,7 +102,7 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 		case r := <-results:
 			running--
 			if r.err == nil {
-				g.healthDone(r.target, nil, false)
+				g.healthDone(r.pass, nil, false)
 				if r.number > 1 {
 					g.Retries.Report(true)
 				}
@@ -123,7 +127,7 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 				r.s.attempt = Attempt{Target: r.target, Number: r.number}
 				return r.s, out, nil
 			}
-			g.healthDone(r.target, r.err, false)
+			g.healthDone(r.pass, r.err, false)
 			r.release()
 			last = r.err
 			if ctx.Err() != nil {
@@ -132,7 +136,7 @@ func (g *Gateway) hedged(ctx context.Context, plan []router.Target, req *llm.Cha
 				go func(pending int) {
 					for ; pending > 0; pending-- {
 						r := <-results
-						g.healthDone(r.target, nil, true)
+						g.healthDone(r.pass, nil, true)
 						r.release()
 						if r.s != nil {
 							r.s.inner.Close()

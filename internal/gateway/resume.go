@@ -58,7 +58,7 @@ func (r *resumer) try(s *Stream) bool {
 	g := r.g
 	broken := s.attempt
 	s.timing.Tokens(int(s.promptEstimate), int(EstimateTokens(s.chars)))
-	g.healthDone(broken.Target, err, false)
+	g.healthDone(router.Pass{Target: broken.Target}, err, false)
 	// The broken attempt is billed for what it generated, estimated.
 	s.tab.Record(Attempt{Target: broken.Target, Number: broken.Number, Status: "error", Estimated: true,
 		Usage: llm.Usage{PromptTokens: int(s.promptEstimate), CompletionTokens: int(EstimateTokens(s.chars))}})
@@ -76,13 +76,15 @@ func (r *resumer) try(s *Stream) bool {
 		if !ok || !g.Retries.Spend() {
 			continue
 		}
+		var pass router.Pass
 		if g.Health != nil {
-			if admitted, _ := g.Health.Admit(t); !admitted {
+			var admitted bool
+			if pass, admitted, _ = g.Health.Admit(t); !admitted {
 				continue
 			}
 		}
 		next, err := g.openStream(r.ctx, p, t, &cont)
-		g.healthDone(t, err, false)
+		g.healthDone(pass, err, false)
 		g.Retries.Report(err == nil)
 		if err != nil {
 			continue
