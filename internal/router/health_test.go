@@ -42,6 +42,34 @@ func ejections(h *Health) *int {
 	return n
 }
 
+// ejectWithLate admits late+3 calls while tg is healthy, fails 3 of them
+// (an ejection for 5 s, without jitter), lets the ejection pass, and returns
+// the late ones, still in flight.
+func ejectWithLate(t *testing.T, h *Health, c *clock, tg Target, late int) []Pass {
+	t.Helper()
+	passes := make([]Pass, late+3)
+	for i := range passes {
+		passes[i] = admitOK(t, h, tg)
+	}
+	failAll(h, passes[:3])
+	c.advance(5 * time.Second)
+	return passes[3:]
+}
+
+func failAll(h *Health, ps []Pass) {
+	for _, p := range ps {
+		h.Done(p, Failure, 0)
+	}
+}
+
+// readmit passes tg's two probes.
+func readmit(t *testing.T, h *Health, tg Target) {
+	t.Helper()
+	for i := 0; i < 2; i++ {
+		h.Done(admitOK(t, h, tg), Success, 0)
+	}
+}
+
 func TestEjectionAndRecovery(t *testing.T) {
 	c := newClock()
 	h := NewHealth(HealthConfig{BaseEjection: 10 * time.Second, Probes: 2}, c.now, noJitter)
@@ -63,9 +91,7 @@ func TestEjectionAndRecovery(t *testing.T) {
 		t.Fatalf("repeat ejection: wait %v, want 20s", wait)
 	}
 	c.advance(20 * time.Second)
-	for i := 0; i < 2; i++ {
-		h.Done(admitOK(t, h, tg), Success, 0)
-	}
+	readmit(t, h, tg)
 	if s, _ := h.State(tg); s != "healthy" {
 		t.Fatalf("after two good probes: %s", s)
 	}
@@ -148,9 +174,7 @@ func TestOneBurstIsOneEjection(t *testing.T) {
 	}
 	// After it, the probes alone decide: two successes re-admit.
 	c.advance(wait)
-	for i := 0; i < 2; i++ {
-		h.Done(admitOK(t, h, tg), Success, 0)
-	}
+	readmit(t, h, tg)
 	if s, _ := h.State(tg); s != "healthy" || *n != 1 {
 		t.Errorf("after the probes: %s, %d ejections", s, *n)
 	}
@@ -171,26 +195,18 @@ func TestOnlyTheProbeMovesAnEjection(t *testing.T) {
 	}{{
 		name: "late failures while half-open: the probe still decides",
 		run: func(t *testing.T, h *Health, c *clock) {
-			old := []Pass{admitOK(t, h, tg), admitOK(t, h, tg), admitOK(t, h, tg), admitOK(t, h, tg)}
-			for _, p := range old[:3] {
-				h.Done(p, Failure, 0)
-			}
-			c.advance(5 * time.Second)
+			late := ejectWithLate(t, h, c, tg, 1)
 			probe := admitOK(t, h, tg)
-			h.Done(old[3], Failure, 0) // the late one
+			h.Done(late[0], Failure, 0)
 			h.Done(probe, Success, 0)
 		},
 		want: seen{Ejections: 1, State: "half-open"},
 	}, {
 		name: "an old call's release does not free the probe's slot",
 		run: func(t *testing.T, h *Health, c *clock) {
-			old := []Pass{admitOK(t, h, tg), admitOK(t, h, tg), admitOK(t, h, tg), admitOK(t, h, tg)}
-			for _, p := range old[:3] {
-				h.Done(p, Failure, 0)
-			}
-			c.advance(5 * time.Second)
+			late := ejectWithLate(t, h, c, tg, 1)
 			admitOK(t, h, tg)                // the probe, still running
-			h.Done(old[3], Neutral, 0)       // an unused admission given back late
+			h.Done(late[0], Neutral, 0)      // an unused admission given back late
 			if _, ok, _ := h.Admit(tg); ok { // must not be a second probe
 				t.Error("a second probe while the first runs")
 			}
@@ -209,32 +225,18 @@ func TestOnlyTheProbeMovesAnEjection(t *testing.T) {
 	}, {
 		name: "late failures after re-admission count but do not eject",
 		run: func(t *testing.T, h *Health, c *clock) {
-			old := []Pass{admitOK(t, h, tg), admitOK(t, h, tg), admitOK(t, h, tg), admitOK(t, h, tg), admitOK(t, h, tg), admitOK(t, h, tg)}
-			for _, p := range old[:3] {
-				h.Done(p, Failure, 0)
-			}
-			c.advance(5 * time.Second)
-			h.Done(admitOK(t, h, tg), Success, 0)
-			h.Done(admitOK(t, h, tg), Success, 0)
-			for _, p := range old[3:] {
-				h.Done(p, Failure, 0)
-			}
+			late := ejectWithLate(t, h, c, tg, 3)
+			readmit(t, h, tg)
+			failAll(h, late)
 		},
 		want: seen{Ejections: 1, State: "healthy"},
 	}, {
 		name: "then a current failure ejects on the counted streak",
 		run: func(t *testing.T, h *Health, c *clock) {
-			old := []Pass{admitOK(t, h, tg), admitOK(t, h, tg), admitOK(t, h, tg), admitOK(t, h, tg), admitOK(t, h, tg)}
-			for _, p := range old[:3] {
-				h.Done(p, Failure, 0)
-			}
-			c.advance(5 * time.Second)
-			h.Done(admitOK(t, h, tg), Success, 0)
-			h.Done(admitOK(t, h, tg), Success, 0)
-			for _, p := range old[3:] {
-				h.Done(p, Failure, 0)
-			}
-			h.Done(admitOK(t, h, tg), Failure, 0)
+			late := ejectWithLate(t, h, c, tg, 2)
+			readmit(t, h, tg)
+			failAll(h, late)
+			h.Done(admitOK(t, h, tg), Failure, 0) // the streak's third
 		},
 		want: seen{Ejections: 2, State: "ejected", Out: 10 * time.Second},
 	}, {
@@ -285,9 +287,7 @@ func TestRepeatOffenders(t *testing.T) {
 		}
 		_, _, out := h.Admit(tg)
 		c.advance(out)
-		for i := 0; i < 2; i++ {
-			h.Done(admitOK(t, h, tg), Success, 0)
-		}
+		readmit(t, h, tg)
 		c.advance(clean)
 		return out
 	}
