@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/provider"
@@ -32,8 +33,11 @@ type run struct {
 	stopped bool  // the retry budget or the deadline ended the run
 
 	// Why targets were passed over, for the answer when none was tried.
-	busy    bool          // at their concurrency limit
-	soonest time.Duration // when an ejected or cooling target returns
+	busy     bool            // at their concurrency limit
+	soonest  time.Duration   // when an ejected or cooling target returns
+	ejected  []router.Target // out for failures: candidates for a panic pass
+	panicked []router.Target // those already given one
+	cooling  int             // out only because a 429 cools them
 }
 
 func (g *Gateway) newRun(ctx context.Context, plan *router.Plan) *run {
@@ -46,59 +50,106 @@ type ticket struct {
 	t       router.Target
 	p       provider.Provider
 	number  int
-	release func() // the target's concurrency slot
+	release func()      // the target's concurrency slot
+	pass    router.Pass // the target's health admission
 }
 
 // admit takes the next target of the plan that may take an attempt now;
-// false when none may (see run.err for why).
+// false when none may (see run.err for why). When every target left is out
+// for failures, it admits the least bad of them (a panic pass): a
+// brown-out then still serves what its upstreams can.
 func (r *run) admit() (*ticket, bool) {
-	g := r.g
-	for !r.stopped && r.next < len(r.plan.Targets) {
+	if r.stopped {
+		return nil, false
+	}
+	for r.next < len(r.plan.Targets) {
 		t := r.plan.Targets[r.next]
 		r.next++
 		if r.tooLong != nil && !r.plan.LargerContext(t, *r.tooLong) {
 			continue
 		}
-		p, ok := g.provider(t.ProviderKey())
+		if tk, ok := r.take(t, r.healthPass); ok {
+			return r.checked(tk)
+		}
+	}
+	for r.g.Health != nil {
+		left := slices.DeleteFunc(slices.Clone(r.ejected), func(t router.Target) bool { return slices.Contains(r.panicked, t) })
+		pass, ok := r.g.Health.Panic(left)
 		if !ok {
-			// A credential deleted between planning and now (config
-			// validation rules out unknown providers): skip it like an
-			// ejected target.
-			continue
+			break
 		}
-		release, free := r.plan.TakeTarget(t)
-		if !free {
-			r.busy = true
-			continue
+		r.panicked = append(r.panicked, pass.Target)
+		if tk, ok := r.take(pass.Target, func(router.Target) (router.Pass, bool) { return pass, true }); ok {
+			return r.checked(tk)
 		}
-		if g.Health != nil {
-			if admitted, wait := g.Health.Admit(t); !admitted {
-				release()
-				if r.soonest == 0 || wait < r.soonest {
-					r.soonest = wait
-				}
-				continue
-			}
-		}
-		if r.attempts > 0 && !g.Retries.Spend() {
-			r.stop(t, release, nil)
-			return nil, false
-		}
-		if deadline, ok := r.ctx.Deadline(); ok && time.Until(deadline) < minAttempt {
-			r.stop(t, release, &provider.Error{Kind: provider.KindTimeout, Code: "deadline_exceeded",
-				Message: "the request's deadline leaves no time for another attempt"})
-			return nil, false
-		}
-		r.attempts++
-		return &ticket{t: t, p: p, number: r.attempts, release: release}, true
+		r.g.Health.Done(pass, router.Neutral, 0)
 	}
 	return nil, false
 }
 
-// stop ends the run before t was tried: its admission is given back.
-func (r *run) stop(t router.Target, release func(), why error) {
-	r.g.healthDone(t, nil, true)
-	release()
+// take admits t if its provider, a slot and health let it: admission
+// comes from pass (the health tracker, or a panic pass already taken).
+func (r *run) take(t router.Target, admit func(router.Target) (router.Pass, bool)) (*ticket, bool) {
+	p, ok := r.g.provider(t.ProviderKey())
+	if !ok {
+		// A credential deleted between planning and now (config
+		// validation rules out unknown providers): skip it like an
+		// ejected target.
+		return nil, false
+	}
+	release, free := r.plan.TakeTarget(t)
+	if !free {
+		r.busy = true
+		return nil, false
+	}
+	pass, ok := admit(t)
+	if !ok {
+		release()
+		return nil, false
+	}
+	return &ticket{t: t, p: p, release: release, pass: pass}, true
+}
+
+// healthPass asks the health tracker to admit t, noting why it did not.
+func (r *run) healthPass(t router.Target) (router.Pass, bool) {
+	if r.g.Health == nil {
+		return router.Pass{Target: t}, true
+	}
+	pass, admitted, wait := r.g.Health.Admit(t)
+	if admitted {
+		return pass, true
+	}
+	if r.soonest == 0 || wait < r.soonest {
+		r.soonest = wait
+	}
+	if pass.Cooling {
+		r.cooling++
+	} else {
+		r.ejected = append(r.ejected, t)
+	}
+	return pass, false
+}
+
+// checked applies the run's own limits to an admitted attempt: the retry
+// budget for every attempt after the first, and the deadline.
+func (r *run) checked(tk *ticket) (*ticket, bool) {
+	if r.attempts > 0 && !r.g.Retries.Spend() {
+		r.stop(tk, nil)
+		return nil, false
+	}
+	if deadline, ok := r.ctx.Deadline(); ok && time.Until(deadline) < minAttempt {
+		r.stop(tk, &provider.Error{Kind: provider.KindTimeout, Code: "deadline_exceeded",
+			Message: "the request's deadline leaves no time for another attempt"})
+		return nil, false
+	}
+	r.attempts++
+	tk.number = r.attempts
+	return tk, true
+}
+
+// stop ends the run before tk was tried: its admission is given back.
+func (r *run) stop(tk *ticket, why error) {
+	r.cancelled(tk)
 	r.stopped = true
 	if r.last == nil {
 		r.last = why
@@ -109,7 +160,7 @@ func (r *run) stop(t router.Target, release func(), why error) {
 // retry, to the retry budget. It does not release the target's slot: a
 // stream holds it until it ends.
 func (r *run) done(tk *ticket, err error) {
-	r.g.healthDone(tk.t, err, false)
+	r.g.healthDone(tk.pass, err)
 	if tk.number > 1 {
 		r.g.Retries.Report(err == nil)
 	}
@@ -119,9 +170,12 @@ func (r *run) done(tk *ticket, err error) {
 }
 
 // cancelled gives back an admitted attempt that the gateway itself ended
-// (a hedge's loser): it says nothing of the target's health.
+// (a hedge's loser, or one stopped before it began): it says nothing of
+// the target's health.
 func (r *run) cancelled(tk *ticket) {
-	r.g.healthDone(tk.t, nil, true)
+	if r.g.Health != nil {
+		r.g.Health.Done(tk.pass, router.Neutral, 0)
+	}
 	tk.release()
 }
 
@@ -161,6 +215,12 @@ func (r *run) err() error {
 		return &provider.Error{Kind: provider.KindOverloaded, Code: "all_targets_busy", RetryAfter: time.Second,
 			Message: "every target of this model is at its concurrency limit; retry shortly"}
 	}
+	if r.cooling > 0 && len(r.ejected) == 0 && !r.busy {
+		// Out only because of rate limits: a rate limit stays a rate limit,
+		// so SDKs back off as they do for the provider's own 429.
+		return &provider.Error{Kind: provider.KindRateLimited, Code: "rate_limited", RetryAfter: r.soonest,
+			Message: "every target of this model is rate limited; retry after the indicated time"}
+	}
 	// Every target is out (ejected or cooling): answer at once rather than
 	// queue, and say when one returns.
 	return &provider.Error{Kind: provider.KindOverloaded, Code: "no_healthy_target", RetryAfter: r.soonest,
@@ -195,16 +255,11 @@ func try[T any](r *run, call func(p provider.Provider, t router.Target) (T, erro
 	}
 }
 
-// healthDone reports an attempt to the health tracker; skipped releases an
-// admission that was not used.
-func (g *Gateway) healthDone(t router.Target, err error, skipped bool) {
+// healthDone reports an attempt's result to the health tracker.
+func (g *Gateway) healthDone(pass router.Pass, err error) {
 	if g.Health == nil {
 		return
 	}
-	if skipped {
-		g.Health.Done(t, router.Neutral, 0)
-		return
-	}
 	r, wait := healthResult(err)
-	g.Health.Done(t, r, wait)
+	g.Health.Done(pass, r, wait)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/router"
 )
 
 // resumer continues a text stream that broke after its commit point on the
@@ -55,7 +56,7 @@ func (r *resumer) try(s *Stream) bool {
 	g := run.g
 	broken := s.attempt
 	s.timing.Tokens(int(s.promptEstimate), int(EstimateTokens(s.chars)))
-	g.healthDone(broken.Target, broke, false)
+	g.healthDone(router.Pass{Target: broken.Target}, broke) // admitted long ago: it counts, never extends an ejection
 	// The broken attempt is billed for what it generated, estimated.
 	s.tab.Record(Attempt{Target: broken.Target, Number: broken.Number, Status: "error", Estimated: true,
 		Usage: llm.Usage{PromptTokens: int(s.promptEstimate), CompletionTokens: int(EstimateTokens(s.chars))}})

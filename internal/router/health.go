@@ -16,6 +16,7 @@ type HealthConfig struct {
 	MaxEjection         time.Duration // cap; default 5m
 	Probes              int           // successes in half-open that re-admit; default 2
 	CredentialEjection  time.Duration // a rejected credential stays out this long; default 10m
+	Forgive             time.Duration // clean service that forgives one ejection level; default 2m
 }
 
 func (c HealthConfig) withDefaults() HealthConfig {
@@ -43,6 +44,9 @@ func (c HealthConfig) withDefaults() HealthConfig {
 	if c.CredentialEjection <= 0 {
 		c.CredentialEjection = 10 * time.Minute
 	}
+	if c.Forgive <= 0 {
+		c.Forgive = 2 * time.Minute
+	}
 	return c
 }
 
@@ -57,19 +61,47 @@ const (
 	Neutral            // the client's fault (400, content filter): says nothing of the target
 )
 
+// Pass is one admission, handed back to Done with the attempt's result. It
+// remembers the state it was admitted under, so a call that was already in
+// flight when its target was ejected cannot count as that ejection's probe.
+//
+// A Pass made by hand, Pass{Target: t}, reports a result no admission covers
+// (a stream that broke after its admission was returned): it counts while the
+// target is admitted and can never extend an ejection.
+type Pass struct {
+	Target Target
+	// Cooling, on a refusal, says the target is out only because it is
+	// cooling after a 429: a rate limit, not a fault.
+	Cooling bool
+	gen    uint64 // the target's generation at admission; 0: made by hand
+	probe  bool   // the half-open probe: its result decides re-admission
+	panic  bool   // admitted out of ejection by Panic: its result moves no state
+}
+
 // targetHealth is one target's state. A target is in one of three states:
-// admitted; ejected (or cooling) until a time; half-open after that, where
-// it takes probes until enough succeed.
+// admitted; ejected (or cooling) until a time; half-open after an ejection,
+// where it takes one probe at a time until enough succeed.
 type targetHealth struct {
+	gen         uint64 // changes at every ejection and re-admission
 	consecutive int
-	window      []outcome // recent results, oldest first
-	until       time.Time // ejected or cooling until
-	ejections   int       // for growing ejections; reset by a clean re-admission
+	window      []outcome // recent results, oldest first; emptied at re-admission
+	until       time.Time // ejected until (failures or a rejected credential)
+	coolUntil   time.Time // cooling after a 429 until
+	credential  bool      // the ejection is for a rejected credential
+	ejections   int       // ejection level: the next ejection lasts Base << ejections
+	cleanSince  time.Time // last re-admission: clean service since forgives levels
 	halfOpen    bool
-	probes      int // successes so far in half-open
-	inFlight    int // probes running in half-open
-	reason      string
+	probes      int      // successes so far in half-open
+	inFlight    int      // probes running in half-open
 	outages     []Outage // the last day's ejections and cool-downs, oldest first
+}
+
+// back is when the target may take requests again.
+func (th *targetHealth) back() time.Time {
+	if th.coolUntil.After(th.until) {
+		return th.coolUntil
+	}
+	return th.until
 }
 
 // Outage is a time a target was out of plans (ejected or cooling).
@@ -99,12 +131,21 @@ type outcome struct {
 	ok bool
 }
 
+// record adds a result to the window and drops what has aged out of it.
+func (th *targetHealth) record(now time.Time, ok bool, window time.Duration) {
+	th.window = append(th.window, outcome{now, ok})
+	for len(th.window) > 0 && now.Sub(th.window[0].at) > window {
+		th.window = th.window[1:]
+	}
+}
+
 // Health tracks every target's state. Safe for concurrent use.
 type Health struct {
 	cfg     HealthConfig
 	now     func() time.Time
 	jitter  func() float64 // in [0,1)
 	mu      sync.Mutex
+	gens    uint64 // generations are unique across targets, so a Pass outlives Forget safely
 	targets map[Target]*targetHealth
 	// OnChange, if set, is told when a target is ejected or re-admitted.
 	OnChange func(t Target, state, reason string, until time.Time)
@@ -124,38 +165,51 @@ func NewHealth(cfg HealthConfig, now func() time.Time, jitter func() float64) *H
 func (h *Health) get(t Target) *targetHealth {
 	th := h.targets[t]
 	if th == nil {
-		th = &targetHealth{}
+		th = &targetHealth{gen: h.nextGen()}
 		h.targets[t] = th
 	}
 	return th
 }
 
-// Admit reports whether a request may go to t now; when it may not, how long
-// until it might. In half-open it lets one probe at a time through.
-func (h *Health) Admit(t Target) (bool, time.Duration) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	th := h.get(t)
-	now := h.now()
-	if now.Before(th.until) {
-		return false, th.until.Sub(now)
-	}
-	if th.halfOpen {
-		if th.inFlight > 0 {
-			return false, 100 * time.Millisecond
-		}
-		th.inFlight++
-	}
-	return true, 0
+func (h *Health) nextGen() uint64 {
+	h.gens++
+	return h.gens
 }
 
-// Done releases what Admit took; call it with the attempt's result.
-func (h *Health) Done(t Target, r Result, retryAfter time.Duration) {
+// Admit reports whether a request may go to t now, with the Pass to hand to
+// Done; when it may not, how long until it might. In half-open it lets one
+// probe at a time through.
+func (h *Health) Admit(t Target) (Pass, bool, time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	th := h.get(t)
 	now := h.now()
-	if th.halfOpen && th.inFlight > 0 {
+	if back := th.back(); now.Before(back) {
+		return Pass{Target: t, Cooling: !now.Before(th.until)}, false, back.Sub(now)
+	}
+	p := Pass{Target: t, gen: th.gen}
+	if th.halfOpen {
+		if th.inFlight > 0 {
+			return Pass{}, false, 100 * time.Millisecond
+		}
+		th.inFlight++
+		p.probe = true
+	}
+	return p, true, 0
+}
+
+// Done releases what Admit (or Panic) took; call it with the attempt's result.
+// Only the current probe's own result re-admits or re-ejects a target: calls
+// admitted before an ejection count toward its window, never toward another
+// ejection, so one burst of failures is one ejection.
+func (h *Health) Done(p Pass, r Result, retryAfter time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := p.Target
+	th := h.get(t)
+	now := h.now()
+	current := p.gen == 0 || p.gen == th.gen
+	if p.probe && current && th.inFlight > 0 {
 		th.inFlight--
 	}
 	switch r {
@@ -165,29 +219,41 @@ func (h *Health) Done(t Target, r Result, retryAfter time.Duration) {
 		if retryAfter <= 0 {
 			retryAfter = time.Second
 		}
-		th.until = now.Add(retryAfter)
-		th.out(now, th.until)
-		h.changed(t, "cooling", "rate limited", th.until)
+		// Only ever later: a late 429 from an old call must not shorten a cool-down.
+		if until := now.Add(retryAfter); until.After(th.coolUntil) {
+			th.coolUntil = until
+			th.out(now, until)
+			h.changed(t, "cooling", "rate limited", until)
+		}
 		return
 	case AuthFailure:
-		th.until, th.halfOpen, th.probes = now.Add(h.cfg.CredentialEjection), true, 0
-		th.out(now, th.until)
+		if th.credential && now.Before(th.until) {
+			return // already out for it; the calls of the same burst say nothing new
+		}
+		h.goOut(th, now, now.Add(h.cfg.CredentialEjection))
+		th.credential = true
 		h.changed(t, "ejected", "credential rejected", th.until)
 		return
 	}
 	ok := r == Success
-	th.window = append(th.window, outcome{now, ok})
-	for len(th.window) > 0 && now.Sub(th.window[0].at) > h.cfg.Window {
-		th.window = th.window[1:]
-	}
-	if th.halfOpen {
+	th.record(now, ok, h.cfg.Window)
+	switch {
+	case p.panic, now.Before(th.until):
+		// Served in a brown-out, or finished after its target was ejected:
+		// it ranks the target for Panic and cannot extend the ejection.
+		return
+	case th.halfOpen:
+		if !p.probe || !current {
+			return
+		}
 		if !ok {
 			h.eject(t, th, now, "failed its probe")
 			return
 		}
 		th.probes++
 		if th.probes >= h.cfg.Probes {
-			th.halfOpen, th.probes, th.ejections, th.consecutive, th.window = false, 0, 0, 0, nil
+			th.halfOpen, th.probes, th.consecutive, th.window, th.credential = false, 0, 0, nil, false
+			th.gen, th.cleanSince = h.nextGen(), now
 			h.changed(t, "admitted", "probes succeeded", time.Time{})
 		}
 		return
@@ -197,6 +263,9 @@ func (h *Health) Done(t Target, r Result, retryAfter time.Duration) {
 		return
 	}
 	th.consecutive++
+	if !current {
+		return // admitted before the last re-admission: it counts, but may not eject
+	}
 	failures := 0
 	for _, o := range th.window {
 		if !o.ok {
@@ -213,14 +282,32 @@ func (h *Health) Done(t Target, r Result, retryAfter time.Duration) {
 
 // eject takes a target out for a time that doubles with each repeat, capped,
 // with ±20% jitter so targets ejected together do not return together.
+//
+// The level is not reset when probes re-admit the target, or a flapping
+// target would be out for the base time again and again; instead each
+// Forgive of clean service since its last re-admission forgives one level.
 func (h *Health) eject(t Target, th *targetHealth, now time.Time, reason string) {
+	if !th.halfOpen && !th.cleanSince.IsZero() {
+		th.ejections = max(0, th.ejections-int(now.Sub(th.cleanSince)/h.cfg.Forgive))
+	}
 	d := h.cfg.BaseEjection << min(th.ejections, 16)
 	d = min(d, h.cfg.MaxEjection)
 	d = time.Duration(float64(d) * (0.8 + 0.4*h.jitter()))
-	th.ejections++
-	th.until, th.halfOpen, th.probes, th.consecutive, th.window = now.Add(d), true, 0, 0, nil
-	th.out(now, th.until)
+	th.ejections = min(th.ejections+1, 16)
+	h.goOut(th, now, now.Add(d))
+	th.credential = false
 	h.changed(t, "ejected", reason, th.until)
+}
+
+// goOut ejects th until a time, to half-open after it, in a new generation:
+// every call admitted before is now an old one.
+func (h *Health) goOut(th *targetHealth, now, until time.Time) {
+	if until.After(th.until) {
+		th.until = until
+	}
+	th.halfOpen, th.probes, th.inFlight, th.consecutive = true, 0, 0, 0
+	th.gen, th.cleanSince = h.nextGen(), time.Time{}
+	th.out(now, th.until)
 }
 
 func (h *Health) changed(t Target, state, reason string, until time.Time) {
@@ -229,14 +316,81 @@ func (h *Health) changed(t Target, state, reason string, until time.Time) {
 	}
 }
 
+// Admissible counts the targets of ts that Admit would let through now,
+// taking nothing: a planner compares it with len(ts) to decide on Panic.
+func (h *Health) Admissible(ts []Target) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	n := 0
+	for _, t := range ts {
+		th := h.targets[t]
+		if th == nil || (!now.Before(th.back()) && (!th.halfOpen || th.inFlight == 0)) {
+			n++
+		}
+	}
+	return n
+}
+
+// Panic admits the least bad of the targets of ts that are out for failures
+// (ejected, or half-open with their probe running), for a route too many of
+// whose targets are out: a brown-out then still serves what its upstreams
+// can, as Envoy's panic threshold does. Never a target whose credential was
+// rejected, nor one cooling after a 429: those would fail for certain.
+//
+// The least bad has the highest success share in the window, counted as
+// (successes+1)/(calls+2) so a target with no recent calls ranks as even;
+// ties go to the one back soonest, then to the earlier in ts. The Pass's
+// result ranks its target but never re-admits or re-ejects it. False when
+// no target of ts qualifies.
+func (h *Health) Panic(ts []Target) (Pass, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	var best *targetHealth
+	var pick Pass
+	var bestShare float64
+	for _, t := range ts {
+		th := h.targets[t]
+		if th == nil || th.credential || now.Before(th.coolUntil) {
+			continue
+		}
+		ejected := now.Before(th.until)
+		if !ejected && !(th.halfOpen && th.inFlight > 0) {
+			continue // admissible: Admit's, not Panic's
+		}
+		share := th.share(now, h.cfg.Window)
+		if best == nil || share > bestShare || (share == bestShare && th.back().Before(best.back())) {
+			best, bestShare = th, share
+			pick = Pass{Target: t, gen: th.gen, panic: true}
+		}
+	}
+	return pick, best != nil
+}
+
+// share is the smoothed share of successes among the results of the last window.
+func (th *targetHealth) share(now time.Time, window time.Duration) float64 {
+	ok, n := 0, 0
+	for _, o := range th.window {
+		if now.Sub(o.at) > window {
+			continue
+		}
+		n++
+		if o.ok {
+			ok++
+		}
+	}
+	return float64(ok+1) / float64(n+2)
+}
+
 // State describes a target for status pages and tests.
 func (h *Health) State(t Target) (state string, until time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	th := h.get(t)
-	switch {
-	case h.now().Before(th.until):
-		return "ejected", th.until
+	switch back := th.back(); {
+	case h.now().Before(back):
+		return "ejected", back
 	case th.halfOpen:
 		return "half-open", time.Time{}
 	}
