@@ -87,7 +87,7 @@ func (r *resumer) try(s *Stream) bool {
 			s.slot() // the broken target's slot goes back; the new one's is held
 		}
 		s.slot = tk.release
-		s.inner, s.cancel, s.pending = next.inner, next.cancel, true
+		s.inner, s.cancel, s.held, s.pending = next.inner, next.cancel, next.held, true
 		s.timing, s.endAttempt = next.timing, next.endAttempt
 		s.silent.Store(false) // the stall was the old target's
 		s.attempt = Attempt{Target: tk.t, Number: tk.number}

@@ -89,13 +89,26 @@ func (g *Gateway) openStream(ctx context.Context, p provider.Provider, t router.
 	if err != nil {
 		return fail(err)
 	}
-	if !s.Next() {
-		err := s.Err()
-		s.Close()
-		if err == nil {
-			err = &provider.Error{Kind: provider.KindBadResponse, Provider: t.Provider, Message: "upstream stream ended with no output"}
+	// The commit point is the first content (text, reasoning, a tool call,
+	// a refusal) or the end of the answer, not the first event: OpenAI's
+	// role-only first chunk and Anthropic's message_start promise nothing,
+	// and an error right after them must still fail over. Events before it
+	// are held (copied: the stream reuses its chunk) and replayed.
+	var held []llm.ChatChunk
+	for {
+		if !s.Next() {
+			err := s.Err()
+			s.Close()
+			if err == nil {
+				err = &provider.Error{Kind: provider.KindBadResponse, Provider: t.Provider, Message: "upstream stream ended with no output"}
+			}
+			return fail(err)
 		}
-		return fail(err)
+		c := s.Chunk()
+		if committed(c) || len(held) == maxHeld {
+			break
+		}
+		held = append(held, c.Clone())
 	}
 	if timer != nil && !timer.Stop() { // the timer fired as the first token came
 		s.Close()
@@ -103,17 +116,36 @@ func (g *Gateway) openStream(ctx context.Context, p provider.Provider, t router.
 	}
 	ta.Token()
 	g.Router.Learned.TTFT.Observe(t, time.Since(opened))
-	return &Stream{inner: s, pending: true, wantUsage: req.WantsUsage(), cancel: cancel, idle: g.IdleTimeout,
+	return &Stream{inner: s, held: held, pending: true, wantUsage: req.WantsUsage(), cancel: cancel, idle: g.IdleTimeout,
 		timing: ta, endAttempt: end}, nil
 }
 
-// Stream relays an upstream stream: it replays the held first chunk, and
+// maxHeld bounds the content-less events held before the commit point.
+const maxHeld = 32
+
+// committed reports whether a chunk reaching the client commits the stream
+// to its target: it carries output, ends a choice, or carries the usage.
+func committed(c *llm.ChatChunk) bool {
+	if c.HasContent() || c.Usage != nil {
+		return true
+	}
+	for _, ch := range c.Choices {
+		if ch.FinishReason != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Stream relays an upstream stream: it replays the events held up to the
+// commit point, and
 // keeps the usage for metering while passing it on only to clients that
 // asked. Close bills it: from the provider's usage, or, for a stream that
 // broke or was cancelled without one, from what was generated, estimated.
 type Stream struct {
 	inner     provider.ChatStream
-	pending   bool
+	held      []llm.ChatChunk // events before the commit point, replayed first
+	pending   bool            // the chunk that committed the stream, replayed next
 	wantUsage bool
 	cur       *llm.ChatChunk
 	usage     *llm.Usage
@@ -142,19 +174,25 @@ type Stream struct {
 
 func (s *Stream) Next() bool {
 	for {
-		fresh := !s.pending // the held first chunk was timed when it came
-		if s.pending {
+		var c *llm.ChatChunk
+		switch {
+		case len(s.held) > 0:
+			c = &s.held[0]
+			s.held = s.held[1:]
+		case s.pending: // timed when it came
 			s.pending = false
-		} else if !s.next() {
+			c = s.inner.Chunk()
+		case !s.next():
 			if s.resume != nil && s.resume.try(s) {
 				continue
 			}
 			s.ended = true
 			return false
-		}
-		c := s.inner.Chunk()
-		if fresh && len(c.Choices) > 0 {
-			s.timing.Token()
+		default:
+			c = s.inner.Chunk()
+			if len(c.Choices) > 0 {
+				s.timing.Token()
+			}
 		}
 		if s.resume != nil {
 			var skip bool
@@ -194,6 +232,9 @@ func (s *Stream) Chunk() *llm.ChatChunk { return s.cur }
 
 // Buffered reports whether the next chunk is already in memory.
 func (s *Stream) Buffered() bool {
+	if len(s.held) > 0 || s.pending {
+		return true
+	}
 	b, ok := s.inner.(provider.BufferedStream)
 	return ok && b.Buffered()
 }
