@@ -30,6 +30,8 @@ func Run(t *testing.T, open Open) {
 	tests := map[string]func(*testing.T, *store.DB){
 		"SettingOnce":         testSettingOnce,
 		"Keys":                testKeys,
+		"ListKeys":            testListKeys,
+		"Budgets":             testBudgets,
 		"KeyCache":            testKeyCache,
 		"RequestLog":          testRequestLog,
 		"ReserveSettle":       testReserveSettle,
@@ -389,6 +391,29 @@ func testReport(t *testing.T, s *store.DB) {
 	if len(rows) != 2 || rows[0].Group != "deepseek" || rows[1].Group != "qwen" {
 		t.Errorf("by provider: %+v", rows)
 	}
+	// Every other dimension, over both days: a request's attempts count once.
+	cny := func(group string, prompt, completion, cost int64) ledger.ReportRow {
+		return ledger.ReportRow{Group: group, Currency: "CNY", Requests: 1, PromptTokens: prompt, CompletionTokens: completion, Cost: cost}
+	}
+	usd := func(group string) ledger.ReportRow {
+		return ledger.ReportRow{Group: group, Currency: "USD", Requests: 1, PromptTokens: 5, CompletionTokens: 5, Cost: 7, Unpriced: 1}
+	}
+	for _, c := range []struct {
+		groupBy string
+		want    []ledger.ReportRow
+	}{
+		{"key", []ledger.ReportRow{cny("k1", 200, 30, 200), usd("k2")}},
+		{"project", []ledger.ReportRow{cny("p", 200, 30, 200), usd("p")}},
+		{"model", []ledger.ReportRow{cny("deepseek-chat", 100, 10, 120), usd("gpt-4.1"), cny("qwen-plus", 100, 20, 80)}},
+	} {
+		rows, err := s.UsageReport(ctx, c.groupBy, day.Add(-time.Hour), day.Add(48*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(c.want, rows); d != "" {
+			t.Errorf("by %s (-want +got):\n%s", c.groupBy, d)
+		}
+	}
 	if _, err := s.UsageReport(ctx, "1; DROP TABLE usage_ledger", day, day); err == nil {
 		t.Error("an unknown group-by was accepted")
 	}
@@ -409,6 +434,24 @@ func testCredentials(t *testing.T, s *store.DB) {
 	if err != nil || len(got) != 2 || got[0].Secret != "sk-one" || got[1].Secret != "sk-two" {
 		t.Fatalf("credentials = %+v, %v", got, err)
 	}
+	// Listed without a sealer (the admin API's list), every provider's
+	// credentials come back with no secret opened.
+	if err := s.AddCredential(ctx, sl, &secrets.Credential{Provider: "qwen", Name: "q", Secret: "sk-three"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Credentials(ctx, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type listed struct{ Provider, Name, Secret string }
+	var gotAll []listed
+	for _, c := range all {
+		gotAll = append(gotAll, listed{c.Provider, c.Name, c.Secret})
+	}
+	wantAll := []listed{{"deepseek", "main", ""}, {"deepseek", "spare", ""}, {"qwen", "q", ""}}
+	if d := cmp.Diff(wantAll, gotAll, cmpopts.SortSlices(func(a, b listed) bool { return a.Name < b.Name })); d != "" {
+		t.Errorf("all credentials, unopened (-want +got):\n%s", d)
+	}
 	other, _ := secrets.NewSealer("another secret entirely")
 	if _, err := s.Credentials(ctx, other, "deepseek"); err == nil {
 		t.Error("credentials opened with the wrong secret")
@@ -418,5 +461,62 @@ func testCredentials(t *testing.T, s *store.DB) {
 	}
 	if err := s.DeleteCredential(ctx, got[0].ID); !errors.Is(err, secrets.ErrNotFound) {
 		t.Errorf("second delete: %v", err)
+	}
+}
+
+// testListKeys: newest first, each with its own budget or none.
+func testListKeys(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	p, err := s.EnsureProject(ctx, "crm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 5, 21, 10, 0, 0, 0, time.UTC)
+	older := &keys.Key{ID: ids.New("key"), Hash: "h-older", Prefix: "tg-aaaa", Name: "older", ProjectID: p.ID, CreatedAt: at}
+	newer := &keys.Key{ID: ids.New("key"), Hash: "h-newer", Prefix: "tg-bbbb", Name: "newer", ProjectID: p.ID, CreatedAt: at.Add(time.Second),
+		Budget: &ledger.Budget{Currency: "USD", Amount: 7, Period: ledger.PeriodDay}}
+	for _, k := range []*keys.Key{older, newer} {
+		if err := s.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNewer, wantOlder := *newer, *older
+	wantNewer.ProjectName, wantOlder.ProjectName = "crm", "crm"
+	if d := cmp.Diff([]keys.Key{wantNewer, wantOlder}, got, cmpopts.EquateEmpty()); d != "" {
+		t.Errorf("ListKeys (-want +got):\n%s", d)
+	}
+}
+
+// testBudgets: a project's budget is replaced in place, and the budgets that
+// apply to a key are its own, then its project's, no one else's.
+func testBudgets(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	k := newKey(t, s, "acme", &ledger.Budget{Currency: "CNY", Amount: 100, Period: ledger.PeriodDay})
+	newKey(t, s, "other", &ledger.Budget{Currency: "CNY", Amount: 1, Period: ledger.PeriodDay})
+	first := &ledger.Budget{Currency: "USD", Amount: 5, Period: ledger.PeriodMonth}
+	if err := s.SetProjectBudget(ctx, k.ProjectID, first); err != nil {
+		t.Fatal(err)
+	}
+	replaced := &ledger.Budget{Currency: "CNY", Amount: 9, Period: ledger.PeriodTotal, Soft: true}
+	if err := s.SetProjectBudget(ctx, k.ProjectID, replaced); err != nil {
+		t.Fatal(err)
+	}
+	if replaced.ID != first.ID {
+		t.Errorf("replacing a project's budget made a new one: %s, was %s", replaced.ID, first.ID)
+	}
+	got, err := s.Budgets(ctx, k.ID, k.ProjectID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ledger.Budget{
+		{ID: k.Budget.ID, Scope: ledger.ScopeKey, ScopeID: k.ID, Currency: "CNY", Amount: 100, Period: ledger.PeriodDay},
+		{ID: first.ID, Scope: ledger.ScopeProject, ScopeID: k.ProjectID, Currency: "CNY", Amount: 9, Period: ledger.PeriodTotal, Soft: true},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Budgets (-want +got):\n%s", d)
 	}
 }
