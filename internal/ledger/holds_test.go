@@ -12,19 +12,30 @@ import (
 	"github.com/tidegate/tidegate/internal/ids"
 	"github.com/tidegate/tidegate/internal/keys"
 	"github.com/tidegate/tidegate/internal/ledger"
+	"github.com/tidegate/tidegate/internal/store"
 	"github.com/tidegate/tidegate/internal/store/sqlite"
 )
+
+// openProject opens a fresh SQLite store holding one project.
+func openProject(t *testing.T) (*store.DB, keys.Project) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p, err := st.EnsureProject(context.Background(), "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, p
+}
 
 // TestLocalHoldsRace: in-memory holds never let concurrent requests jointly
 // pass a budget, and settled spending reaches the store.
 func TestLocalHoldsRace(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p, _ := st.EnsureProject(ctx, "p")
+	st, p := openProject(t)
 	k := &keys.Key{ID: "key_1", Hash: "h", Prefix: "tg-x", Name: "k", ProjectID: p.ID,
 		Budget: &ledger.Budget{Currency: "CNY", Amount: 1_000_000, Period: ledger.PeriodTotal}}
 	if err := st.CreateKey(ctx, k); err != nil {
@@ -60,12 +71,7 @@ func TestLocalHoldsRace(t *testing.T) {
 
 func TestBudgetCacheApplies(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p, _ := st.EnsureProject(ctx, "p")
+	st, p := openProject(t)
 	now := time.Unix(1_800_000_000, 0)
 	m := &ledger.Meter{Store: st, Now: func() time.Time { return now }}
 	first, _ := ledger.MeterBudgets(m, ctx, "key_x", p.ID)

@@ -26,6 +26,7 @@ import (
 // prompt estimate (bytes ÷ 3) undercounts the provider's tokenizer: the
 // output is bounded by max_tokens, which the reservation covers in full.
 type Meter struct {
+	// Store reads budgets and keeps the ledger and, through DBHolds, the holds.
 	Store Store
 	// Holds keeps the reservations: in memory for SQLite (one process), in
 	// the database for PostgreSQL (several replicas). Nil means DBHolds.
