@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/store"
 	"github.com/tidegate/tidegate/internal/store/postgres/pgtest"
 )
@@ -199,7 +200,7 @@ func TestThousandConcurrentRequests(t *testing.T) {
 				t.Errorf("ledger: %d records, %d completion tokens (upstream reported %d), cost %d", records, completion, seen, cost)
 			}
 			keys, _ := st.ListKeys(context.Background())
-			w, _ := st.BudgetWindow(context.Background(), keys[0].Budget.ID, store.PeriodStart(store.PeriodMonth, time.Now()))
+			w, _ := st.BudgetWindow(context.Background(), keys[0].Budget.ID, ledger.PeriodStart(ledger.PeriodMonth, time.Now()))
 			if w.Spent != cost || w.Reserved != 0 {
 				t.Errorf("budget window %+v, ledger cost %d", w, cost)
 			}

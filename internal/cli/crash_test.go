@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/provider/sim"
-	"github.com/tidegate/tidegate/internal/store"
 )
 
 // childGateway runs this test binary as a real tidegate process.
@@ -150,7 +150,7 @@ prices:
 				t.Errorf("ledger holds %d records with %d completion tokens; %d streams completed with %d reported", records, completion, completed, seen)
 			}
 			keys, _ := st.ListKeys(context.Background())
-			w, _ := st.BudgetWindow(context.Background(), keys[0].Budget.ID, store.PeriodStart(store.PeriodTotal, time.Now()))
+			w, _ := st.BudgetWindow(context.Background(), keys[0].Budget.ID, ledger.PeriodStart(ledger.PeriodTotal, time.Now()))
 			if w.Reserved != 0 || w.Spent != cost {
 				t.Errorf("budget window %+v, ledger cost %d", w, cost)
 			}

@@ -14,16 +14,21 @@ import (
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/router"
-	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/secrets"
 )
+
+// credentialSource reads the stored credentials, opened with the sealer.
+type credentialSource interface {
+	Credentials(ctx context.Context, sl *secrets.Sealer, provider string) ([]secrets.Credential, error)
+}
 
 // credentials keeps the providers with stored_credentials on the keys the
 // store holds: a key added or deleted through the admin API is in (or out
 // of) plans at once on this replica, and within a reload period on others.
 type credentials struct {
 	base   []config.Provider // as configured, before stored keys
-	st     *store.DB
-	sealer *store.Sealer
+	st     credentialSource
+	sealer *secrets.Sealer
 	gw     *gateway.Gateway
 	rt     *router.Router
 	logger *slog.Logger
@@ -34,7 +39,7 @@ type credentials struct {
 
 // newCredentials starts from the providers as configured; load then adds
 // the stored keys.
-func newCredentials(base []config.Provider, st *store.DB, sealer *store.Sealer, logger *slog.Logger) *credentials {
+func newCredentials(base []config.Provider, st credentialSource, sealer *secrets.Sealer, logger *slog.Logger) *credentials {
 	return &credentials{base: cloneProviders(base), st: st, sealer: sealer, logger: logger}
 }
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/reqlog"
-	"github.com/tidegate/tidegate/internal/store"
 	"github.com/tidegate/tidegate/internal/timing"
 )
 
@@ -38,11 +37,11 @@ func diagnoseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// The server writes its log in batches, every 100 ms.
 	deadline := time.Now().Add(*wait)
 	rec, err := reqlog.Lookup(ctx, st, id)
-	for errors.Is(err, store.ErrNotFound) && time.Now().Before(deadline) {
+	for errors.Is(err, reqlog.ErrNotFound) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 		rec, err = reqlog.Lookup(ctx, st, id)
 	}
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, reqlog.ErrNotFound) {
 		return fmt.Errorf("no request %q in the request log (it keeps %s; is the log on?)", id, "observe.request_log.retention")
 	}
 	if err != nil {

@@ -67,54 +67,80 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			req.Budget = spec
 		}
-		c, err := keys.Create(ctx, st, &req, now)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return json.NewEncoder(stdout).Encode(map[string]string{"id": c.Stored.ID, "key": c.Key})
-		}
-		fmt.Fprintf(stdout, "created %s (%s, project %s)\nkey: %s\nThe key is shown only now; tidegate keeps only its hash.\n", c.Stored.ID, c.Stored.Name, c.Stored.ProjectName, c.Key)
+		return keysCreate(ctx, st, &req, now, *asJSON, stdout)
 	case "list":
-		ks, err := st.ListKeys(ctx)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return json.NewEncoder(stdout).Encode(ks)
-		}
-		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tPROJECT\tMODELS\tRPM\tTPM\tSTREAMS\tBUDGET\tSTATE")
-		for _, k := range ks {
-			state := "active"
-			switch {
-			case !k.RevokedAt.IsZero():
-				state = "revoked"
-			case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
-				state = "expired"
-			}
-			b := "-"
-			if k.Budget != nil {
-				b = fmt.Sprintf("%.2f %s/%s", float64(k.Budget.Amount)/1e6, k.Budget.Currency, k.Budget.Period)
-			}
-			m := strings.Join(k.Models, ",")
-			if m == "" {
-				m = "*"
-			}
-			fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", k.ID, k.Prefix, k.Name, k.ProjectName, m, k.RPM, k.TPM, k.MaxStreams, b, state)
-		}
-		return tw.Flush()
+		return keysList(ctx, st, now, *asJSON, stdout)
 	case "revoke":
 		if fs.NArg() != 1 {
 			return errors.New("usage: tidegate keys revoke KEY_ID")
 		}
-		if err := st.RevokeKey(ctx, fs.Arg(0)); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "revoked %s\n", fs.Arg(0))
+		return keysRevoke(ctx, st, fs.Arg(0), stdout)
 	default:
 		return fmt.Errorf("unknown keys command %q", args[0])
 	}
+}
+
+// keysCreate: tidegate keys create; the secret is printed once.
+func keysCreate(ctx context.Context, st keys.Creator, req *keys.CreateRequest, now time.Time, asJSON bool, stdout io.Writer) error {
+	c, err := keys.Create(ctx, st, req, now)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]string{"id": c.Stored.ID, "key": c.Key})
+	}
+	fmt.Fprintf(stdout, "created %s (%s, project %s)\nkey: %s\nThe key is shown only now; tidegate keeps only its hash.\n", c.Stored.ID, c.Stored.Name, c.Stored.ProjectName, c.Key)
+	return nil
+}
+
+// keyLister lists keys with their budgets, newest first.
+type keyLister interface {
+	ListKeys(ctx context.Context) ([]keys.Key, error)
+}
+
+// keysList: tidegate keys list, as a table or JSON.
+func keysList(ctx context.Context, st keyLister, now time.Time, asJSON bool, stdout io.Writer) error {
+	ks, err := st.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(ks)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tPROJECT\tMODELS\tRPM\tTPM\tSTREAMS\tBUDGET\tSTATE")
+	for _, k := range ks {
+		state := "active"
+		switch {
+		case !k.RevokedAt.IsZero():
+			state = "revoked"
+		case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
+			state = "expired"
+		}
+		b := "-"
+		if k.Budget != nil {
+			b = fmt.Sprintf("%.2f %s/%s", float64(k.Budget.Amount)/1e6, k.Budget.Currency, k.Budget.Period)
+		}
+		m := strings.Join(k.Models, ",")
+		if m == "" {
+			m = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", k.ID, k.Prefix, k.Name, k.ProjectName, m, k.RPM, k.TPM, k.MaxStreams, b, state)
+	}
+	return tw.Flush()
+}
+
+// keyRevoker revokes a key by its id.
+type keyRevoker interface {
+	RevokeKey(ctx context.Context, id string) error
+}
+
+// keysRevoke: tidegate keys revoke KEY_ID.
+func keysRevoke(ctx context.Context, st keyRevoker, id string, stdout io.Writer) error {
+	if err := st.RevokeKey(ctx, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked %s\n", id)
 	return nil
 }
 

@@ -15,14 +15,13 @@ import (
 	"github.com/tidegate/tidegate/internal/reqlog"
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/status"
-	"github.com/tidegate/tidegate/internal/store"
 	"github.com/tidegate/tidegate/internal/tracing"
 )
 
 // observe wires what records and exports requests: the request log, metrics
 // and traces. The returned stop flushes them; call it after the server
 // drained.
-func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st *store.DB, creds *credentials, masterKey string, logger *slog.Logger) (func(), error) {
+func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, masterKey string, logger *slog.Logger) (func(), error) {
 	var stops []func()
 	stop := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -30,7 +29,7 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 		}
 	}
 	if rl := cfg.Observe.RequestLog; !rl.Disabled {
-		log := reqlog.New(st, logger, reqlog.Options{Retention: rl.Retention, MaxRows: rl.MaxRows, Secrets: func() []string { return secrets(creds.Providers(), masterKey) }})
+		log := reqlog.New(st, logger, reqlog.Options{Retention: rl.Retention, MaxRows: rl.MaxRows, Secrets: func() []string { return unloggable(creds.Providers(), masterKey) }})
 		api.Observers = append(api.Observers, log)
 		api.Requests = log
 		api.CaptureBodies = rl.Bodies
@@ -104,8 +103,8 @@ func configuredTargets(providers []config.Provider) []router.Target {
 	return targets
 }
 
-// secrets are the values the request log must never hold.
-func secrets(providers []config.Provider, masterKey string) []string {
+// unloggable are the values the request log must never hold.
+func unloggable(providers []config.Provider, masterKey string) []string {
 	out := []string{masterKey}
 	for _, p := range providers {
 		out = append(out, p.APIKey)

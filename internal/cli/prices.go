@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/httpapi"
+	"github.com/tidegate/tidegate/internal/ledger"
 )
 
 // pricesCmd prints the price catalog: shipped entries and config overrides.
@@ -84,7 +85,17 @@ func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer st.Close()
-	rows, err := st.UsageReport(ctx, *groupBy, f, t)
+	return printUsage(ctx, st, *groupBy, f, t, *asCSV, stdout)
+}
+
+// usageReporter sums the ledger by a dimension over a time range.
+type usageReporter interface {
+	UsageReport(ctx context.Context, groupBy string, from, to time.Time) ([]ledger.ReportRow, error)
+}
+
+// printUsage writes the report as a table, or as CSV.
+func printUsage(ctx context.Context, st usageReporter, groupBy string, from, to time.Time, asCSV bool, stdout io.Writer) error {
+	rows, err := st.UsageReport(ctx, groupBy, from, to)
 	if err != nil {
 		return err
 	}
@@ -93,12 +104,12 @@ func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		views = append(views, httpapi.UsageRowView{Group: r.Group, Currency: r.Currency, Requests: r.Requests, PromptTokens: r.PromptTokens,
 			CompletionTokens: r.CompletionTokens, CachedTokens: r.CachedTokens, Cost: float64(r.Cost) / 1e6, Unpriced: r.Unpriced, Estimated: r.Estimated})
 	}
-	if *asCSV {
-		httpapi.WriteUsageCSV(stdout, *groupBy, views)
+	if asCSV {
+		httpapi.WriteUsageCSV(stdout, groupBy, views)
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s\tCUR\tREQUESTS\tPROMPT\tCOMPLETION\tCACHED\tCOST\tUNPRICED\tESTIMATED\t\n", *groupBy)
+	fmt.Fprintf(tw, "%s\tCUR\tREQUESTS\tPROMPT\tCOMPLETION\tCACHED\tCOST\tUNPRICED\tESTIMATED\t\n", groupBy)
 	for _, v := range views {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.6f\t%d\t%d\t\n", v.Group, v.Currency, v.Requests, v.PromptTokens, v.CompletionTokens, v.CachedTokens, v.Cost, v.Unpriced, v.Estimated)
 	}

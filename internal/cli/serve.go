@@ -23,6 +23,7 @@ import (
 	"github.com/tidegate/tidegate/internal/httpapi"
 	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/router"
+	"github.com/tidegate/tidegate/internal/secrets"
 	"github.com/tidegate/tidegate/internal/store"
 	"github.com/tidegate/tidegate/internal/verdict"
 )
@@ -59,9 +60,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var sealer *store.Sealer
+	var sealer *secrets.Sealer
 	if secret := os.Getenv(SecretKeyEnv); secret != "" {
-		if sealer, err = store.NewSealer(secret); err != nil {
+		if sealer, err = secrets.NewSealer(secret); err != nil {
 			return fmt.Errorf("%s: %w", SecretKeyEnv, err)
 		}
 	}

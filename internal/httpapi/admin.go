@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -9,9 +10,50 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/keys"
+	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/provider"
-	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/secrets"
 )
+
+// Store is what the server needs of storage: keys to authenticate callers,
+// and what each group of admin handlers manages.
+type Store interface {
+	keys.EpochFinder
+	KeyAdmin
+	BudgetAdmin
+	CredentialAdmin
+	UsageReporter
+}
+
+// KeyAdmin creates, lists and revokes virtual keys.
+type KeyAdmin interface {
+	keys.Creator
+	// ListKeys lists every key with its own budget, newest first.
+	ListKeys(ctx context.Context) ([]keys.Key, error)
+	// RevokeKey revokes a key at once; keys.ErrNotFound if there is none.
+	RevokeKey(ctx context.Context, id string) error
+}
+
+// BudgetAdmin sets projects' budgets.
+type BudgetAdmin interface {
+	EnsureProject(ctx context.Context, name string) (keys.Project, error)
+	// SetProjectBudget sets or replaces a project's budget.
+	SetProjectBudget(ctx context.Context, projectID string, b *ledger.Budget) error
+}
+
+// CredentialAdmin keeps provider credentials, sealed at rest.
+type CredentialAdmin interface {
+	AddCredential(ctx context.Context, sl *secrets.Sealer, c *secrets.Credential) error
+	// Credentials lists credentials, opened when sl is not nil ("" provider: all).
+	Credentials(ctx context.Context, sl *secrets.Sealer, provider string) ([]secrets.Credential, error)
+	// DeleteCredential removes one; secrets.ErrNotFound if there is none.
+	DeleteCredential(ctx context.Context, id string) error
+}
+
+// UsageReporter sums the ledger for GET /admin/usage.
+type UsageReporter interface {
+	UsageReport(ctx context.Context, groupBy string, from, to time.Time) ([]ledger.ReportRow, error)
+}
 
 func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /admin/keys", s.adminOnly(s.createKey))
@@ -47,7 +89,7 @@ func adminError(err error) error {
 	switch {
 	case errors.As(err, &fe):
 		return &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_value", Param: fe.Field, Message: fe.Error()}
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, keys.ErrNotFound), errors.Is(err, secrets.ErrNotFound):
 		return &provider.Error{Kind: provider.KindNotFound, Code: "not_found", Message: "no such object"}
 	}
 	return &provider.Error{Kind: provider.KindInternal, Message: "store error", Err: err}
@@ -78,7 +120,7 @@ func optTime(t time.Time) *time.Time {
 	return &t
 }
 
-func keyView(k *store.Key) KeyView {
+func keyView(k *keys.Key) KeyView {
 	v := KeyView{ID: k.ID, Object: "api_key", Prefix: k.Prefix + "…", Name: k.Name, Project: k.ProjectName, Models: k.Models,
 		RPM: k.RPM, TPM: k.TPM, MaxStreams: k.MaxStreams, ExpiresAt: optTime(k.ExpiresAt), CreatedAt: k.CreatedAt, RevokedAt: optTime(k.RevokedAt)}
 	if v.Models == nil {
@@ -194,7 +236,7 @@ func (s *Server) addCredential(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalid("api_key", "provider and api_key are required"))
 		return
 	}
-	c := &store.Credential{Provider: req.Provider, Name: req.Name, Secret: req.APIKey}
+	c := &secrets.Credential{Provider: req.Provider, Name: req.Name, Secret: req.APIKey}
 	if err := s.Store.AddCredential(r.Context(), s.Sealer, c); err != nil {
 		s.writeError(w, r, adminError(err))
 		return

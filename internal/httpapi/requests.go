@@ -6,7 +6,7 @@ import (
 	"net/http"
 
 	"github.com/tidegate/tidegate/internal/provider"
-	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/reqlog"
 	"github.com/tidegate/tidegate/internal/timing"
 )
 
@@ -34,7 +34,7 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := s.Requests.Request(r.Context(), r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, reqlog.ErrNotFound) {
 		s.writeError(w, r, &provider.Error{Kind: provider.KindNotFound, Code: "not_found", Message: "no request with that id in the log"})
 		return
 	}

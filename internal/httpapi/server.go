@@ -23,7 +23,7 @@ import (
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/keys"
 	"github.com/tidegate/tidegate/internal/provider"
-	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/secrets"
 	"github.com/tidegate/tidegate/internal/timing"
 	"github.com/tidegate/tidegate/internal/verdict"
 )
@@ -62,9 +62,9 @@ type Server struct {
 	// reading cannot hold a stream (and its upstream) forever.
 	WriteTimeout time.Duration
 	// Store holds virtual keys and serves the admin API; nil: master key only.
-	Store *store.DB
+	Store Store
 	// Sealer encrypts provider credentials; nil: the credentials API is off.
-	Sealer *store.Sealer
+	Sealer *secrets.Sealer
 	// Now is the clock for key expiry.
 	Now func() time.Time
 	// RequestTimeout bounds a request, all attempts together; a client may
@@ -139,7 +139,7 @@ const (
 // principal is who a request authenticated as: the master key, or a virtual key.
 type principal struct {
 	master bool
-	key    *store.Key
+	key    *keys.Key
 }
 
 func principalFrom(r *http.Request) principal {

@@ -4,15 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
-
-	"github.com/tidegate/tidegate/internal/store"
 )
-
-// EpochFinder is a Finder that also counts changes to keys.
-type EpochFinder interface {
-	Finder
-	KeyEpoch(ctx context.Context) (int64, error)
-}
 
 // Cache is a Finder that remembers keys, found or not, between changes to
 // the key table. Each lookup still reads the store's key epoch, one integer
@@ -24,7 +16,7 @@ type Cache struct {
 
 	mu     sync.Mutex
 	epoch  int64
-	byHash map[string]*store.Key // nil value: no such key
+	byHash map[string]*Key // nil value: no such key
 }
 
 // cacheLimit bounds the memory a flood of made-up keys can take.
@@ -32,31 +24,31 @@ const cacheLimit = 10_000
 
 // NewCache wraps a store.
 func NewCache(src EpochFinder) *Cache {
-	return &Cache{src: src, byHash: map[string]*store.Key{}}
+	return &Cache{src: src, byHash: map[string]*Key{}}
 }
 
 // KeyByHash returns a copy of the key, from memory while the epoch holds.
-func (c *Cache) KeyByHash(ctx context.Context, hash string) (*store.Key, error) {
+func (c *Cache) KeyByHash(ctx context.Context, hash string) (*Key, error) {
 	epoch, err := c.src.KeyEpoch(ctx)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	if epoch != c.epoch {
-		c.epoch, c.byHash = epoch, map[string]*store.Key{}
+		c.epoch, c.byHash = epoch, map[string]*Key{}
 	}
 	k, ok := c.byHash[hash]
 	c.mu.Unlock()
 	if ok {
 		if k == nil {
-			return nil, store.ErrNotFound
+			return nil, ErrNotFound
 		}
 		cp := *k
 		return &cp, nil
 	}
 
 	k, err = c.src.KeyByHash(ctx, hash)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -67,7 +59,7 @@ func (c *Cache) KeyByHash(ctx context.Context, hash string) (*store.Key, error) 
 	}
 	c.mu.Unlock()
 	if k == nil {
-		return nil, store.ErrNotFound
+		return nil, ErrNotFound
 	}
 	cp := *k
 	return &cp, nil

@@ -17,7 +17,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/ids"
+	"github.com/tidegate/tidegate/internal/ledger"
 )
 
 // Prefix types every virtual key.
@@ -44,20 +45,15 @@ func Hash(key string) string {
 // so a response never tells a revoked key from one that never existed.
 var ErrInvalid = errors.New("invalid API key")
 
-// Finder is the store lookup keys need.
-type Finder interface {
-	KeyByHash(ctx context.Context, hash string) (*store.Key, error)
-}
-
 // Check finds a live key for a presented value: well-formed, known, not
 // revoked, not expired. The hash comparison runs in constant time.
-func Check(ctx context.Context, f Finder, presented string, now time.Time) (*store.Key, error) {
+func Check(ctx context.Context, f Finder, presented string, now time.Time) (*Key, error) {
 	if !strings.HasPrefix(presented, Prefix) || len(presented) > maxKeyLen {
 		return nil, ErrInvalid
 	}
 	h := Hash(presented)
 	k, err := f.KeyByHash(ctx, h)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return nil, ErrInvalid
 	}
 	if err != nil {
@@ -73,7 +69,7 @@ func Check(ctx context.Context, f Finder, presented string, now time.Time) (*sto
 }
 
 // Allows reports whether a key may use a model (an empty list allows all).
-func Allows(k *store.Key, model string) bool {
+func Allows(k *Key, model string) bool {
 	if len(k.Models) == 0 {
 		return true
 	}
@@ -124,16 +120,16 @@ type FieldError struct{ Field, Message string }
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // ToBudget validates a budget spec and converts it to micro-units.
-func (b *BudgetSpec) ToBudget(field string) (*store.Budget, error) {
+func (b *BudgetSpec) ToBudget(field string) (*ledger.Budget, error) {
 	switch {
 	case b.Amount <= 0 || math.IsInf(b.Amount, 0) || math.IsNaN(b.Amount) || b.Amount > 1e12:
 		return nil, &FieldError{field + ".amount", "must be a positive amount"}
 	case b.Currency != "CNY" && b.Currency != "USD":
 		return nil, &FieldError{field + ".currency", "must be CNY or USD"}
-	case b.Period != store.PeriodDay && b.Period != store.PeriodMonth && b.Period != store.PeriodTotal:
+	case b.Period != ledger.PeriodDay && b.Period != ledger.PeriodMonth && b.Period != ledger.PeriodTotal:
 		return nil, &FieldError{field + ".period", "must be day, month or total"}
 	}
-	return &store.Budget{Currency: b.Currency, Amount: int64(math.Round(b.Amount * 1e6)), Period: b.Period, Soft: b.Soft}, nil
+	return &ledger.Budget{Currency: b.Currency, Amount: int64(math.Round(b.Amount * 1e6)), Period: b.Period, Soft: b.Soft}, nil
 }
 
 // Validate checks a creation request, naming the field at fault.
@@ -166,11 +162,11 @@ func (r *CreateRequest) Validate(now time.Time) error {
 // Created is a new key: the only time its secret is shown.
 type Created struct {
 	Key    string
-	Stored *store.Key
+	Stored *Key
 }
 
 // Create validates and stores a key, returning its secret once.
-func Create(ctx context.Context, s *store.DB, r *CreateRequest, now time.Time) (*Created, error) {
+func Create(ctx context.Context, s Creator, r *CreateRequest, now time.Time) (*Created, error) {
 	if err := r.Validate(now); err != nil {
 		return nil, err
 	}
@@ -179,7 +175,7 @@ func Create(ctx context.Context, s *store.DB, r *CreateRequest, now time.Time) (
 		return nil, err
 	}
 	secret, hash := Generate()
-	k := &store.Key{ID: store.NewID("key"), Hash: hash, Prefix: secret[:len(Prefix)+4], Name: r.Name,
+	k := &Key{ID: ids.New("key"), Hash: hash, Prefix: secret[:len(Prefix)+4], Name: r.Name,
 		ProjectID: p.ID, ProjectName: p.Name, Models: r.Models, RPM: r.RPM, TPM: r.TPM, MaxStreams: r.MaxStreams, CreatedAt: now.UTC()}
 	if r.ExpiresAt != nil {
 		k.ExpiresAt = r.ExpiresAt.UTC()

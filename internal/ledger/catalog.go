@@ -1,6 +1,7 @@
 // Package ledger prices usage and keeps budgets: the dated price catalog,
 // the meter that reserves a request's worst case and settles its truth, and
-// the per-key rate and concurrency limits.
+// the per-key rate and concurrency limits. Its records (budgets, holds,
+// entries) are kept by whatever implements Store (records.go).
 package ledger
 
 import (

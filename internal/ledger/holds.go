@@ -3,25 +3,23 @@ package ledger
 import (
 	"context"
 	"sync"
-
-	"github.com/tidegate/tidegate/internal/store"
 )
 
 // Budgeter takes and settles holds on budgets.
 type Budgeter interface {
-	Reserve(ctx context.Context, r *store.Reservation, budgets []store.Budget) error
-	Settle(ctx context.Context, r *store.Reservation, actual []int64, records []store.Usage) error
+	Reserve(ctx context.Context, r *Reservation, budgets []Budget) error
+	Settle(ctx context.Context, r *Reservation, actual []int64, records []Entry) error
 }
 
 // DBHolds keeps holds in the database: what several replicas sharing one
 // PostgreSQL need, since a budget is only as safe as the place its holds live.
-type DBHolds struct{ Store *store.DB }
+type DBHolds struct{ Store HoldStore }
 
-func (d DBHolds) Reserve(ctx context.Context, r *store.Reservation, _ []store.Budget) error {
+func (d DBHolds) Reserve(ctx context.Context, r *Reservation, _ []Budget) error {
 	return d.Store.Reserve(ctx, r)
 }
 
-func (d DBHolds) Settle(ctx context.Context, r *store.Reservation, actual []int64, records []store.Usage) error {
+func (d DBHolds) Settle(ctx context.Context, r *Reservation, actual []int64, records []Entry) error {
 	return d.Store.Settle(ctx, r, actual, records)
 }
 
@@ -31,7 +29,7 @@ func (d DBHolds) Settle(ctx context.Context, r *store.Reservation, actual []int6
 // so nothing is left to reconcile. Spending is read from the store once per
 // budget window and kept current by every settlement.
 type LocalHolds struct {
-	Store *store.DB
+	Store HoldStore
 
 	mu      sync.Mutex
 	windows map[windowKey]*localWindow
@@ -47,7 +45,7 @@ type localWindow struct {
 }
 
 // window returns a budget window, loading its spending on first use.
-func (l *LocalHolds) window(ctx context.Context, h store.Hold) (*localWindow, error) {
+func (l *LocalHolds) window(ctx context.Context, h Hold) (*localWindow, error) {
 	k := windowKey{h.BudgetID, h.PeriodStart}
 	l.mu.Lock()
 	w := l.windows[k]
@@ -71,7 +69,7 @@ func (l *LocalHolds) window(ctx context.Context, h store.Hold) (*localWindow, er
 	return w, nil
 }
 
-func (l *LocalHolds) Reserve(ctx context.Context, r *store.Reservation, budgets []store.Budget) error {
+func (l *LocalHolds) Reserve(ctx context.Context, r *Reservation, budgets []Budget) error {
 	ws := make([]*localWindow, len(r.Holds))
 	for i, h := range r.Holds {
 		w, err := l.window(ctx, h)
@@ -84,7 +82,7 @@ func (l *LocalHolds) Reserve(ctx context.Context, r *store.Reservation, budgets 
 	defer l.mu.Unlock()
 	for i, h := range r.Holds {
 		if !h.Soft && ws[i].spent+ws[i].reserved+h.Amount > budgets[i].Amount {
-			return &store.ErrBudgetExceeded{BudgetID: h.BudgetID}
+			return &BudgetExceededError{BudgetID: h.BudgetID}
 		}
 	}
 	for i, h := range r.Holds {
@@ -93,7 +91,7 @@ func (l *LocalHolds) Reserve(ctx context.Context, r *store.Reservation, budgets 
 	return nil
 }
 
-func (l *LocalHolds) Settle(ctx context.Context, r *store.Reservation, actual []int64, records []store.Usage) error {
+func (l *LocalHolds) Settle(ctx context.Context, r *Reservation, actual []int64, records []Entry) error {
 	l.mu.Lock()
 	for i, h := range r.Holds {
 		if w := l.windows[windowKey{h.BudgetID, h.PeriodStart}]; w != nil {

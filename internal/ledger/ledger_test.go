@@ -1,16 +1,8 @@
 package ledger
 
 import (
-	"context"
-	"fmt"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/tidegate/tidegate/internal/store"
-	"github.com/tidegate/tidegate/internal/store/sqlite"
 )
 
 func day(s string) time.Time {
@@ -134,75 +126,5 @@ func TestLimiter(t *testing.T) {
 	release() // twice is harmless
 	if _, ok := l.OpenStream("k", 1); !ok {
 		t.Error("the slot did not come back")
-	}
-}
-
-// TestLocalHoldsRace: in-memory holds never let concurrent requests jointly
-// pass a budget, and settled spending reaches the store.
-func TestLocalHoldsRace(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p, _ := st.EnsureProject(ctx, "p")
-	k := &store.Key{ID: "key_1", Hash: "h", Prefix: "tg-x", Name: "k", ProjectID: p.ID,
-		Budget: &store.Budget{Currency: "CNY", Amount: 1_000_000, Period: store.PeriodTotal}}
-	if err := st.CreateKey(ctx, k); err != nil {
-		t.Fatal(err)
-	}
-	bs, _ := st.Budgets(ctx, k.ID, p.ID)
-	holds := &LocalHolds{Store: st}
-	var ok atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < 200; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			r := &store.Reservation{ID: store.NewID("res"), Holds: []store.Hold{{BudgetID: bs[0].ID, Amount: 50_000}}}
-			if err := holds.Reserve(ctx, r, bs); err != nil {
-				return
-			}
-			ok.Add(1)
-			rec := []store.Usage{{RequestID: fmt.Sprint(i), Attempt: 1, Cost: 40_000, Currency: "CNY", Status: "ok"}}
-			if err := holds.Settle(ctx, r, []int64{40_000}, rec); err != nil {
-				t.Error(err)
-			}
-		}(i)
-	}
-	wg.Wait()
-	// Each settles below its hold, freeing room: more than 20 may pass over
-	// time, but spending never exceeds the budget.
-	w, _ := st.BudgetWindow(ctx, bs[0].ID, 0)
-	if w.Spent > 1_000_000 || w.Spent != ok.Load()*40_000 || ok.Load() < 20 {
-		t.Errorf("%d reserved; window %+v", ok.Load(), w)
-	}
-}
-
-func TestBudgetCacheApplies(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p, _ := st.EnsureProject(ctx, "p")
-	now := time.Unix(1_800_000_000, 0)
-	m := &Meter{Store: st, Now: func() time.Time { return now }}
-	first, _ := m.budgets(ctx, "key_x", p.ID)
-	if len(first) != 0 {
-		t.Fatalf("budgets before any: %v", first)
-	}
-	if err := st.SetProjectBudget(ctx, p.ID, &store.Budget{Currency: "CNY", Amount: 5, Period: store.PeriodTotal}); err != nil {
-		t.Fatal(err)
-	}
-	now = now.Add(500 * time.Millisecond)
-	if bs, _ := m.budgets(ctx, "key_x", p.ID); len(bs) != 0 {
-		t.Error("the cache was bypassed within its second")
-	}
-	now = now.Add(600 * time.Millisecond)
-	if bs, _ := m.budgets(ctx, "key_x", p.ID); len(bs) != 1 {
-		t.Error("a budget change did not apply after a second")
 	}
 }

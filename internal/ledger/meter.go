@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/gateway"
+	"github.com/tidegate/tidegate/internal/ids"
 	"github.com/tidegate/tidegate/internal/provider"
-	"github.com/tidegate/tidegate/internal/store"
 )
 
 // Meter admits requests against a key's limits and budgets and writes the
@@ -26,7 +26,8 @@ import (
 // prompt estimate (bytes ÷ 3) undercounts the provider's tokenizer: the
 // output is bounded by max_tokens, which the reservation covers in full.
 type Meter struct {
-	Store *store.DB
+	// Store reads budgets and keeps the ledger and, through DBHolds, the holds.
+	Store Store
 	// Holds keeps the reservations: in memory for SQLite (one process), in
 	// the database for PostgreSQL (several replicas). Nil means DBHolds.
 	Holds   Budgeter
@@ -42,7 +43,7 @@ type Meter struct {
 	USDToCNY float64
 	Now      func() time.Time
 	// Billed, if set, sees every record once it is written (metrics).
-	Billed func(records []store.Usage)
+	Billed func(records []Entry)
 
 	// budgetCache keeps each key's budgets for a second: they change rarely,
 	// and a change may take that long to apply. (Keys themselves are read on
@@ -52,14 +53,14 @@ type Meter struct {
 }
 
 type cachedBudgets struct {
-	budgets []store.Budget
+	budgets []Budget
 	at      time.Time
 }
 
 // budgetTTL bounds how long a budget change may take to apply.
 const budgetTTL = time.Second
 
-func (m *Meter) budgets(ctx context.Context, keyID, projectID string) ([]store.Budget, error) {
+func (m *Meter) budgets(ctx context.Context, keyID, projectID string) ([]Budget, error) {
 	k := keyID + "\x00" + projectID
 	now := m.now()
 	m.budgetMu.Lock()
@@ -122,14 +123,14 @@ func (m *Meter) Open(ctx context.Context, call *gateway.Call, est gateway.Estima
 	}
 	now := m.now()
 	worst := m.worstCase(est, now)
-	res := &store.Reservation{ID: store.NewID("res"), ExpiresAt: now.Add(m.ttl())}
+	res := &Reservation{ID: ids.New("res"), ExpiresAt: now.Add(m.ttl())}
 	for _, b := range budgets {
-		res.Holds = append(res.Holds, store.Hold{BudgetID: b.ID, PeriodStart: store.PeriodStart(b.Period, now),
+		res.Holds = append(res.Holds, Hold{BudgetID: b.ID, PeriodStart: PeriodStart(b.Period, now),
 			Amount: m.convert(worst, b.Currency), Soft: b.Soft})
 	}
 	if err := m.holds().Reserve(ctx, res, budgets); err != nil {
 		t.Close()
-		var exceeded *store.ErrBudgetExceeded
+		var exceeded *BudgetExceededError
 		if errors.As(err, &exceeded) {
 			for _, b := range budgets {
 				if b.ID == exceeded.BudgetID {
@@ -203,19 +204,19 @@ func (m *Meter) convert(amount money, currency string) int64 {
 type tab struct {
 	m             *Meter
 	call          *gateway.Call
-	res           *store.Reservation
-	budgets       []store.Budget
+	res           *Reservation
+	budgets       []Budget
 	releaseStream func()
 
 	mu      sync.Mutex
-	records []store.Usage
+	records []Entry
 	closed  bool
 }
 
 func (t *tab) Record(a gateway.Attempt) {
 	m := t.m
 	at := m.now()
-	u := store.Usage{RequestID: t.call.RequestID, Attempt: a.Number, CreatedAt: at, KeyID: t.call.KeyID, ProjectID: t.call.ProjectID,
+	u := Entry{RequestID: t.call.RequestID, Attempt: a.Number, CreatedAt: at, KeyID: t.call.KeyID, ProjectID: t.call.ProjectID,
 		Provider: a.Target.Provider, Model: a.Target.Model,
 		PromptTokens: int64(a.Usage.PromptTokens), CompletionTokens: int64(a.Usage.CompletionTokens),
 		CachedTokens: int64(a.Usage.CachedTokens()), ReasoningTokens: int64(a.Usage.ReasoningTokens()),
@@ -296,7 +297,7 @@ func (m *Meter) convertSum(spent money, currency string) int64 {
 }
 
 // alertSoft logs soft budgets that are now past their amount.
-func (m *Meter) alertSoft(ctx context.Context, budgets []store.Budget, res *store.Reservation) {
+func (m *Meter) alertSoft(ctx context.Context, budgets []Budget, res *Reservation) {
 	for i, b := range budgets {
 		if !b.Soft {
 			continue

@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/router"
-	"github.com/tidegate/tidegate/internal/store"
 	"github.com/tidegate/tidegate/internal/timing"
 )
 
@@ -189,7 +189,7 @@ func (m *Metrics) ObserveRequest(_ context.Context, rec *timing.Record, _ http.H
 }
 
 // Billed counts the ledger's records: tokens and cost.
-func (m *Metrics) Billed(records []store.Usage) {
+func (m *Metrics) Billed(records []ledger.Entry) {
 	for _, r := range records {
 		t := m.target(r.Provider + "/" + r.Model)
 		m.tokens.WithLabelValues(t, "prompt").Add(float64(r.PromptTokens))

@@ -13,15 +13,41 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/provider"
-	"github.com/tidegate/tidegate/internal/store"
 	"github.com/tidegate/tidegate/internal/timing"
 )
 
+// ErrNotFound is returned when no request of that id is in the log.
+var ErrNotFound = errors.New("reqlog: no such request")
+
+// Row is one request in the log; Record is its JSON timeline, the other
+// fields are its indexed summary.
+type Row struct {
+	ID         string
+	ReceivedAt time.Time
+	Endpoint   string
+	Model      string
+	Route      string
+	KeyID      string
+	Status     int
+	Verdict    string
+	Total      time.Duration
+	Record     string
+}
+
+// Reader reads a logged record.
+type Reader interface {
+	// RequestLog returns the newest record of a request id; ErrNotFound if none.
+	RequestLog(ctx context.Context, id string) (string, error)
+}
+
 // Store is what the log needs of the database.
 type Store interface {
-	InsertRequestLogs(ctx context.Context, rows []store.RequestLogRow) error
-	RequestLog(ctx context.Context, id string) (string, error)
+	Reader
+	// InsertRequestLogs writes a batch; a row already there is kept.
+	InsertRequestLogs(ctx context.Context, rows []Row) error
+	// PruneRequestLog deletes rows received before a time, saying how many.
 	PruneRequestLog(ctx context.Context, before time.Time) (int64, error)
+	// PruneRequestLogRows keeps the newest keep rows, saying how many went.
 	PruneRequestLogRows(ctx context.Context, keep int64) (int64, error)
 }
 
@@ -135,7 +161,7 @@ func (l *Log) Flush(ctx context.Context) {
 	if len(batch) == 0 {
 		return
 	}
-	rows := make([]store.RequestLogRow, 0, len(batch))
+	rows := make([]Row, 0, len(batch))
 	for _, rec := range batch {
 		rows = append(rows, l.row(rec))
 	}
@@ -144,7 +170,7 @@ func (l *Log) Flush(ctx context.Context) {
 	}
 }
 
-func (l *Log) row(rec *timing.Record) store.RequestLogRow {
+func (l *Log) row(rec *timing.Record) Row {
 	cp := *rec
 	if cp.RequestBody != "" || cp.ResponseBody != "" {
 		var secrets []string
@@ -155,7 +181,7 @@ func (l *Log) row(rec *timing.Record) store.RequestLogRow {
 		cp.ResponseBody = Redact(cp.ResponseBody, secrets...)
 	}
 	b, _ := json.Marshal(&cp)
-	return store.RequestLogRow{ID: rec.ID, ReceivedAt: rec.Received, Endpoint: rec.Endpoint, Model: rec.Model, Route: rec.Route,
+	return Row{ID: rec.ID, ReceivedAt: rec.Received, Endpoint: rec.Endpoint, Model: rec.Model, Route: rec.Route,
 		KeyID: rec.KeyID, Status: rec.Status, Verdict: rec.Verdict.Kind, Total: time.Duration(float64(rec.Phases.Total) * float64(time.Millisecond)),
 		Record: string(b)}
 }
@@ -179,7 +205,7 @@ func (l *Log) Request(ctx context.Context, id string) (*timing.Record, error) {
 }
 
 // Lookup reads a record straight from a store (the diagnose command).
-func Lookup(ctx context.Context, s Store, id string) (*timing.Record, error) {
+func Lookup(ctx context.Context, s Reader, id string) (*timing.Record, error) {
 	text, err := s.RequestLog(ctx, id)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package reqlog
+package reqlog_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidegate/tidegate/internal/store"
+	"github.com/tidegate/tidegate/internal/reqlog"
 	"github.com/tidegate/tidegate/internal/store/sqlite"
 	"github.com/tidegate/tidegate/internal/timing"
 )
@@ -24,7 +24,7 @@ func TestLogFindsAndRedacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	l := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Secrets: func() []string { return []string{"configured-key-123"} }})
+	l := reqlog.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), reqlog.Options{Secrets: func() []string { return []string{"configured-key-123"} }})
 	rt := timing.New("req-1", time.Now(), true)
 	rt.Input([]byte(`{"messages":[{"content":"use configured-key-123 and sk-abcdefgh1234"}]}`))
 	rt.Output("the token is ghp_")
@@ -46,7 +46,7 @@ func TestLogFindsAndRedacts(t *testing.T) {
 		}
 		l.Flush(ctx)
 	}
-	if _, err := l.Request(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := l.Request(ctx, "nope"); !errors.Is(err, reqlog.ErrNotFound) {
 		t.Errorf("unknown id: %v", err)
 	}
 }
@@ -57,7 +57,7 @@ func BenchmarkFlush(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	l := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
+	l := reqlog.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), reqlog.Options{})
 	rt := timing.New("req", time.Now(), false)
 	rt.Describe("chat", true)
 	_, a := rt.StartAttempt(context.Background(), "up/m", 1)

@@ -7,53 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tidegate/tidegate/internal/ids"
+	"github.com/tidegate/tidegate/internal/ledger"
 )
-
-// PeriodStart is the start of the budget window holding t, in UTC.
-func PeriodStart(period string, t time.Time) int64 {
-	t = t.UTC()
-	switch period {
-	case PeriodDay:
-		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC).UnixMicro()
-	case PeriodMonth:
-		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC).UnixMicro()
-	}
-	return 0
-}
-
-// Hold is part of a reservation: an amount held against one budget window.
-type Hold struct {
-	BudgetID    string `json:"budget_id"`
-	PeriodStart int64  `json:"period_start"`
-	Amount      int64  `json:"amount"`
-	Soft        bool   `json:"soft,omitempty"`
-}
-
-// Reservation holds a request's worst-case cost until it is settled.
-type Reservation struct {
-	ID        string
-	Holds     []Hold
-	ExpiresAt time.Time
-	// Local: the holds live in memory (LocalHolds), so there is no row to
-	// delete at settlement and spending counts only with fresh records.
-	Local bool
-}
-
-// ErrBudgetExceeded is returned by Reserve when a hard budget cannot hold the amount.
-type ErrBudgetExceeded struct {
-	BudgetID string
-}
-
-func (e *ErrBudgetExceeded) Error() string { return "store: budget " + e.BudgetID + " exceeded" }
 
 // Reserve holds every amount atomically: either all holds are taken, or none
 // is and the first hard budget that could not hold its amount is reported.
 // A hold is taken only while spent + reserved + amount stays within the
 // budget, checked and applied in one conditional UPDATE, so concurrent
 // reservations can never jointly pass a budget.
-func (s *DB) Reserve(ctx context.Context, r *Reservation) error {
+func (s *DB) Reserve(ctx context.Context, r *ledger.Reservation) error {
 	if r.ID == "" {
-		r.ID = NewID("res")
+		r.ID = ids.New("res")
 	}
 	holds, _ := json.Marshal(r.Holds)
 	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
@@ -72,7 +38,7 @@ func (s *DB) Reserve(ctx context.Context, r *Reservation) error {
 				return fmt.Errorf("store: %w", err)
 			}
 			if n, _ := res.RowsAffected(); n == 0 {
-				return &ErrBudgetExceeded{BudgetID: h.BudgetID}
+				return &ledger.BudgetExceededError{BudgetID: h.BudgetID}
 			}
 		}
 		_, err := s.txExec(ctx, tx, sqlInsertReservation,
@@ -89,7 +55,7 @@ func (s *DB) Reserve(ctx context.Context, r *Reservation) error {
 // one transaction. Records are idempotent on (request_id, attempt), and a
 // reservation is settled at most once: settling one already released by the
 // reconciler still spends the true cost and writes the records.
-func (s *DB) Settle(ctx context.Context, r *Reservation, actual []int64, records []Usage) error {
+func (s *DB) Settle(ctx context.Context, r *ledger.Reservation, actual []int64, records []ledger.Entry) error {
 	return s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 		var held int64
 		if !r.Local {
@@ -130,9 +96,9 @@ func (s *DB) ReleaseExpired(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: %w", err)
 	}
-	var expired []Reservation
+	var expired []ledger.Reservation
 	for rows.Next() {
-		var r Reservation
+		var r ledger.Reservation
 		var holds string
 		if err := rows.Scan(&r.ID, &holds); err != nil {
 			rows.Close()
@@ -173,18 +139,13 @@ func (s *DB) ReleaseExpired(ctx context.Context, now time.Time) (int, error) {
 
 var errGone = errors.New("gone")
 
-// Window is a budget's state in one period.
-type Window struct {
-	Spent, Reserved int64
-}
-
 // BudgetWindow reads a budget's window; zero if it has none yet.
-func (s *DB) BudgetWindow(ctx context.Context, budgetID string, periodStart int64) (Window, error) {
-	var w Window
+func (s *DB) BudgetWindow(ctx context.Context, budgetID string, periodStart int64) (ledger.Window, error) {
+	var w ledger.Window
 	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT spent, reserved FROM budget_windows WHERE budget_id = ? AND period_start = ?`),
 		budgetID, periodStart).Scan(&w.Spent, &w.Reserved)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Window{}, nil
+		return ledger.Window{}, nil
 	}
 	return w, err
 }

@@ -2,85 +2,34 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
-)
 
-// NewID makes a random id with a type prefix ("key_…", "prj_…").
-func NewID(prefix string) string {
-	var b [10]byte
-	_, _ = rand.Read(b[:])
-	return prefix + "_" + hex.EncodeToString(b[:])
-}
-
-// Project groups keys; budgets can apply to a whole project.
-type Project struct {
-	ID        string
-	Name      string
-	CreatedAt time.Time
-}
-
-// Key is a virtual key as stored: its hash, never the key itself.
-type Key struct {
-	ID          string
-	Hash        string
-	Prefix      string
-	Name        string
-	ProjectID   string
-	ProjectName string
-	Models      []string
-	RPM         int64
-	TPM         int64
-	MaxStreams  int64
-	ExpiresAt   time.Time
-	CreatedAt   time.Time
-	RevokedAt   time.Time
-	Budget      *Budget // the key's own budget, if any
-}
-
-// Budget limits spending of a key or a project in one currency per period.
-type Budget struct {
-	ID       string
-	Scope    string // key | project
-	ScopeID  string
-	Currency string
-	Amount   int64 // micro-units
-	Period   string
-	Soft     bool
-}
-
-// Budget scopes and periods.
-const (
-	ScopeKey     = "key"
-	ScopeProject = "project"
-	PeriodDay    = "day"
-	PeriodMonth  = "month"
-	PeriodTotal  = "total"
+	"github.com/tidegate/tidegate/internal/ids"
+	"github.com/tidegate/tidegate/internal/keys"
+	"github.com/tidegate/tidegate/internal/ledger"
 )
 
 // EnsureProject returns the project of that name, creating it if needed.
-func (s *DB) EnsureProject(ctx context.Context, name string) (Project, error) {
-	p := Project{ID: NewID("prj"), Name: name, CreatedAt: s.now().UTC()}
+func (s *DB) EnsureProject(ctx context.Context, name string) (keys.Project, error) {
+	p := keys.Project{ID: ids.New("prj"), Name: name, CreatedAt: s.now().UTC()}
 	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`),
 		p.ID, p.Name, micros(p.CreatedAt)); err != nil {
-		return Project{}, fmt.Errorf("store: %w", err)
+		return keys.Project{}, fmt.Errorf("store: %w", err)
 	}
 	var created int64
 	err := s.db.QueryRowContext(ctx, s.q(`SELECT id, created_at FROM projects WHERE name = ?`), name).Scan(&p.ID, &created)
 	if err != nil {
-		return Project{}, fmt.Errorf("store: %w", err)
+		return keys.Project{}, fmt.Errorf("store: %w", err)
 	}
 	p.CreatedAt = fromMicros(created)
 	return p, nil
 }
 
 // CreateKey stores a key and its budget in one transaction.
-func (s *DB) CreateKey(ctx context.Context, k *Key) error {
+func (s *DB) CreateKey(ctx context.Context, k *keys.Key) error {
 	models, _ := json.Marshal(k.Models)
 	if k.Models == nil {
 		models = []byte("[]")
@@ -99,7 +48,7 @@ func (s *DB) CreateKey(ctx context.Context, k *Key) error {
 			return err
 		}
 		if k.Budget != nil {
-			k.Budget.Scope, k.Budget.ScopeID = ScopeKey, k.ID
+			k.Budget.Scope, k.Budget.ScopeID = ledger.ScopeKey, k.ID
 			return s.putBudget(ctx, tx, k.Budget)
 		}
 		return nil
@@ -107,14 +56,14 @@ func (s *DB) CreateKey(ctx context.Context, k *Key) error {
 }
 
 // SetProjectBudget sets (or replaces) a project's budget.
-func (s *DB) SetProjectBudget(ctx context.Context, projectID string, b *Budget) error {
-	b.Scope, b.ScopeID = ScopeProject, projectID
+func (s *DB) SetProjectBudget(ctx context.Context, projectID string, b *ledger.Budget) error {
+	b.Scope, b.ScopeID = ledger.ScopeProject, projectID
 	return s.tx(ctx, func(tx *sql.Tx) error { return s.putBudget(ctx, tx, b) })
 }
 
-func (s *DB) putBudget(ctx context.Context, tx *sql.Tx, b *Budget) error {
+func (s *DB) putBudget(ctx context.Context, tx *sql.Tx, b *ledger.Budget) error {
 	if b.ID == "" {
-		b.ID = NewID("bud")
+		b.ID = ids.New("bud")
 	}
 	soft := 0
 	if b.Soft {
@@ -131,8 +80,8 @@ func (s *DB) putBudget(ctx context.Context, tx *sql.Tx, b *Budget) error {
 
 const keyColumns = `k.id, k.hash, k.prefix, k.name, k.project_id, p.name, k.models, k.rpm, k.tpm, k.max_streams, k.expires_at, k.created_at, k.revoked_at`
 
-func scanKey(row interface{ Scan(...any) error }) (*Key, error) {
-	var k Key
+func scanKey(row interface{ Scan(...any) error }) (*keys.Key, error) {
+	var k keys.Key
 	var models string
 	var expires, created, revoked int64
 	if err := row.Scan(&k.ID, &k.Hash, &k.Prefix, &k.Name, &k.ProjectID, &k.ProjectName, &models, &k.RPM, &k.TPM, &k.MaxStreams, &expires, &created, &revoked); err != nil {
@@ -144,11 +93,11 @@ func scanKey(row interface{ Scan(...any) error }) (*Key, error) {
 }
 
 // KeyByHash finds a key by the hash of its secret, revoked or not.
-func (s *DB) KeyByHash(ctx context.Context, hash string) (*Key, error) {
+func (s *DB) KeyByHash(ctx context.Context, hash string) (*keys.Key, error) {
 	row := s.queryRow(ctx, `SELECT `+keyColumns+` FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.hash = ?`, hash)
 	k, err := scanKey(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
+		return nil, keys.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -157,13 +106,13 @@ func (s *DB) KeyByHash(ctx context.Context, hash string) (*Key, error) {
 }
 
 // ListKeys lists every key with its budget, newest first.
-func (s *DB) ListKeys(ctx context.Context) ([]Key, error) {
+func (s *DB) ListKeys(ctx context.Context) ([]keys.Key, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys k JOIN projects p ON p.id = k.project_id ORDER BY k.created_at DESC, k.id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	defer rows.Close()
-	var out []Key
+	var out []keys.Key
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
@@ -194,7 +143,7 @@ func (s *DB) RevokeKey(ctx context.Context, id string) error {
 			return fmt.Errorf("store: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
+			return keys.ErrNotFound
 		}
 		return s.bumpKeyEpoch(ctx, tx)
 	})
@@ -219,16 +168,16 @@ func (s *DB) KeyEpoch(ctx context.Context) (int64, error) {
 }
 
 // Budgets returns the budgets that apply to a key and its project.
-func (s *DB) Budgets(ctx context.Context, keyID, projectID string) ([]Budget, error) {
+func (s *DB) Budgets(ctx context.Context, keyID, projectID string) ([]ledger.Budget, error) {
 	rows, err := s.query(ctx, `SELECT id, scope, scope_id, currency, amount, period, soft FROM budgets
 		WHERE (scope = 'key' AND scope_id = ?) OR (scope = 'project' AND scope_id = ?) ORDER BY scope`, keyID, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	defer rows.Close()
-	var out []Budget
+	var out []ledger.Budget
 	for rows.Next() {
-		var b Budget
+		var b ledger.Budget
 		var soft int64
 		if err := rows.Scan(&b.ID, &b.Scope, &b.ScopeID, &b.Currency, &b.Amount, &b.Period, &soft); err != nil {
 			return nil, fmt.Errorf("store: %w", err)

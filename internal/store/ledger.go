@@ -5,30 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
-)
 
-// Usage is one ledger record: an upstream attempt that consumed tokens.
-type Usage struct {
-	RequestID        string
-	Attempt          int
-	CreatedAt        time.Time
-	KeyID            string
-	ProjectID        string
-	Provider         string
-	Model            string
-	PromptTokens     int64
-	CompletionTokens int64
-	CachedTokens     int64
-	CacheWriteTokens int64
-	ReasoningTokens  int64
-	Cost             int64 // micro-units of Currency
-	Currency         string
-	Priced           bool
-	Estimated        bool
-	Status           string // ok | error | canceled
-	Latency          time.Duration
-	PriceRef         string
-}
+	"github.com/tidegate/tidegate/internal/ledger"
+)
 
 func b2i(b bool) int64 {
 	if b {
@@ -38,7 +17,7 @@ func b2i(b bool) int64 {
 }
 
 // insertUsage writes records once; fresh reports whether any was new.
-func (s *DB) insertUsage(ctx context.Context, tx *sql.Tx, records []Usage) (fresh bool, err error) {
+func (s *DB) insertUsage(ctx context.Context, tx *sql.Tx, records []ledger.Entry) (fresh bool, err error) {
 	for _, u := range records {
 		if u.CreatedAt.IsZero() {
 			u.CreatedAt = s.now()
@@ -58,7 +37,7 @@ func (s *DB) insertUsage(ctx context.Context, tx *sql.Tx, records []Usage) (fres
 }
 
 // RecordUsage writes records outside any reservation (a key without budgets).
-func (s *DB) RecordUsage(ctx context.Context, records []Usage) error {
+func (s *DB) RecordUsage(ctx context.Context, records []ledger.Entry) error {
 	return s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := s.insertUsage(ctx, tx, records)
 		return err
@@ -73,22 +52,9 @@ var reportColumns = map[string]string{
 	"provider": "provider",
 }
 
-// ReportRow is one group of a usage report.
-type ReportRow struct {
-	Group            string
-	Currency         string
-	Requests         int64
-	PromptTokens     int64
-	CompletionTokens int64
-	CachedTokens     int64
-	Cost             int64
-	Unpriced         int64
-	Estimated        int64
-}
-
 // UsageReport sums the ledger between from and to (to exclusive), grouped by
 // key, project, model, provider or day (UTC), per currency.
-func (s *DB) UsageReport(ctx context.Context, groupBy string, from, to time.Time) ([]ReportRow, error) {
+func (s *DB) UsageReport(ctx context.Context, groupBy string, from, to time.Time) ([]ledger.ReportRow, error) {
 	col, ok := reportColumns[groupBy]
 	if groupBy == "day" {
 		// Day number since the epoch, turned into a date below.
@@ -107,9 +73,9 @@ func (s *DB) UsageReport(ctx context.Context, groupBy string, from, to time.Time
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	defer rows.Close()
-	var out []ReportRow
+	var out []ledger.ReportRow
 	for rows.Next() {
-		var r ReportRow
+		var r ledger.ReportRow
 		if err := rows.Scan(&r.Group, &r.Currency, &r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &r.Cost, &r.Unpriced, &r.Estimated); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}

@@ -7,21 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
-)
 
-// RequestLogRow is one request in the log; Record is its JSON timeline.
-type RequestLogRow struct {
-	ID         string
-	ReceivedAt time.Time
-	Endpoint   string
-	Model      string
-	Route      string
-	KeyID      string
-	Status     int
-	Verdict    string
-	Total      time.Duration
-	Record     string
-}
+	"github.com/tidegate/tidegate/internal/reqlog"
+)
 
 // requestLogChunk is how many rows one INSERT statement carries: a batch
 // pays the statement's round trip once per chunk, not per row.
@@ -43,7 +31,7 @@ func insertRequestLog(n int) string {
 
 // InsertRequestLogs writes a batch of rows in one transaction. The log is
 // diagnostic: its commit need not reach the disk before the next one does.
-func (s *DB) InsertRequestLogs(ctx context.Context, rows []RequestLogRow) error {
+func (s *DB) InsertRequestLogs(ctx context.Context, rows []reqlog.Row) error {
 	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
 		for len(rows) > 0 {
 			// Full chunks in one statement, the rest a row at a time: both
@@ -72,7 +60,7 @@ func (s *DB) RequestLog(ctx context.Context, id string) (string, error) {
 	var rec string
 	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT record FROM request_log WHERE id = ? ORDER BY received_at DESC LIMIT 1`), id).Scan(&rec)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
+		return "", reqlog.ErrNotFound
 	}
 	if err != nil {
 		return "", fmt.Errorf("store: %w", err)

@@ -1,7 +1,10 @@
 // Package store keeps tidegate's state: projects, virtual keys, budgets and
-// their reservations, the usage ledger, encrypted provider credentials. One
-// SQL implementation over database/sql serves SQLite (embedded) and
-// PostgreSQL (several replicas); the sqlite and postgres packages open them.
+// their reservations, the usage ledger, the request log, encrypted provider
+// credentials. One SQL implementation over database/sql serves SQLite
+// (embedded) and PostgreSQL (several replicas); the sqlite and postgres
+// packages open them. The records are the domain packages' (keys, ledger,
+// reqlog, secrets), and each of those declares the small interface it needs;
+// DB implements them all (see boundary.go).
 package store
 
 import (
@@ -21,9 +24,6 @@ import (
 
 //go:embed migrations/*.sql
 var migrations embed.FS
-
-// ErrNotFound is returned when a row does not exist.
-var ErrNotFound = errors.New("store: not found")
 
 // Dialect is what differs between the databases.
 type Dialect int

@@ -1,4 +1,4 @@
-package store
+package secrets
 
 import "testing"
 
@@ -7,12 +7,12 @@ func TestSealBindsToRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed := sl.seal("cred_1", "deepseek", "sk-live")
-	if got, err := sl.open("cred_1", "deepseek", sealed); err != nil || got != "sk-live" {
+	sealed := sl.Seal("cred_1", "deepseek", "sk-live")
+	if got, err := sl.Open("cred_1", "deepseek", sealed); err != nil || got != "sk-live" {
 		t.Fatalf("open = %q, %v", got, err)
 	}
 	for _, moved := range [][2]string{{"cred_2", "deepseek"}, {"cred_1", "qwen"}} {
-		if _, err := sl.open(moved[0], moved[1], sealed); err == nil {
+		if _, err := sl.Open(moved[0], moved[1], sealed); err == nil {
 			t.Errorf("a ciphertext copied to %v opened", moved)
 		}
 	}
