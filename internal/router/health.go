@@ -73,9 +73,9 @@ type Pass struct {
 	// Cooling, on a refusal, says the target is out only because it is
 	// cooling after a 429: a rate limit, not a fault.
 	Cooling bool
-	gen    uint64 // the target's generation at admission; 0: made by hand
-	probe  bool   // the half-open probe: its result decides re-admission
-	panic  bool   // admitted out of ejection by Panic: its result moves no state
+	gen     uint64 // the target's generation at admission; 0: made by hand
+	probe   bool   // the half-open probe: its result decides re-admission
+	panic   bool   // admitted out of ejection by Panic: its result moves no state
 }
 
 // targetHealth is one target's state. A target is in one of three states:
