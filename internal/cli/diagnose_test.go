@@ -74,7 +74,8 @@ models:
 	inject := func(m sim.Model) {
 		t.Helper()
 		b, _ := json.Marshal(map[string]any{"ttft": m.TTFT.String(), "tokens_per_second": m.TokensPerSecond,
-			"output_tokens": m.OutputTokens, "network_delay": m.NetworkDelay.String(), "fault": map[string]any{"kind": m.Fault.Kind, "rate": m.Fault.Rate}})
+			"output_tokens": m.OutputTokens, "network_delay": m.NetworkDelay.String(), "fault": map[string]any{"kind": m.Fault.Kind, "rate": m.Fault.Rate},
+			"head": m.Head, "no_processing_header": m.NoProcessingHeader})
 		req, _ := http.NewRequest(http.MethodPut, up.URL+"/sim/models/m", bytes.NewReader(b))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != http.StatusNoContent {
@@ -99,6 +100,17 @@ models:
 		{"network delay", with(normal, func(m *sim.Model) { m.NetworkDelay = 300 * time.Millisecond }), true, timing.VerdictNetwork},
 		{"network delay, whole answer", with(normal, func(m *sim.Model) { m.NetworkDelay = 300 * time.Millisecond }), false, timing.VerdictNetwork},
 		{"slow prefill", with(normal, func(m *sim.Model) { m.TTFT = 500 * time.Millisecond }), true, timing.VerdictPrefill},
+		// An upstream that holds its head until its first token: its wait
+		// is the model's, whether it reports its processing time or not.
+		{"slow prefill, head with the first token", with(normal, func(m *sim.Model) {
+			m.TTFT, m.Head = 500*time.Millisecond, sim.HeadWithFirstToken
+		}), true, timing.VerdictPrefill},
+		{"slow prefill, head with the first token, no processing header", with(normal, func(m *sim.Model) {
+			m.TTFT, m.Head, m.NoProcessingHeader = 500*time.Millisecond, sim.HeadWithFirstToken, true
+		}), true, timing.VerdictPrefill},
+		{"network delay, head with the first token", with(normal, func(m *sim.Model) {
+			m.NetworkDelay, m.Head = 300*time.Millisecond, sim.HeadWithFirstToken
+		}), true, timing.VerdictNetwork},
 		{"slow decode", with(normal, func(m *sim.Model) { m.TokensPerSecond = 40 }), true, timing.VerdictDecode},
 		// A whole answer cannot show its phases: the one that dominates such
 		// answers normally (here decode: 40 ms against 20 ms to the first token).
@@ -240,4 +252,88 @@ func slowRead(t *testing.T, base, body string) string {
 		t.Fatalf("slow client read only %d bytes", total)
 	}
 	return id
+}
+
+// TestDiagnoseHedgeAndRefusal: a hedge that wins is judged on the answer the
+// client got, not on the loser the gateway cancelled; the timeline of the
+// two overlapping attempts is in time order; and a 503 refused before any
+// upstream call is not ok.
+func TestDiagnoseHedgeAndRefusal(t *testing.T) {
+	fleet := sim.New("upstream", 7, []sim.Model{
+		{Name: "slow", TTFT: 1500 * time.Millisecond, OutputTokens: 4},
+		{Name: "m", TTFT: 20 * time.Millisecond, OutputTokens: 4},
+		{Name: "broken", Fault: sim.Fault{Kind: sim.Fault500, Rate: 1}},
+	})
+	up := httptest.NewServer(fleet.Handler())
+	t.Cleanup(up.Close)
+	g := startGateway(t, fmt.Sprintf(`
+store: STORE
+master_key: %s
+log_level: error
+providers:
+  - {name: up, type: vllm, base_url: %s/v1, models: [slow, m, broken]}
+models:
+  - {name: hedged, targets: [up/slow, up/m], hedge: true, hedge_after: 100ms}
+  - {name: down, targets: [up/broken]}
+`, testKey, up.URL))
+	diagnose := func(id string) (timing.Record, string) {
+		t.Helper()
+		var out, text bytes.Buffer
+		if code := Main(context.Background(), []string{"diagnose", "--config", g.config, "--json", id}, &out, io.Discard); code != 0 {
+			t.Fatalf("diagnose %s: exit %d", id, code)
+		}
+		var rec timing.Record
+		if err := json.Unmarshal(out.Bytes(), &rec); err != nil {
+			t.Fatalf("diagnose %s: %v", id, err)
+		}
+		if code := Main(context.Background(), []string{"diagnose", "--config", g.config, id}, &text, io.Discard); code != 0 {
+			t.Fatalf("diagnose %s: exit %d", id, code)
+		}
+		return rec, text.String()
+	}
+	send := func(id, model string) int {
+		t.Helper()
+		resp := postChat(t, g.URL, `{"model":"`+model+`","stream":true,"messages":[{"role":"user","content":"hedge"}]}`, "x-request-id", id)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	if code := send("hedge-1", "hedged"); code != http.StatusOK {
+		t.Fatalf("hedged request: status %d", code)
+	}
+	rec, text := diagnose("hedge-1")
+	if len(rec.Attempts) != 2 || rec.Verdict.Kind != timing.VerdictOK {
+		t.Errorf("a hedge that won: verdict %q (%s), %d attempts, want ok after 2", rec.Verdict.Kind, rec.Verdict.Reason, len(rec.Attempts))
+	}
+	var last float64
+	for _, line := range strings.Split(text[strings.Index(text, "timeline"):], "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		at, err := strconv.ParseFloat(f[0], 64)
+		if err != nil || at < last {
+			t.Errorf("timeline out of order at %q:\n%s", line, text)
+			break
+		}
+		last = at
+	}
+
+	// The broken target fails until it is ejected; the next call is
+	// refused with 503 before any upstream call.
+	refused := ""
+	for i := range 10 {
+		id := fmt.Sprintf("down-%d", i)
+		if send(id, "down") == http.StatusServiceUnavailable {
+			refused = id
+			break
+		}
+	}
+	if refused == "" {
+		t.Fatal("the broken target was never ejected")
+	}
+	if rec, _ := diagnose(refused); len(rec.Attempts) != 0 || rec.Verdict.Kind != timing.VerdictRefused {
+		t.Errorf("a 503 before any call: verdict %q (%s) after %d attempts, want refused", rec.Verdict.Kind, rec.Verdict.Reason, len(rec.Attempts))
+	}
 }
