@@ -24,19 +24,11 @@ import (
 // gets ok, and every answer's Server-Timing phases add up to its total.
 func TestDiagnoseVerdicts(t *testing.T) {
 	normal := sim.Model{Name: "m", TTFT: 20 * time.Millisecond, TokensPerSecond: 400, OutputTokens: 16}
-	fleet := sim.New("upstream", 7, []sim.Model{normal})
-	up := httptest.NewServer(fleet.Handler())
-	t.Cleanup(up.Close)
-	g := startGateway(t, fmt.Sprintf(`
-store: STORE
-master_key: %s
-log_level: error
+	g, upURL := simBehindGateway(t, []sim.Model{normal}, `
 server: {send_buffer: 65536}
-providers:
-  - {name: up, type: vllm, base_url: %s/v1, models: [m]}
 models:
   - {name: chat, targets: [up/m]}
-`, testKey, up.URL))
+`)
 
 	n := 0
 	send := func(stream bool) string {
@@ -59,24 +51,13 @@ models:
 		}
 		return id
 	}
-	diagnose := func(id string) timing.Record {
-		t.Helper()
-		var out, errb bytes.Buffer
-		if code := Main(context.Background(), []string{"diagnose", "--config", g.config, "--json", id}, &out, &errb); code != 0 {
-			t.Fatalf("diagnose %s: exit %d: %s", id, code, errb.String())
-		}
-		var rec timing.Record
-		if err := json.Unmarshal(out.Bytes(), &rec); err != nil {
-			t.Fatalf("diagnose %s: %v\n%s", id, err, out.String())
-		}
-		return rec
-	}
+	diagnose := func(id string) timing.Record { return diagnoseRecord(t, g, id) }
 	inject := func(m sim.Model) {
 		t.Helper()
 		b, _ := json.Marshal(map[string]any{"ttft": m.TTFT.String(), "tokens_per_second": m.TokensPerSecond,
 			"output_tokens": m.OutputTokens, "network_delay": m.NetworkDelay.String(), "fault": map[string]any{"kind": m.Fault.Kind, "rate": m.Fault.Rate},
 			"head": m.Head, "no_processing_header": m.NoProcessingHeader})
-		req, _ := http.NewRequest(http.MethodPut, up.URL+"/sim/models/m", bytes.NewReader(b))
+		req, _ := http.NewRequest(http.MethodPut, upURL+"/sim/models/m", bytes.NewReader(b))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("inject %+v: %v %v", m, resp, err)
@@ -178,6 +159,39 @@ models:
 	}
 }
 
+// simBehindGateway serves a sim fleet over HTTP as provider "up" behind a
+// tidegate configured with the rest of the config (server, models).
+func simBehindGateway(t *testing.T, models []sim.Model, rest string) (*gatewayProc, string) {
+	t.Helper()
+	up := httptest.NewServer(sim.New("upstream", 7, models).Handler())
+	t.Cleanup(up.Close)
+	names := make([]string, len(models))
+	for i, m := range models {
+		names[i] = m.Name
+	}
+	return startGateway(t, fmt.Sprintf(`
+store: STORE
+master_key: %s
+log_level: error
+providers:
+  - {name: up, type: vllm, base_url: %s/v1, models: [%s]}
+`, testKey, up.URL, strings.Join(names, ", "))+rest), up.URL
+}
+
+// diagnoseRecord is `tidegate diagnose --json ID`.
+func diagnoseRecord(t *testing.T, g *gatewayProc, id string) timing.Record {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"diagnose", "--config", g.config, "--json", id}, &out, &errb); code != 0 {
+		t.Fatalf("diagnose %s: exit %d: %s", id, code, errb.String())
+	}
+	var rec timing.Record
+	if err := json.Unmarshal(out.Bytes(), &rec); err != nil {
+		t.Fatalf("diagnose %s: %v\n%s", id, err, out.String())
+	}
+	return rec
+}
+
 func with(m sim.Model, change func(*sim.Model)) sim.Model {
 	change(&m)
 	return m
@@ -259,37 +273,22 @@ func slowRead(t *testing.T, base, body string) string {
 // two overlapping attempts is in time order; and a 503 refused before any
 // upstream call is not ok.
 func TestDiagnoseHedgeAndRefusal(t *testing.T) {
-	fleet := sim.New("upstream", 7, []sim.Model{
+	g, _ := simBehindGateway(t, []sim.Model{
 		{Name: "slow", TTFT: 1500 * time.Millisecond, OutputTokens: 4},
 		{Name: "m", TTFT: 20 * time.Millisecond, OutputTokens: 4},
 		{Name: "broken", Fault: sim.Fault{Kind: sim.Fault500, Rate: 1}},
-	})
-	up := httptest.NewServer(fleet.Handler())
-	t.Cleanup(up.Close)
-	g := startGateway(t, fmt.Sprintf(`
-store: STORE
-master_key: %s
-log_level: error
-providers:
-  - {name: up, type: vllm, base_url: %s/v1, models: [slow, m, broken]}
+	}, `
 models:
   - {name: hedged, targets: [up/slow, up/m], hedge: true, hedge_after: 100ms}
   - {name: down, targets: [up/broken]}
-`, testKey, up.URL))
+`)
 	diagnose := func(id string) (timing.Record, string) {
 		t.Helper()
-		var out, text bytes.Buffer
-		if code := Main(context.Background(), []string{"diagnose", "--config", g.config, "--json", id}, &out, io.Discard); code != 0 {
-			t.Fatalf("diagnose %s: exit %d", id, code)
-		}
-		var rec timing.Record
-		if err := json.Unmarshal(out.Bytes(), &rec); err != nil {
-			t.Fatalf("diagnose %s: %v", id, err)
-		}
+		var text bytes.Buffer
 		if code := Main(context.Background(), []string{"diagnose", "--config", g.config, id}, &text, io.Discard); code != 0 {
 			t.Fatalf("diagnose %s: exit %d", id, code)
 		}
-		return rec, text.String()
+		return diagnoseRecord(t, g, id), text.String()
 	}
 	send := func(id, model string) int {
 		t.Helper()
