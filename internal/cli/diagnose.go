@@ -105,44 +105,71 @@ func printTimeline(w io.Writer, rec *timing.Record) {
 	fmt.Fprintf(w, "\nphases (ms): auth %.3f + route %.3f + upstream %.3f + client %.3f + gateway %.3f = total %.3f\n",
 		p.Auth, p.Route, p.Upstream, p.Client, p.Gateway, p.Total)
 	fmt.Fprintf(w, "\ntimeline (ms from arrival):\n")
-	line := func(at timing.Ms, what string) { fmt.Fprintf(w, "  %10.3f  %s\n", float64(at), what) }
-	line(0, "received")
+	for _, e := range timeline(rec) {
+		fmt.Fprintf(w, "  %10.3f  %s\n", float64(e.at), e.what)
+	}
+}
+
+// event is one line of a timeline.
+type event struct {
+	at   timing.Ms
+	what string
+}
+
+// timeline lists a record's events in time order: hedged attempts overlap,
+// so one attempt's events are interleaved with another's.
+func timeline(rec *timing.Record) []event {
+	p := rec.Phases
+	events := []event{{0, "received"}}
+	add := func(at timing.Ms, what string) { events = append(events, event{at, what}) }
 	if p.Auth > 0 {
-		line(p.Auth, "authenticated")
+		add(p.Auth, "authenticated")
 	}
 	for _, a := range rec.Attempts {
-		conn := "new connection"
-		if a.Reused {
-			conn = "reused connection"
-		}
-		if !a.Wire {
+		conn := "reused connection"
+		switch {
+		case !a.Wire:
 			conn = "in-process"
+		case !a.Reused:
+			conn = fmt.Sprintf("new connection: dns %.3f, connect %.3f, tls %.3f", a.DNS, a.Connect, a.TLS)
 		}
-		line(a.StartAt, fmt.Sprintf("attempt %d on %s started (%s, %d in flight)", a.Number, a.Target, conn, a.InFlight))
-		if a.Wire && !a.Reused {
-			fmt.Fprintf(w, "  %10s  dns %.3f  connect %.3f  tls %.3f\n", "", a.DNS, a.Connect, a.TLS)
-		}
+		add(a.StartAt, fmt.Sprintf("attempt %d on %s started (%s; %d in flight)", a.Number, a.Target, conn, a.InFlight))
 		if a.WrittenAt > 0 {
-			line(a.WrittenAt, "request written")
+			add(a.WrittenAt, fmt.Sprintf("attempt %d: request written", a.Number))
 		}
 		if a.FirstByteAt > 0 {
-			extra := fmt.Sprintf("network %.3f", a.Network)
-			if a.Processing > 0 {
-				extra += fmt.Sprintf(", upstream says it worked %.0f", a.Processing)
-			}
-			line(a.FirstByteAt, "first byte ("+extra+")")
+			add(a.FirstByteAt, fmt.Sprintf("attempt %d: first byte (%s)", a.Number, headWait(a)))
 		}
 		if a.FirstTokenAt > 0 {
-			line(a.FirstTokenAt, fmt.Sprintf("first token (time to first token %.3f, %d prompt tokens)", a.TTFT, a.PromptTokens))
+			add(a.FirstTokenAt, fmt.Sprintf("attempt %d: first token (time to first token %.3f, %d prompt tokens)", a.Number, a.TTFT, a.PromptTokens))
 		}
 		if a.LastTokenAt > 0 && a.LastTokenAt != a.FirstTokenAt {
-			line(a.LastTokenAt, fmt.Sprintf("last token (%d output tokens in %d chunks, %.1f tokens/s)", a.OutputTokens, a.Chunks, a.TokensPerSecond))
+			add(a.LastTokenAt, fmt.Sprintf("attempt %d: last token (%d output tokens in %d chunks, %.1f tokens/s)", a.Number, a.OutputTokens, a.Chunks, a.TokensPerSecond))
 		}
-		end := "ended"
-		if a.Error != "" {
-			end = "failed: " + a.Error
+		if a.EndAt > 0 { // zero: still open when the response finished
+			end := "ended"
+			if a.Error != "" {
+				end = "failed: " + a.Error
+			}
+			add(a.EndAt, fmt.Sprintf("attempt %d %s", a.Number, end))
 		}
-		line(a.EndAt, fmt.Sprintf("attempt %d %s", a.Number, end))
 	}
-	line(p.Total, "response finished")
+	add(p.Total, "response finished")
+	sort.SliceStable(events, func(i, j int) bool { return events[i].at < events[j].at })
+	return events
+}
+
+// headWait explains an attempt's wait for its head: the network's round
+// trip, the evidence for it, and the upstream's time.
+func headWait(a timing.AttemptRecord) string {
+	up := a.HeadWait - a.RoundTrip
+	switch a.RoundTripFrom {
+	case timing.RoundTripProcessing:
+		return fmt.Sprintf("head after %.3f: the upstream says it worked %.3f, the round trip %.3f", a.HeadWait, a.Processing, a.RoundTrip)
+	case timing.RoundTripConnect:
+		return fmt.Sprintf("head after %.3f: a round trip %.3f (as long as its connect), the upstream %.3f", a.HeadWait, a.RoundTrip, up)
+	case timing.RoundTripBaseline:
+		return fmt.Sprintf("head after %.3f: the target's usual round trip %.3f, the upstream %.3f", a.HeadWait, a.RoundTrip, up)
+	}
+	return fmt.Sprintf("head after %.3f: no round trip known, all the upstream's", a.HeadWait)
 }

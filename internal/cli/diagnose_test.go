@@ -24,19 +24,11 @@ import (
 // gets ok, and every answer's Server-Timing phases add up to its total.
 func TestDiagnoseVerdicts(t *testing.T) {
 	normal := sim.Model{Name: "m", TTFT: 20 * time.Millisecond, TokensPerSecond: 400, OutputTokens: 16}
-	fleet := sim.New("upstream", 7, []sim.Model{normal})
-	up := httptest.NewServer(fleet.Handler())
-	t.Cleanup(up.Close)
-	g := startGateway(t, fmt.Sprintf(`
-store: STORE
-master_key: %s
-log_level: error
+	g, upURL := simBehindGateway(t, []sim.Model{normal}, `
 server: {send_buffer: 65536}
-providers:
-  - {name: up, type: vllm, base_url: %s/v1, models: [m]}
 models:
   - {name: chat, targets: [up/m]}
-`, testKey, up.URL))
+`)
 
 	n := 0
 	send := func(stream bool) string {
@@ -59,23 +51,13 @@ models:
 		}
 		return id
 	}
-	diagnose := func(id string) timing.Record {
-		t.Helper()
-		var out, errb bytes.Buffer
-		if code := Main(context.Background(), []string{"diagnose", "--config", g.config, "--json", id}, &out, &errb); code != 0 {
-			t.Fatalf("diagnose %s: exit %d: %s", id, code, errb.String())
-		}
-		var rec timing.Record
-		if err := json.Unmarshal(out.Bytes(), &rec); err != nil {
-			t.Fatalf("diagnose %s: %v\n%s", id, err, out.String())
-		}
-		return rec
-	}
+	diagnose := func(id string) timing.Record { return diagnoseRecord(t, g, id) }
 	inject := func(m sim.Model) {
 		t.Helper()
 		b, _ := json.Marshal(map[string]any{"ttft": m.TTFT.String(), "tokens_per_second": m.TokensPerSecond,
-			"output_tokens": m.OutputTokens, "network_delay": m.NetworkDelay.String(), "fault": map[string]any{"kind": m.Fault.Kind, "rate": m.Fault.Rate}})
-		req, _ := http.NewRequest(http.MethodPut, up.URL+"/sim/models/m", bytes.NewReader(b))
+			"output_tokens": m.OutputTokens, "network_delay": m.NetworkDelay.String(), "fault": map[string]any{"kind": m.Fault.Kind, "rate": m.Fault.Rate},
+			"head": m.Head, "no_processing_header": m.NoProcessingHeader})
+		req, _ := http.NewRequest(http.MethodPut, upURL+"/sim/models/m", bytes.NewReader(b))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("inject %+v: %v %v", m, resp, err)
@@ -99,6 +81,17 @@ models:
 		{"network delay", with(normal, func(m *sim.Model) { m.NetworkDelay = 300 * time.Millisecond }), true, timing.VerdictNetwork},
 		{"network delay, whole answer", with(normal, func(m *sim.Model) { m.NetworkDelay = 300 * time.Millisecond }), false, timing.VerdictNetwork},
 		{"slow prefill", with(normal, func(m *sim.Model) { m.TTFT = 500 * time.Millisecond }), true, timing.VerdictPrefill},
+		// An upstream that holds its head until its first token: its wait
+		// is the model's, whether it reports its processing time or not.
+		{"slow prefill, head with the first token", with(normal, func(m *sim.Model) {
+			m.TTFT, m.Head = 500*time.Millisecond, sim.HeadWithFirstToken
+		}), true, timing.VerdictPrefill},
+		{"slow prefill, head with the first token, no processing header", with(normal, func(m *sim.Model) {
+			m.TTFT, m.Head, m.NoProcessingHeader = 500*time.Millisecond, sim.HeadWithFirstToken, true
+		}), true, timing.VerdictPrefill},
+		{"network delay, head with the first token", with(normal, func(m *sim.Model) {
+			m.NetworkDelay, m.Head = 300*time.Millisecond, sim.HeadWithFirstToken
+		}), true, timing.VerdictNetwork},
 		{"slow decode", with(normal, func(m *sim.Model) { m.TokensPerSecond = 40 }), true, timing.VerdictDecode},
 		// A whole answer cannot show its phases: the one that dominates such
 		// answers normally (here decode: 40 ms against 20 ms to the first token).
@@ -164,6 +157,39 @@ models:
 	if code := Main(context.Background(), []string{"diagnose", "--config", g.config, "--wait", "0s", "no-such-request"}, io.Discard, &errb); code == 0 {
 		t.Error("diagnose of an unknown id succeeded")
 	}
+}
+
+// simBehindGateway serves a sim fleet over HTTP as provider "up" behind a
+// tidegate configured with the rest of the config (server, models).
+func simBehindGateway(t *testing.T, models []sim.Model, rest string) (*gatewayProc, string) {
+	t.Helper()
+	up := httptest.NewServer(sim.New("upstream", 7, models).Handler())
+	t.Cleanup(up.Close)
+	names := make([]string, len(models))
+	for i, m := range models {
+		names[i] = m.Name
+	}
+	return startGateway(t, fmt.Sprintf(`
+store: STORE
+master_key: %s
+log_level: error
+providers:
+  - {name: up, type: vllm, base_url: %s/v1, models: [%s]}
+`, testKey, up.URL, strings.Join(names, ", "))+rest), up.URL
+}
+
+// diagnoseRecord is `tidegate diagnose --json ID`.
+func diagnoseRecord(t *testing.T, g *gatewayProc, id string) timing.Record {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"diagnose", "--config", g.config, "--json", id}, &out, &errb); code != 0 {
+		t.Fatalf("diagnose %s: exit %d: %s", id, code, errb.String())
+	}
+	var rec timing.Record
+	if err := json.Unmarshal(out.Bytes(), &rec); err != nil {
+		t.Fatalf("diagnose %s: %v\n%s", id, err, out.String())
+	}
+	return rec
 }
 
 func with(m sim.Model, change func(*sim.Model)) sim.Model {
@@ -240,4 +266,73 @@ func slowRead(t *testing.T, base, body string) string {
 		t.Fatalf("slow client read only %d bytes", total)
 	}
 	return id
+}
+
+// TestDiagnoseHedgeAndRefusal: a hedge that wins is judged on the answer the
+// client got, not on the loser the gateway cancelled; the timeline of the
+// two overlapping attempts is in time order; and a 503 refused before any
+// upstream call is not ok.
+func TestDiagnoseHedgeAndRefusal(t *testing.T) {
+	g, _ := simBehindGateway(t, []sim.Model{
+		{Name: "slow", TTFT: 1500 * time.Millisecond, OutputTokens: 4},
+		{Name: "m", TTFT: 20 * time.Millisecond, OutputTokens: 4},
+		{Name: "broken", Fault: sim.Fault{Kind: sim.Fault500, Rate: 1}},
+	}, `
+models:
+  - {name: hedged, targets: [up/slow, up/m], hedge: true, hedge_after: 100ms}
+  - {name: down, targets: [up/broken]}
+`)
+	diagnose := func(id string) (timing.Record, string) {
+		t.Helper()
+		var text bytes.Buffer
+		if code := Main(context.Background(), []string{"diagnose", "--config", g.config, id}, &text, io.Discard); code != 0 {
+			t.Fatalf("diagnose %s: exit %d", id, code)
+		}
+		return diagnoseRecord(t, g, id), text.String()
+	}
+	send := func(id, model string) int {
+		t.Helper()
+		resp := postChat(t, g.URL, `{"model":"`+model+`","stream":true,"messages":[{"role":"user","content":"hedge"}]}`, "x-request-id", id)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	if code := send("hedge-1", "hedged"); code != http.StatusOK {
+		t.Fatalf("hedged request: status %d", code)
+	}
+	rec, text := diagnose("hedge-1")
+	if len(rec.Attempts) != 2 || rec.Verdict.Kind != timing.VerdictOK {
+		t.Errorf("a hedge that won: verdict %q (%s), %d attempts, want ok after 2", rec.Verdict.Kind, rec.Verdict.Reason, len(rec.Attempts))
+	}
+	var last float64
+	for _, line := range strings.Split(text[strings.Index(text, "timeline"):], "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		at, err := strconv.ParseFloat(f[0], 64)
+		if err != nil || at < last {
+			t.Errorf("timeline out of order at %q:\n%s", line, text)
+			break
+		}
+		last = at
+	}
+
+	// The broken target fails until it is ejected; the next call is
+	// refused with 503 before any upstream call.
+	refused := ""
+	for i := range 10 {
+		id := fmt.Sprintf("down-%d", i)
+		if send(id, "down") == http.StatusServiceUnavailable {
+			refused = id
+			break
+		}
+	}
+	if refused == "" {
+		t.Fatal("the broken target was never ejected")
+	}
+	if rec, _ := diagnose(refused); len(rec.Attempts) != 0 || rec.Verdict.Kind != timing.VerdictRefused {
+		t.Errorf("a 503 before any call: verdict %q (%s) after %d attempts, want refused", rec.Verdict.Kind, rec.Verdict.Reason, len(rec.Attempts))
+	}
 }

@@ -45,19 +45,29 @@ type AttemptRecord struct {
 	FirstByteAt  Ms     `json:"first_byte_at_ms,omitempty"`
 	FirstTokenAt Ms     `json:"first_token_at_ms,omitempty"`
 	LastTokenAt  Ms     `json:"last_token_at_ms,omitempty"`
-	// Network is the wait for the first byte that the upstream did not
-	// spend working: connection set-up plus the first byte less the
-	// upstream's reported processing time (streams: the response head comes
-	// before the model works).
+	// HeadWait is the wait for the response head once the request was
+	// written. Many upstreams hold their head until the first token, so
+	// it holds the network's round trip and any upstream work.
+	HeadWait Ms `json:"head_wait_ms,omitempty"`
+	// RoundTrip is the network's share of HeadWait, and RoundTripFrom the
+	// evidence behind it (RoundTripProcessing, RoundTripConnect,
+	// RoundTripBaseline); none: unknown, counted as the upstream's.
+	RoundTrip     Ms     `json:"round_trip_ms,omitempty"`
+	RoundTripFrom string `json:"round_trip_from,omitempty"`
+	// Network is connection set-up plus RoundTrip: the wait the upstream
+	// did not spend working.
 	Network Ms `json:"network_ms"`
-	// TTFT is the model's time to its first token: from the first byte
-	// (streams) or the estimated prefill of a whole answer.
+	// TTFT is the upstream's time to its first token: the wait for it less
+	// Network (streams).
 	TTFT       Ms `json:"ttft_ms"`
 	Processing Ms `json:"upstream_processing_ms,omitempty"`
 	// Model is a whole (non-streamed) answer's model time: what the
-	// upstream says it worked, else the wait for its first byte (in
-	// process: the whole call).
-	Model           Ms      `json:"model_ms,omitempty"`
+	// upstream says it worked, else HeadWait less RoundTrip (in process:
+	// the whole call).
+	Model Ms `json:"model_ms,omitempty"`
+	// Transfer is a whole answer's body, from its first byte to the
+	// attempt's end (read and decoded).
+	Transfer        Ms      `json:"transfer_ms,omitempty"`
 	Decode          Ms      `json:"decode_ms"`
 	PromptTokens    int     `json:"prompt_tokens"`
 	OutputTokens    int     `json:"output_tokens"`
@@ -92,7 +102,7 @@ type Record struct {
 // Verdict names the layer that made a request slow or failed, with the
 // numbers behind the call.
 type Verdict struct {
-	Kind    string             `json:"kind"` // ok | network | queue | prefill | decode | client | gateway | upstream_error
+	Kind    string             `json:"kind"` // ok | network | queue | prefill | decode | client | gateway | upstream_error | refused
 	Reason  string             `json:"reason"`
 	Numbers map[string]float64 `json:"numbers,omitempty"`
 }
@@ -107,6 +117,7 @@ const (
 	VerdictClient        = "client"
 	VerdictGateway       = "gateway"
 	VerdictUpstreamError = "upstream_error"
+	VerdictRefused       = "refused" // an error answer before any upstream call
 )
 
 func at(v int64) Ms { return ms(time.Duration(v)) }
@@ -137,34 +148,67 @@ func (a *Attempt) Snapshot() AttemptRecord {
 	if a.req.trace != nil {
 		r.SpanID = hex.EncodeToString(a.spanID[:])
 	}
+	if r.FirstTokenAt > 0 {
+		r.Decode = r.LastTokenAt - r.FirstTokenAt
+	}
+	if r.Wire && r.FirstByteAt > 0 {
+		r.HeadWait = max(0, r.FirstByteAt-r.WrittenAt)
+		switch {
+		case r.Processing > 0:
+			r.RoundTrip, r.RoundTripFrom = max(0, r.HeadWait-r.Processing), RoundTripProcessing
+		case !r.Reused && r.Connect > 0:
+			// A TCP handshake is one round trip.
+			r.RoundTrip, r.RoundTripFrom = min(r.HeadWait, r.Connect), RoundTripConnect
+		}
+		if r.FirstTokenAt == 0 && r.Error == "" {
+			r.Transfer = max(0, r.EndAt-r.FirstByteAt)
+		}
+	}
+	r.SplitHead(r.RoundTrip, r.RoundTripFrom)
+	if r.Decode > 0 && r.OutputTokens > 1 {
+		r.TokensPerSecond = float64(r.OutputTokens-1) / (float64(r.Decode) / 1000)
+	}
+	return r
+}
+
+// Where an attempt's round trip comes from.
+const (
+	RoundTripProcessing = "processing" // the head wait less the upstream's reported processing time
+	RoundTripConnect    = "connect"    // the attempt's own TCP handshake
+	RoundTripBaseline   = "baseline"   // the target's usual round trip (the attempt measured none)
+)
+
+// SplitHead sets the network's share of the wait for the head to roundTrip
+// (from the given evidence) and derives Network, TTFT and Model from it:
+// the rest of the wait is the upstream's (queue or prefill), not the
+// network's.
+func (r *AttemptRecord) SplitHead(roundTrip Ms, from string) {
+	roundTrip = max(0, min(roundTrip, r.HeadWait))
+	r.RoundTrip, r.RoundTripFrom = roundTrip, from
+	if from == "" {
+		r.RoundTrip = 0
+	}
 	setup := r.DNS + r.Connect + r.TLS
+	r.Network, r.TTFT, r.Model = 0, 0, 0
 	switch {
 	case r.FirstTokenAt > 0 && r.FirstByteAt > 0: // a stream over HTTP
-		r.Network = setup + max(0, r.FirstByteAt-r.WrittenAt)
-		r.TTFT = r.FirstTokenAt - r.FirstByteAt
-		r.Decode = r.LastTokenAt - r.FirstTokenAt
+		r.Network = setup + r.RoundTrip
+		r.TTFT = max(0, r.FirstTokenAt-r.WrittenAt-r.RoundTrip)
 	case r.FirstTokenAt > 0: // an in-process stream
 		r.TTFT = r.FirstTokenAt - r.StartAt
-		r.Decode = r.LastTokenAt - r.FirstTokenAt
-	case r.FirstByteAt > 0 && r.Processing > 0: // a whole answer, timed by the upstream
-		r.Network = setup + max(0, r.FirstByteAt-r.WrittenAt-r.Processing)
-	case r.FirstByteAt > 0:
-		r.Network = setup
+	case r.FirstByteAt > 0: // a whole answer over HTTP
+		r.Network = setup + r.RoundTrip
 	}
 	if r.FirstTokenAt == 0 && r.Error == "" {
 		switch {
 		case r.Processing > 0:
 			r.Model = r.Processing
 		case r.FirstByteAt > 0:
-			r.Model = r.FirstByteAt - r.WrittenAt
+			r.Model = r.HeadWait - r.RoundTrip
 		case !r.Wire && r.EndAt > r.StartAt:
 			r.Model = r.EndAt - r.StartAt
 		}
 	}
-	if r.Decode > 0 && r.OutputTokens > 1 {
-		r.TokensPerSecond = float64(r.OutputTokens-1) / (float64(r.Decode) / 1000)
-	}
-	return r
 }
 
 // Meta is what the HTTP layer knows of a finished request.

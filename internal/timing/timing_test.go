@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // at sets an attempt's marks to exact offsets, for deterministic phases.
@@ -62,21 +63,76 @@ func TestPhasesPartitionTheTotal(t *testing.T) {
 	}
 }
 
+// TestAttemptSnapshot: the wait for the head is the network's only up to
+// the round trip the attempt measured (its reported processing time, or its
+// own TCP handshake); the rest is the upstream's, whether it sends its head
+// at once or with the first token.
 func TestAttemptSnapshot(t *testing.T) {
-	r := New("r", time.Now(), false)
-	_, a := r.StartAttempt(context.Background(), "p/m", 3)
-	set := func(v interface{ Store(int64) }, ms float64) { v.Store(int64(ms * float64(time.Millisecond))) }
-	a.wire.Store(true)
-	set(&a.connectStart, 1)
-	set(&a.connectDone, 3)
-	set(&a.written, 4)
-	set(&a.firstByte, 9)   // the head: 5 ms of network
-	set(&a.firstToken, 59) // 50 ms to the first token
-	set(&a.lastToken, 159) // 10 more tokens in 100 ms
-	a.Tokens(100, 11)
-	a.End("")
-	got := a.Snapshot()
-	if got.Network != 7 || got.TTFT != 50 || got.Decode != 100 || got.TokensPerSecond != 100 || got.InFlight != 3 {
-		t.Errorf("snapshot: network %v ttft %v decode %v tok/s %v in flight %d", got.Network, got.TTFT, got.Decode, got.TokensPerSecond, got.InFlight)
+	type marks struct {
+		connect                                   [2]float64 // start, done; zero: a reused connection
+		written, firstByte, firstToken, lastToken float64
+		end, processing                           float64
+		output                                    int
+	}
+	type split struct {
+		HeadWait, RoundTrip, Network, TTFT, Model, Transfer, Decode Ms
+		From                                                        string
+		TokensPerSecond                                             float64
+	}
+	tests := []struct {
+		name string
+		m    marks
+		want split
+	}{
+		{"a stream, head at once, new connection",
+			marks{connect: [2]float64{1, 3}, written: 4, firstByte: 5, firstToken: 55, lastToken: 155, end: 156, output: 11},
+			split{HeadWait: 1, RoundTrip: 1, From: RoundTripConnect, Network: 3, TTFT: 50, Decode: 100, TokensPerSecond: 100}},
+		{"a stream, head with the first token, new connection",
+			marks{connect: [2]float64{1, 3}, written: 4, firstByte: 1504, firstToken: 1504, lastToken: 1604, end: 1605, output: 11},
+			split{HeadWait: 1500, RoundTrip: 2, From: RoundTripConnect, Network: 4, TTFT: 1498, Decode: 100, TokensPerSecond: 100}},
+		{"a stream, head with the first token, processing reported",
+			marks{written: 4, processing: 1499, firstByte: 1504, firstToken: 1504, lastToken: 1604, end: 1605, output: 11},
+			split{HeadWait: 1500, RoundTrip: 1, From: RoundTripProcessing, Network: 1, TTFT: 1499, Decode: 100, TokensPerSecond: 100}},
+		{"a stream behind a slow path, processing reported",
+			marks{written: 4, processing: 1, firstByte: 305, firstToken: 355, lastToken: 455, end: 456, output: 11},
+			split{HeadWait: 301, RoundTrip: 300, From: RoundTripProcessing, Network: 300, TTFT: 51, Decode: 100, TokensPerSecond: 100}},
+		{"a stream on a reused connection, no evidence",
+			marks{written: 4, firstByte: 1504, firstToken: 1504, lastToken: 1604, end: 1605, output: 11},
+			split{HeadWait: 1500, TTFT: 1500, Decode: 100, TokensPerSecond: 100}},
+		{"a whole answer, processing reported",
+			marks{written: 4, processing: 200, firstByte: 210, end: 212, output: 11},
+			split{HeadWait: 206, RoundTrip: 6, From: RoundTripProcessing, Network: 6, Model: 200, Transfer: 2}},
+		{"a whole answer on a new connection",
+			marks{connect: [2]float64{1, 3}, written: 4, firstByte: 210, end: 212, output: 11},
+			split{HeadWait: 206, RoundTrip: 2, From: RoundTripConnect, Network: 4, Model: 204, Transfer: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New("r", time.Now(), false)
+			_, a := r.StartAttempt(context.Background(), "p/m", 3)
+			set := func(v interface{ Store(int64) }, ms float64) {
+				if ms != 0 {
+					v.Store(int64(ms * float64(time.Millisecond)))
+				}
+			}
+			a.wire.Store(true)
+			a.reused.Store(tt.m.connect[1] == 0)
+			set(&a.connectStart, tt.m.connect[0])
+			set(&a.connectDone, tt.m.connect[1])
+			set(&a.written, tt.m.written)
+			set(&a.firstByte, tt.m.firstByte)
+			set(&a.firstToken, tt.m.firstToken)
+			set(&a.lastToken, tt.m.lastToken)
+			a.Processing(time.Duration(tt.m.processing * float64(time.Millisecond)))
+			a.Tokens(100, tt.m.output)
+			a.End("")
+			set(&a.end, tt.m.end)
+			s := a.Snapshot()
+			got := split{HeadWait: s.HeadWait, RoundTrip: s.RoundTrip, From: s.RoundTripFrom, Network: s.Network, TTFT: s.TTFT,
+				Model: s.Model, Transfer: s.Transfer, Decode: s.Decode, TokensPerSecond: s.TokensPerSecond}
+			if d := cmp.Diff(tt.want, got, cmpopts.EquateApprox(0, 1e-6), cmp.Comparer(func(a, b Ms) bool { return a-b < 1e-6 && b-a < 1e-6 })); d != "" {
+				t.Errorf("snapshot (-want +got):\n%s", d)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
-// Package verdict keeps each target's rolling baselines (connect, network
-// wait, time to first token by prompt size, decode rate) and judges a
-// finished request against them: which layer, if any, made it slow.
+// Package verdict keeps each target's rolling baselines (connect, round
+// trip, body transfer, time to first token by prompt size, decode rate) and
+// judges a finished request against them: which layer, if any, made it slow
+// or failed.
 package verdict
 
 import (
@@ -9,8 +10,14 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/timing"
 )
+
+// canceled is the error kind of an attempt the gateway ended itself: a
+// hedge's loser, or an attempt the client walked away from. It is no
+// failure of the upstream.
+var canceled = provider.KindCanceled.String()
 
 // Thresholds a request must cross to be blamed on a layer.
 const (
@@ -86,12 +93,14 @@ func promptBucket(tokens int) int {
 }
 
 type target struct {
-	connect  window // fresh connections only
-	network  window
-	ttft     [promptBuckets]window
-	whole    [promptBuckets]window // a whole answer's model time, by output size
-	decode   window                // tokens/s
-	inflight window
+	answers   int
+	connect   window // fresh connections only
+	roundTrip window // measured: a TCP handshake, or a head wait less reported processing
+	transfer  window // a whole answer's body
+	ttft      [promptBuckets]window
+	whole     [promptBuckets]window // a whole answer's model time, by output size
+	decode    window                // tokens/s
+	inflight  window
 }
 
 // Judge keeps the baselines; safe for concurrent use.
@@ -117,7 +126,8 @@ func (j *Judge) target(name string) *target {
 type Baseline struct {
 	Samples            int     `json:"samples"`
 	ConnectP95         float64 `json:"connect_p95_ms"`
-	NetworkP95         float64 `json:"network_p95_ms"`
+	RoundTripP50       float64 `json:"round_trip_p50_ms"`
+	RoundTripP95       float64 `json:"round_trip_p95_ms"`
 	TTFTP50            float64 `json:"ttft_p50_ms"`
 	TTFTP95            float64 `json:"ttft_p95_ms"`
 	TokensPerSecondP50 float64 `json:"tokens_per_second_p50"`
@@ -132,8 +142,8 @@ func (j *Judge) Baseline(name string) Baseline {
 	if t == nil {
 		return Baseline{}
 	}
-	b := Baseline{Samples: t.network.count(), ConnectP95: t.connect.quantile(0.95), NetworkP95: t.network.quantile(0.95),
-		TokensPerSecondP50: t.decode.quantile(0.5)}
+	b := Baseline{Samples: t.answers, ConnectP95: t.connect.quantile(0.95),
+		RoundTripP50: t.roundTrip.quantile(0.5), RoundTripP95: t.roundTrip.quantile(0.95), TokensPerSecondP50: t.decode.quantile(0.5)}
 	for i := range t.ttft {
 		if t.ttft[i].count() > 0 {
 			b.TTFTP50, b.TTFTP95 = t.ttft[i].quantile(0.5), t.ttft[i].quantile(0.95)
@@ -153,10 +163,18 @@ func slowPast(w *window, floor float64) (limit float64, ok bool) {
 }
 
 // Judge gives a record its verdict against the baselines as they were, then
-// adds the record to them.
+// adds the record to them. An attempt that measured no round trip of its
+// own gets its target's usual one as the network's share of its wait for
+// the head (the record is updated), so the rest counts as the upstream's.
 func (j *Judge) Judge(rec *timing.Record) timing.Verdict {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	for i := range rec.Attempts {
+		a := &rec.Attempts[i]
+		if t := j.targets[a.Target]; t != nil && a.Wire && a.HeadWait > 0 && a.RoundTripFrom == "" && t.roundTrip.count() > 0 {
+			a.SplitHead(timing.Ms(t.roundTrip.quantile(0.5)), timing.RoundTripBaseline)
+		}
+	}
 	v := j.judge(rec)
 	j.observe(rec)
 	return v
@@ -168,21 +186,31 @@ func (j *Judge) judge(rec *timing.Record) timing.Verdict {
 	verdict := func(kind, format string, args ...any) timing.Verdict {
 		return timing.Verdict{Kind: kind, Reason: fmt.Sprintf(format, args...), Numbers: nums}
 	}
-	var answer *timing.AttemptRecord
+	// The answer is the attempt the client got: the one that succeeded,
+	// else one it left while reading (cancelled, with a success status).
+	var answer, failure, left *timing.AttemptRecord
 	var failed float64
 	for i := range rec.Attempts {
-		a := &rec.Attempts[i]
-		if a.Error == "" {
+		switch a := &rec.Attempts[i]; a.Error {
+		case "":
 			answer = a
-		} else {
+		case canceled:
+			left = a
+		default:
+			failure = a
 			failed += float64(a.EndAt - a.StartAt)
 		}
 	}
-	if len(rec.Attempts) > 0 && answer == nil && rec.Status >= 400 {
-		last := rec.Attempts[len(rec.Attempts)-1]
+	if answer == nil && rec.Status < 400 {
+		answer = left
+	}
+	if answer == nil && failure != nil && rec.Status >= 400 {
 		nums["attempts"] = float64(len(rec.Attempts))
-		return verdict(timing.VerdictUpstreamError, "no attempt succeeded: %d attempts, the last on %s failed with %s",
-			len(rec.Attempts), last.Target, last.Error)
+		return verdict(timing.VerdictUpstreamError, "no attempt succeeded: %d attempts, the last failure on %s was %s",
+			len(rec.Attempts), failure.Target, failure.Error)
+	}
+	if answer == nil && left != nil {
+		return verdict(timing.VerdictClient, "the client went away after %.0f ms, before any answer", float64(p.Total))
 	}
 	if failed > 0 && failed >= failedShare*float64(p.Total) {
 		nums["failed_attempts_ms"] = failed
@@ -204,7 +232,7 @@ func (j *Judge) judge(rec *timing.Record) timing.Verdict {
 		return verdict(timing.VerdictGateway, "the gateway's own work took %.1f ms (normal below %.1f ms)", gw, max(limit, float64(gatewayFloor)))
 	}
 	if rec.Status >= 400 && len(rec.Attempts) == 0 {
-		return verdict(timing.VerdictOK, "refused by the gateway before any upstream call (%s)", rec.ErrorKind)
+		return verdict(timing.VerdictRefused, "refused with %d (%s) before any upstream call", rec.Status, rec.ErrorKind)
 	}
 	return verdict(timing.VerdictOK, "every phase within its target's normal")
 }
@@ -222,11 +250,25 @@ func (j *Judge) judgeAttempt(t *target, a *timing.AttemptRecord, nums map[string
 				return verdict(timing.VerdictNetwork, "connecting to %s took %.1f ms (normal below %.1f ms) while it answered", a.Target, setup, limit)
 			}
 		}
-		network := float64(a.Network)
-		nums["network_ms"] = network
-		if limit, ok := slowPast(&t.network, networkFloor); (ok && network > limit) || network > networkAbsolute {
-			nums["network_limit_ms"] = limit
-			return verdict(timing.VerdictNetwork, "%s's first byte came %.1f ms after the request with the upstream not yet working (normal below %.1f ms)", a.Target, network, limit)
+		nums["network_ms"] = float64(a.Network)
+		// Only a round trip measured against the upstream's own account of
+		// its work can be blamed: a head held back by a busy or prefilling
+		// model is not a slow network.
+		if a.RoundTripFrom == timing.RoundTripProcessing {
+			rt := float64(a.RoundTrip)
+			nums["round_trip_ms"] = rt
+			if limit, ok := slowPast(&t.roundTrip, networkFloor); (ok && rt > limit) || rt > networkAbsolute {
+				nums["round_trip_limit_ms"] = limit
+				return verdict(timing.VerdictNetwork, "%s's head came %.1f ms after the request beyond the %.0f ms it says it worked (normal round trip below %.1f ms)", a.Target, rt, float64(a.Processing), limit)
+			}
+		}
+		if a.Transfer > 0 {
+			tr := float64(a.Transfer)
+			nums["transfer_ms"] = tr
+			if limit, ok := slowPast(&t.transfer, networkFloor); (ok && tr > limit) || tr > networkAbsolute {
+				nums["transfer_limit_ms"] = limit
+				return verdict(timing.VerdictNetwork, "%s's answer took %.1f ms to arrive after its first byte (normal below %.1f ms)", a.Target, tr, limit)
+			}
 		}
 	}
 	if a.TTFT > 0 {
@@ -305,12 +347,18 @@ func (j *Judge) observe(rec *timing.Record) {
 			continue
 		}
 		t := j.target(a.Target)
+		t.answers++
 		t.inflight.add(float64(a.InFlight))
 		if a.Wire {
 			if !a.Reused {
 				t.connect.add(float64(a.DNS + a.Connect + a.TLS))
 			}
-			t.network.add(float64(a.Network))
+			if a.RoundTripFrom == timing.RoundTripProcessing || a.RoundTripFrom == timing.RoundTripConnect {
+				t.roundTrip.add(float64(a.RoundTrip))
+			}
+			if a.FirstTokenAt == 0 && a.FirstByteAt > 0 {
+				t.transfer.add(float64(a.Transfer))
+			}
 		}
 		if a.TTFT > 0 {
 			t.ttft[promptBucket(a.PromptTokens)].add(float64(a.TTFT))

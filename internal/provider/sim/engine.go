@@ -57,7 +57,20 @@ type Model struct {
 	// serves over HTTP, outside the processing time it reports (OpenAI's
 	// openai-processing-ms): a slow path between gateway and model.
 	NetworkDelay time.Duration `yaml:"network_delay"`
+	// Head is when a stream's response head goes out over HTTP: HeadAtOnce
+	// (the default) or HeadWithFirstToken, as many hosted APIs and servers
+	// behind a buffering proxy do.
+	Head string `yaml:"head"`
+	// NoProcessingHeader leaves out openai-processing-ms, as most
+	// upstreams but OpenAI do.
+	NoProcessingHeader bool `yaml:"no_processing_header"`
 }
+
+// Head modes.
+const (
+	HeadAtOnce         = "at_once"
+	HeadWithFirstToken = "with_first_token"
+)
 
 // DefaultFleet is the demo fleet: fast, balanced and slow models, one that
 // reasons, and a flaky one for chaos drills.

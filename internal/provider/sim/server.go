@@ -84,19 +84,39 @@ func (f *Fleet) serveChat(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		w.Header().Set("openai-processing-ms", strconv.FormatInt(time.Since(began).Milliseconds(), 10))
+		setProcessing(w, m, began)
 		if sleep(r.Context(), m.NetworkDelay) != nil {
 			return
 		}
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
-	// Like OpenAI-compatible servers, the head goes out before the first
-	// token: the time to it is the network's, the rest the model's.
+	// By default the head goes out before the first token, like
+	// OpenAI-compatible servers; with HeadWithFirstToken it waits for it.
+	// Either way the upstream's own time is reported and the network
+	// delay comes after it.
+	withToken := m.Head == HeadWithFirstToken
+	if withToken && sleep(r.Context(), p.ttft) != nil {
+		return
+	}
+	setProcessing(w, m, began)
 	if sleep(r.Context(), m.NetworkDelay) != nil {
 		return
 	}
+	if withToken {
+		p.ttft = 0
+	}
 	f.serveStream(w, r, &req, p)
+}
+
+// setProcessing reports the time the fleet worked on a request so far, in
+// milliseconds with a fraction: a head sent at once reports well under one.
+func setProcessing(w http.ResponseWriter, m Model, began time.Time) {
+	if m.NoProcessingHeader {
+		return
+	}
+	worked := max(time.Since(began), time.Microsecond)
+	w.Header().Set("openai-processing-ms", strconv.FormatFloat(float64(worked)/float64(time.Millisecond), 'f', 3, 64))
 }
 
 // serveSetModel changes a model while the fleet serves (PUT
@@ -109,6 +129,10 @@ func (f *Fleet) serveSetModel(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		writeError(w, provider.Errorf(provider.KindInvalidRequest, "invalid_model", "invalid model: %v", err))
+		return
+	}
+	if m.Head != "" && m.Head != HeadAtOnce && m.Head != HeadWithFirstToken {
+		writeError(w, provider.Errorf(provider.KindInvalidRequest, "invalid_model", "invalid model: head is %q, not %q or %q", m.Head, HeadAtOnce, HeadWithFirstToken))
 		return
 	}
 	m.Name = r.PathValue("name")
