@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -14,7 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/app"
 	"github.com/tidegate/tidegate/internal/bench"
+	"github.com/tidegate/tidegate/internal/config"
 )
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,7 +74,8 @@ func (co childOptions) start(ctx context.Context, configPath string) (*bench.Gat
 		return nil, err
 	}
 	began := time.Now()
-	args := []string{"serve", "--config", configPath}
+	addrFile := configPath + ".addr"
+	args := []string{"serve", "--config", configPath, "--addr-file", addrFile}
 	if co.pprof != "" {
 		args = append(args, "--pprof", co.pprof)
 	}
@@ -81,11 +83,7 @@ func (co childOptions) start(ctx context.Context, configPath string) (*bench.Gat
 	if co.maxProcs > 0 {
 		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", co.maxProcs))
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = io.Discard
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -93,53 +91,47 @@ func (co childOptions) start(ctx context.Context, configPath string) (*bench.Gat
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}
-	url, err := awaitListening(out)
+	addr, err := awaitAddrFile(ctx, addrFile, 10*time.Second)
 	if err != nil {
 		stop()
 		return nil, err
 	}
+	url := "http://" + addr
 	ready, err := awaitHealthy(ctx, url, began)
 	if err != nil {
 		stop()
 		return nil, err
 	}
-	go io.Copy(io.Discard, out)
 	return &bench.Gateway{URL: url, PID: cmd.Process.Pid, Stop: stop, Ready: ready}, nil
 }
 
+// startInProcess builds the gateway in this process from the config file.
 func startInProcess(ctx context.Context, configPath string) (*bench.Gateway, error) {
 	began := time.Now()
-	ctx, cancel := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = Main(ctx, []string{"serve", "--config", configPath}, pw, io.Discard)
-		pw.Close()
-	}()
-	stop := func() { cancel(); <-done }
-	url, err := awaitListening(pr)
+	cfg, err := config.Load(configPath)
 	if err != nil {
-		stop()
 		return nil, err
 	}
-	go io.Copy(io.Discard, pr)
-	ready, err := awaitHealthy(ctx, url, began)
+	r, err := app.Start(ctx, cfg, app.Options{Version: Version})
 	if err != nil {
-		stop()
 		return nil, err
 	}
-	return &bench.Gateway{URL: url, PID: os.Getpid(), Stop: stop, Ready: ready}, nil
+	ready, err := awaitHealthy(ctx, r.URL, began)
+	if err != nil {
+		_ = r.Stop()
+		return nil, err
+	}
+	return &bench.Gateway{URL: r.URL, PID: os.Getpid(), Stop: func() { _ = r.Stop() }, Ready: ready}, nil
 }
 
-func awaitListening(r io.Reader) (string, error) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		if i := strings.Index(sc.Text(), "listening on "); i >= 0 {
-			return strings.Fields(sc.Text()[i+len("listening on "):])[0], nil
+// awaitAddrFile waits for `serve --addr-file` to name the address it listens on.
+func awaitAddrFile(ctx context.Context, path string, wait time.Duration) (string, error) {
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(5 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil {
+			return strings.TrimSpace(string(b)), nil
 		}
 	}
-	return "", fmt.Errorf("the gateway exited before listening")
+	return "", fmt.Errorf("the gateway did not start listening within %s", wait)
 }
 
 func awaitHealthy(ctx context.Context, url string, began time.Time) (time.Duration, error) {

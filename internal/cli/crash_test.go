@@ -22,26 +22,18 @@ import (
 // childGateway runs this test binary as a real tidegate process.
 func childGateway(t *testing.T, configPath string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--config", configPath, "--listen", "127.0.0.1:0")
+	addrFile := filepath.Join(t.TempDir(), "addr")
+	cmd := exec.Command(os.Args[0], "serve", "--config", configPath, "--listen", "127.0.0.1:0", "--addr-file", addrFile)
 	cmd.Env = append(os.Environ(), "TIDEGATE_TEST_MAIN=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url, err := awaitListening(out)
+	addr, err := awaitAddrFile(context.Background(), addrFile, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-		}
-	}()
-	return cmd, url
+	return cmd, "http://" + addr
 }
 
 // TestCrashMidStreams: the gateway is killed with SIGKILL while 50 streams

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tidegate/tidegate/internal/app"
+	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/drill"
 )
 
@@ -61,21 +63,14 @@ func scenarioNames() string {
 
 // startLogged runs a gateway in this process and keeps its log for the report.
 func startLogged(ctx context.Context, configPath string) (string, func() string, func(), error) {
-	ctx, cancel := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
-	logs := &lockedLog{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = Main(ctx, []string{"serve", "--config", configPath}, pw, logs)
-		pw.Close()
-	}()
-	stop := func() { cancel(); <-done }
-	url, err := awaitListening(pr)
+	cfg, err := config.Load(configPath)
 	if err != nil {
-		stop()
 		return "", nil, nil, err
 	}
-	go io.Copy(io.Discard, pr)
-	return url, logs.String, stop, nil
+	logs := &lockedLog{}
+	r, err := app.Start(ctx, cfg, app.Options{Logger: newLogger(logs, cfg.LogLevel), Version: Version})
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return r.URL, logs.String, func() { _ = r.Stop() }, nil
 }

@@ -1,34 +1,32 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/tidegate/tidegate/internal/app"
+	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/provider/sim"
 )
 
-// gatewayProc is a tidegate started through Main, as the binary would be.
+// gatewayProc is a tidegate built from a config by the composition root
+// (app.Start) and serving on loopback, as `tidegate serve --config` would.
 type gatewayProc struct {
 	URL    string
 	store  string // the store DSN, when started from a config
 	config string // the config file, when started from one
-	cancel context.CancelFunc
-	done   chan int
 	stderr *syncBuffer
+	run    *app.Running
 
 	stopOnce sync.Once
-	exitCode int
+	serveErr error // what serving returned, once stopped
 }
 
 type syncBuffer struct {
@@ -48,8 +46,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startGateway runs `tidegate serve --config` with the given YAML (the store
-// goes to a temp dir) and waits until it listens.
+// startGateway serves tidegate with the given YAML (STORE becomes a SQLite
+// store in a temp dir) on a loopback port.
 func startGateway(t *testing.T, yaml string) *gatewayProc {
 	t.Helper()
 	dir := t.TempDir()
@@ -58,64 +56,29 @@ func startGateway(t *testing.T, yaml string) *gatewayProc {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := startMain(t, "serve", "--config", path, "--listen", "127.0.0.1:0")
-	g.config = path
-	if m := regexp.MustCompile(`(?m)^store: "?([^"\n]+)"?$`).FindStringSubmatch(yaml); m != nil {
-		g.store = m[1]
-	}
-	return g
+	return startConfig(t, path)
 }
 
-func startMain(t *testing.T, args ...string) *gatewayProc {
+// startConfig serves tidegate with the config file at path on a loopback port.
+func startConfig(t *testing.T, path string) *gatewayProc {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	g := &gatewayProc{cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}}
-	go func() {
-		code := Main(ctx, args, pw, g.stderr)
-		pw.Close()
-		g.done <- code
-	}()
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			if i := strings.Index(line, "listening on "); i >= 0 && !sent {
-				u := strings.Fields(line[i+len("listening on "):])[0]
-				urlc <- strings.TrimSuffix(u, "/v1")
-				sent = true
-			}
-		}
-		if !sent {
-			close(urlc)
-		}
-	}()
-	select {
-	case u, ok := <-urlc:
-		if !ok {
-			t.Fatalf("tidegate did not start: %s", g.stderr.String())
-		}
-		g.URL = u
-	case <-time.After(10 * time.Second):
-		t.Fatalf("tidegate did not start in time: %s", g.stderr.String())
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
 	}
+	cfg.Listen = "127.0.0.1:0"
+	g := &gatewayProc{config: path, store: cfg.Store, stderr: &syncBuffer{}}
+	r, err := app.Start(context.Background(), cfg, app.Options{Logger: newLogger(g.stderr, cfg.LogLevel), Version: Version})
+	if err != nil {
+		t.Fatalf("tidegate did not start: %v", err)
+	}
+	g.run, g.URL = r, r.URL
 	t.Cleanup(g.stop)
 	return g
 }
 
-// stop cancels Main and waits for it to return; safe to call twice.
-func (g *gatewayProc) stop() {
-	g.stopOnce.Do(func() {
-		g.cancel()
-		select {
-		case g.exitCode = <-g.done:
-		case <-time.After(40 * time.Second):
-			g.exitCode = -1
-		}
-	})
-}
+// stop drains and closes the gateway; safe to call twice.
+func (g *gatewayProc) stop() { g.stopOnce.Do(func() { g.serveErr = g.run.Stop() }) }
 
 // simUpstream serves a sim fleet over HTTP, as an OpenAI-compatible upstream.
 func simUpstream(t *testing.T, models ...sim.Model) *httptest.Server {

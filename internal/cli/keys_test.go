@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/app"
 	"github.com/tidegate/tidegate/internal/provider/sim"
 )
 
@@ -215,7 +216,7 @@ prices:
 		t.Errorf("keys list:\n%s", list)
 	}
 
-	g := startMain(t, "serve", "--config", cfg, "--listen", "127.0.0.1:0")
+	g := startConfig(t, cfg)
 	for i := 0; i < 3; i++ {
 		if status, _, _, _ := chatAs(t, http.DefaultClient, g, key, hello); status != 200 {
 			t.Fatalf("chat with the CLI's key: %d", status)
@@ -254,7 +255,7 @@ func TestCredentialsAPI(t *testing.T) {
 	}
 	g.stop()
 
-	t.Setenv(SecretKeyEnv, "a long enough secret for tests")
+	t.Setenv(app.SecretKeyEnv, "a long enough secret for tests")
 	g = meteredGateway(t, dsn, "")
 	for _, name := range []string{"main", "spare"} {
 		if status, out := admin(t, g, http.MethodPost, "/admin/credentials", `{"provider":"deepseek","name":"`+name+`","api_key":"sk-live-SECRET-`+name+`"}`); status != 201 {
@@ -284,7 +285,7 @@ func TestCredentialsAPI(t *testing.T) {
 // TestStoredCredentialsServe: credentials added through the admin API are
 // used by the provider after a restart, rotated like configured keys.
 func TestStoredCredentialsServe(t *testing.T) {
-	t.Setenv(SecretKeyEnv, "a long enough secret for tests")
+	t.Setenv(app.SecretKeyEnv, "a long enough secret for tests")
 	fleet := sim.New("up", 1, []sim.Model{{Name: "ok", OutputTokens: 4}}).Handler()
 	var mu sync.Mutex
 	keysSeen := map[string]int{}
@@ -316,7 +317,7 @@ providers:
 		}
 	}
 	admin0.stop()
-	g := startMain(t, "serve", "--config", cfg, "--listen", "127.0.0.1:0")
+	g := startConfig(t, cfg)
 	for i := 0; i < 4; i++ {
 		if status, _, _, _ := chatAs(t, http.DefaultClient, g, testKey, `{"model":"vendor/ok","messages":[{"role":"user","content":"hi"}]}`); status != 200 {
 			t.Fatalf("request %d through stored credentials: %d", i, status)

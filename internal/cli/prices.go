@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/app"
 	"github.com/tidegate/tidegate/internal/httpapi"
 	"github.com/tidegate/tidegate/internal/ledger"
 )
@@ -26,7 +27,7 @@ func pricesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	cat, err := newCatalog(cfg)
+	cat, err := app.Catalog(cfg)
 	if err != nil {
 		return err
 	}

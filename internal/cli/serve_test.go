@@ -25,21 +25,26 @@ func TestDemoNeedsNoConfig(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var out syncBuffer
 		done := make(chan int, 1)
-		go func() { done <- Main(ctx, []string{"serve", "--listen", "127.0.0.1:0"}, &out, io.Discard) }()
-		re := regexp.MustCompile(`listening on (http://\S+)[\s\S]*master key \([^)]*\): (\S+)`)
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if m := re.FindStringSubmatch(out.String()); m != nil {
-				if !strings.Contains(out.String(), "curl -s "+m[1]+"/v1/chat/completions") {
-					t.Errorf("no ready curl line in:\n%s", out.String())
-				}
-				return m[1], m[2], func() { cancel(); <-done }
-			}
-			time.Sleep(5 * time.Millisecond)
+		addrFile := filepath.Join(t.TempDir(), "addr")
+		os.Remove(addrFile)
+		go func() {
+			done <- Main(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--addr-file", addrFile}, &out, io.Discard)
+		}()
+		addr, err := awaitAddrFile(ctx, addrFile, 10*time.Second)
+		if err != nil {
+			cancel()
+			t.Fatalf("demo did not start: %v\n%s", err, out.String())
 		}
-		cancel()
-		t.Fatalf("demo did not start:\n%s", out.String())
-		return "", "", nil
+		url = "http://" + addr
+		// The key and the ready curl line are printed before the address file is written.
+		m := regexp.MustCompile(`master key \([^)]*\): (\S+)`).FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("no master key printed:\n%s", out.String())
+		}
+		if !strings.Contains(out.String(), "curl -s "+url+"/v1/chat/completions") {
+			t.Errorf("no ready curl line in:\n%s", out.String())
+		}
+		return url, m[1], func() { cancel(); <-done }
 	}
 	url, key, stop := run()
 	resp := chat(t, url, key, `{"model":"chat-fast","messages":[{"role":"user","content":"Hello"}]}`)
@@ -100,8 +105,8 @@ providers:
 		t.Errorf("the running stream did not finish: err %v, tail %q", err, tail(string(rest)))
 	}
 	g.stop()
-	if g.exitCode != 0 {
-		t.Errorf("exit code %d: %s", g.exitCode, g.stderr.String())
+	if g.serveErr != nil {
+		t.Errorf("serve: %v: %s", g.serveErr, g.stderr.String())
 	}
 	if _, err := http.Get(g.URL + "/healthz"); err == nil {
 		t.Error("a stopped gateway still accepts connections")
@@ -183,7 +188,7 @@ providers:
 		t.Errorf("%d of %d streams finished whole", ok, n)
 	}
 	g.stop()
-	if d := time.Since(stopped); d > 15*time.Second || g.exitCode != 0 {
-		t.Errorf("drain took %v, exit %d", d, g.exitCode)
+	if d := time.Since(stopped); d > 15*time.Second || g.serveErr != nil {
+		t.Errorf("drain took %v, serve: %v", d, g.serveErr)
 	}
 }

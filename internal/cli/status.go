@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/app"
 	"github.com/tidegate/tidegate/internal/status"
 )
 
@@ -32,7 +34,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	masterKey, _, err := resolveMasterKey(ctx, cfg, st)
+	masterKey, _, err := app.ResolveMasterKey(ctx, cfg, st, os.Getenv)
 	st.Close()
 	if err != nil {
 		return err

@@ -17,6 +17,10 @@ type HealthConfig struct {
 	Probes              int           // successes in half-open that re-admit; default 2
 	CredentialEjection  time.Duration // a rejected credential stays out this long; default 10m
 	Forgive             time.Duration // clean service that forgives one ejection level; default 2m
+	// PanicShare is the least recent success share (smoothed) that earns an
+	// ejected target a panic pass; default 0.25. A brown-out keeps serving
+	// what its upstreams can, a dead fleet gets no attempt at all.
+	PanicShare float64
 }
 
 func (c HealthConfig) withDefaults() HealthConfig {
@@ -43,6 +47,9 @@ func (c HealthConfig) withDefaults() HealthConfig {
 	}
 	if c.CredentialEjection <= 0 {
 		c.CredentialEjection = 10 * time.Minute
+	}
+	if c.PanicShare <= 0 {
+		c.PanicShare = 0.25
 	}
 	if c.Forgive <= 0 {
 		c.Forgive = 2 * time.Minute
@@ -360,6 +367,9 @@ func (h *Health) Panic(ts []Target) (Pass, bool) {
 			continue // admissible: Admit's, not Panic's
 		}
 		share := th.share(now, h.cfg.Window)
+		if share < h.cfg.PanicShare {
+			continue // failing nearly always: an attempt would only add load
+		}
 		if best == nil || share > bestShare || (share == bestShare && th.back().Before(best.back())) {
 			best, bestShare = th, share
 			pick = Pass{Target: t, gen: th.gen, panic: true}

@@ -370,7 +370,7 @@ func TestPanicPicksTheLeastBad(t *testing.T) {
 	}, {
 		name: "a half-open target with its probe running",
 		setup: func(t *testing.T, h *Health, c *clock) {
-			record(h, a, 0)
+			record(h, a, 2)
 			c.advance(5 * time.Second)
 			admitOK(t, h, a) // the probe
 		},
@@ -399,6 +399,13 @@ func TestPanicPicksTheLeastBad(t *testing.T) {
 		},
 		want: "b",
 	}, {
+		name: "none for a target that nearly always fails (a dead fleet gets no attempt)",
+		setup: func(t *testing.T, h *Health, c *clock) {
+			record(h, a, 0)
+			record(h, b, 0)
+		},
+		want: "",
+	}, {
 		name:  "nothing out",
 		setup: func(t *testing.T, h *Health, c *clock) {},
 		want:  "",
@@ -425,7 +432,7 @@ func TestPanicPassMovesNoState(t *testing.T) {
 	h := NewHealth(HealthConfig{}, c.now, noJitter)
 	n := ejections(h)
 	tg := Target{Provider: "p", Model: "m"}
-	record(h, tg, 0)
+	record(h, tg, 2)
 	_, before := h.State(tg)
 	for i := 0; i < 10; i++ {
 		p, ok := h.Panic([]Target{tg})

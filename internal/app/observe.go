@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 // observe wires what records and exports requests: the request log, metrics
 // and traces. The returned stop flushes them; call it after the server
 // drained.
-func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, masterKey string, logger *slog.Logger) (func(), error) {
+func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, masterKey, version string, logger *slog.Logger) (func(), error) {
 	var stops []func()
 	stop := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -68,7 +68,7 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 	}
 	if tc := cfg.Observe.Tracing; tc.Endpoint != "" {
 		tr, err := tracing.New(context.Background(), tracing.Options{Endpoint: tc.Endpoint, SampleRatio: *tc.SampleRatio,
-			ServiceName: tc.ServiceName, Version: Version})
+			ServiceName: tc.ServiceName, Version: version})
 		if err != nil {
 			stop()
 			return nil, err

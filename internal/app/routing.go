@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"github.com/tidegate/tidegate/internal/config"
