@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/timing"
@@ -112,11 +113,18 @@ func BadResponse(format string, args ...any) *Error {
 	return &Error{Kind: KindBadResponse, Message: fmt.Sprintf(format, args...)}
 }
 
-// Snippet shortens an upstream body for an error message.
-func Snippet(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) > 200 {
-		return string(b[:200]) + "…"
+// snippetLen bounds the upstream bytes quoted in an error message.
+const snippetLen = 200
+
+// snippet shortens an upstream body for an error message; cut tells that the
+// body was already longer than s.
+func snippet(s string, cut bool) string {
+	s = strings.TrimSpace(s)
+	if len(s) > snippetLen {
+		s, cut = strings.ToValidUTF8(s[:snippetLen], ""), true
 	}
-	return string(b)
+	if cut {
+		s += "…"
+	}
+	return s
 }
