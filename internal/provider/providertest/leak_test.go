@@ -62,7 +62,7 @@ func TestUpstreamBytesNeverCarryTheKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := ps["p"]
-			calls := leakCalls(ctx, p)
+			calls := providerCalls(ctx, p)
 			forbidden := secretForms(key)
 			half := forbidden[len(forbidden)-1]
 			for _, a := range leakAnswers {
@@ -101,7 +101,9 @@ func secretForms(key string) []string {
 	return forms
 }
 
-func leakCalls(ctx context.Context, p provider.Provider) map[string]func() error {
+// providerCalls are the calls a provider offers: chat, stream (drained),
+// and embeddings and images when it serves them.
+func providerCalls(ctx context.Context, p provider.Provider) map[string]func() error {
 	calls := map[string]func() error{
 		"chat": func() error {
 			_, err := p.ChatCompletion(ctx, providertest.StandardRequest())

@@ -12,10 +12,8 @@ import (
 
 	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/fleet"
-	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/provider/openai"
-	"github.com/tidegate/tidegate/internal/provider/providertest"
 )
 
 // TestRedirectsNeverFollowed: an upstream that redirects (here to another
@@ -36,7 +34,7 @@ func TestRedirectsNeverFollowed(t *testing.T) {
 	clients := map[string]func(base string) provider.Provider{
 		// A client built without CheckRedirect is guarded too, by provider.Post.
 		"bare http.Client": func(base string) provider.Provider {
-			return &openai.Client{Name: "bare", BaseURL: base, APIKey: key, HTTP: &http.Client{}}
+			return &openai.Client{Name: "bare", Preset: provider.Preset{Images: true}, BaseURL: base, APIKey: key, HTTP: &http.Client{}}
 		},
 	}
 	for _, typ := range []string{"openai", "ark", "anthropic", "gemini"} {
@@ -56,27 +54,7 @@ func TestRedirectsNeverFollowed(t *testing.T) {
 				http.Redirect(w, r, thief.URL+r.URL.RequestURI(), status)
 			}))
 			p := build(redirector.URL)
-			calls := map[string]func() error{
-				"chat": func() error {
-					_, err := p.ChatCompletion(ctx, providertest.StandardRequest())
-					return err
-				},
-				"stream": func() error {
-					req := providertest.StandardRequest()
-					req.Stream = true
-					s, err := p.ChatCompletionStream(ctx, req)
-					if err == nil {
-						_, err = providertest.Drain(s)
-					}
-					return err
-				},
-			}
-			if e, ok := p.(provider.Embedder); ok {
-				calls["embeddings"] = func() error {
-					_, err := e.Embeddings(ctx, &llm.EmbeddingRequest{Model: "m", Input: []byte(`"hi"`)})
-					return err
-				}
-			}
+			calls := providerCalls(ctx, p)
 			for call, do := range calls {
 				err := do()
 				if err == nil {
