@@ -24,6 +24,8 @@ const Version = "2023-06-01"
 const DefaultMaxTokens = 4096
 
 // Client calls Anthropic's Messages API.
+// Every exported method (and its stream's Err) passes its error through
+// provider.Scrub with the client's key before it leaves.
 type Client struct {
 	Name    string
 	BaseURL string
@@ -79,9 +81,6 @@ func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
 	}
 	return e
 }
-
-// Every exported method defers provider.Guard: no error leaves this client
-// before its credential is scrubbed from what the upstream sent.
 
 func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (_ *llm.ChatResponse, err error) {
 	defer provider.Guard(&err, c.APIKey)

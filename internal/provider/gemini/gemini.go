@@ -20,6 +20,8 @@ import (
 const DefaultBaseURL = "https://generativelanguage.googleapis.com/v1beta"
 
 // Client calls the Gemini API.
+// Every exported method (and its stream's Err) passes its error through
+// provider.Scrub with the client's key before it leaves.
 type Client struct {
 	Name    string
 	BaseURL string // includes the version, e.g. …/v1beta
@@ -92,9 +94,6 @@ func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
 	}
 	return e
 }
-
-// Every exported method defers provider.Guard: no error leaves this client
-// before its credential is scrubbed from what the upstream sent.
 
 func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (_ *llm.ChatResponse, err error) {
 	defer provider.Guard(&err, c.APIKey)

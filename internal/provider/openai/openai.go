@@ -16,6 +16,8 @@ import (
 )
 
 // Client calls one OpenAI-compatible upstream.
+// Every exported method (and its stream's Err) passes its error through
+// provider.Scrub with the client's key before it leaves.
 type Client struct {
 	Name    string // the provider's configured name, for errors
 	Preset  provider.Preset
@@ -95,9 +97,6 @@ func (c *Client) prepare(req *llm.ChatRequest, stream bool) ([]byte, error) {
 	}
 	return json.Marshal(r)
 }
-
-// Every exported method defers provider.Guard: no error leaves this client
-// before its credential is scrubbed from what the upstream sent.
 
 func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (_ *llm.ChatResponse, err error) {
 	defer provider.Guard(&err, c.APIKey)
