@@ -19,9 +19,10 @@ import (
 
 // HTTPClient is the upstream client for one provider. There is no overall
 // timeout (streams run long); the response-header timeout bounds the wait
-// for an answer to start, and the request context bounds the rest.
+// for an answer to start, and the request context bounds the rest. Redirects
+// are never followed: the credential and the prompt go to the configured URL only.
 func HTTPClient(headerTimeout time.Duration) *http.Client {
-	return &http.Client{Transport: &http.Transport{
+	return &http.Client{CheckRedirect: provider.RefuseRedirect, Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,

@@ -53,35 +53,50 @@ func (noTab) Record(Attempt) {}
 func (noTab) Close()         {}
 
 // promptBytes sizes a request's prompt: its text, tool calls and tool
-// definitions, and a flat allowance for each image or file part.
+// definitions, and a flat allowance for each image or file part. The sum
+// saturates at estimateCeiling (see estimate), so it never wraps.
 func promptBytes(req *llm.ChatRequest) int64 {
 	var size int64
+	add := func(n int) { size = min(size+int64(n), estimateCeiling) } // size ≤ ceiling and n < 2^62: no wrap
 	for _, m := range req.Messages {
-		size += int64(len(m.Content.String())) + 16
+		add(len(m.Content.String()) + 16)
 		for _, tc := range m.ToolCalls {
-			size += int64(len(tc.Function.Name) + len(tc.Function.Arguments))
+			add(len(tc.Function.Name) + len(tc.Function.Arguments))
 		}
 		for _, p := range m.Content.Parts {
 			if p.Type != "text" {
-				size += 1024
+				add(1024)
 			}
 		}
 	}
 	for _, t := range req.Tools {
-		size += int64(len(t.Function.Name) + len(t.Function.Description) + len(t.Function.Parameters))
+		add(len(t.Function.Name) + len(t.Function.Description) + len(t.Function.Parameters))
 	}
 	return size
 }
 
+// estimateCeiling bounds each token count of an estimate: far past any
+// budget at any price, yet small enough that tokens × price never overflows.
+const estimateCeiling = 1 << 40
+
 // estimate bounds a chat request's cost before it runs: about three bytes a
 // token for the prompt (tokenizers average nearer four; CJK about three per
 // character, which is three bytes), and the output cap for every choice.
+// The client's numbers were bounded at the door (llm's Limit…); the
+// arithmetic here saturates anyway, so no request can wrap its reservation
+// to nothing and pass a hard budget.
 func estimate(req *llm.ChatRequest, plan []router.Target, outputCap int64) Estimate {
 	out := int64(req.MaxOutputTokens())
-	if out == 0 {
+	if out <= 0 {
 		out = outputCap
 	}
-	return Estimate{Plan: plan, PromptTokens: (promptBytes(req) + 2) / 3, OutputTokens: out * int64(req.Choices()), Stream: req.Stream}
+	out = min(max(out, 0), estimateCeiling)
+	n := int64(req.Choices()) // at least 1
+	output := int64(estimateCeiling)
+	if out <= estimateCeiling/n {
+		output = out * n
+	}
+	return Estimate{Plan: plan, PromptTokens: (promptBytes(req) + 2) / 3, OutputTokens: output, Stream: req.Stream}
 }
 
 // EstimateTokens guesses tokens for text an upstream produced without usage.

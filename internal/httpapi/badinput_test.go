@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidegate/tidegate/internal/httpapi"
+	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/provider/sim"
 	"github.com/tidegate/tidegate/internal/router"
@@ -46,6 +48,20 @@ func TestBadInput(t *testing.T) {
 		{"huge n", "/v1/chat/completions", `{"model":"chat","n":100000000,` + msg + `}`, 400, "invalid_value", "n"},
 		{"negative max_tokens", "/v1/chat/completions", `{"model":"chat","max_tokens":-1,` + msg + `}`, 400, "invalid_value", "max_tokens"},
 		{"temperature out of range", "/v1/chat/completions", `{"model":"chat","temperature":9,` + msg + `}`, 400, "invalid_value", "temperature"},
+		{"max_completion_tokens 2^62 × n 2", "/v1/chat/completions", `{"model":"chat","max_completion_tokens":4611686018427387904,"n":2,` + msg + `}`, 400, "invalid_value", "max_completion_tokens"},
+		{"max_tokens past the bound", "/v1/chat/completions", `{"model":"chat","max_tokens":1048577,` + msg + `}`, 400, "invalid_value", "max_tokens"},
+		{"max_completion_tokens zero", "/v1/chat/completions", `{"model":"chat","max_completion_tokens":0,` + msg + `}`, 400, "invalid_value", "max_completion_tokens"},
+		{"n zero", "/v1/chat/completions", `{"model":"chat","n":0,` + msg + `}`, 400, "invalid_value", "n"},
+		{"n negative", "/v1/chat/completions", `{"model":"chat","n":-2,` + msg + `}`, 400, "invalid_value", "n"},
+		{"too many embedding inputs", "/v1/embeddings", `{"model":"chat","input":[` + strings.Repeat(`"a",`, 2048) + `"a"]}`, 400, "invalid_value", "input"},
+		{"negative embedding dimensions", "/v1/embeddings", `{"model":"chat","input":"a","dimensions":-1}`, 400, "invalid_value", "dimensions"},
+		{"images n negative", "/v1/images/generations", `{"model":"chat","prompt":"a cat","n":-1}`, 400, "invalid_value", "n"},
+		{"MODEL smuggled after model", "/v1/chat/completions", `{"model":"chat",` + msg + `,"MODEL":"sim/slow"}`, 400, "duplicate_field", "MODEL"},
+		{"Max_Tokens smuggled", "/v1/chat/completions", `{"model":"chat",` + msg + `,"max_tokens":5,"Max_Tokens":1000000}`, 400, "duplicate_field", "Max_Tokens"},
+		{"Stream in a Unicode fold", "/v1/chat/completions", `{"model":"chat",` + msg + `,"\u017ftream":true}`, 400, "duplicate_field", "\u017ftream"},
+		{"model twice", "/v1/chat/completions", `{"model":"chat",` + msg + `,"model":"sim/slow"}`, 400, "duplicate_field", "model"},
+		{"embeddings Model", "/v1/embeddings", `{"model":"chat","input":"a","Model":"sim/embed"}`, 400, "duplicate_field", "Model"},
+		{"images N", "/v1/images/generations", `{"model":"chat","prompt":"a cat","N":10}`, 400, "duplicate_field", "N"},
 		{"body over the limit", "/v1/chat/completions", huge, 413, "request_too_large", ""},
 		{"invalid UTF-8", "/v1/chat/completions", "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}", 400, "invalid_encoding", ""},
 		{"deeply nested", "/v1/chat/completions", deep, 400, "invalid_json", ""},
@@ -76,22 +92,50 @@ func TestBadInput(t *testing.T) {
 	}
 
 	t.Run("anthropic route errors in Anthropic's shape", func(t *testing.T) {
-		for body, status := range map[string]int{
-			`{"model":"chat",`: 400,
-			`{"model":"chat","messages":[{"role":"user","content":"hi"}]}`:                                      400, // no max_tokens
-			`{"model":"chat","max_tokens":9,"messages":[{"role":"system","content":"hi"}]}`:                     400,
-			`{"model":"nope","max_tokens":9,"messages":[{"role":"user","content":"hi"}]}`:                       404,
-			"{\"model\":\"chat\",\"max_tokens\":9,\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\x28\"}]}": 400,
+		hi := `"messages":[{"role":"user","content":"hi"}]`
+		for _, tc := range []struct {
+			body    string
+			status  int
+			mention string // what the message must name, when it must
+		}{
+			{`{"model":"chat",`, 400, ""},
+			{`{"model":"chat",` + hi + `}`, 400, "max_tokens"}, // no max_tokens
+			{`{"model":"chat","max_tokens":9,"messages":[{"role":"system","content":"hi"}]}`, 400, ""},
+			{`{"model":"nope","max_tokens":9,` + hi + `}`, 404, ""},
+			{`{"model":"chat","max_tokens":4611686018427387904,` + hi + `}`, 400, "max_tokens"},
+			{`{"model":"chat","max_tokens":-1,` + hi + `}`, 400, "max_tokens"},
+			{`{"model":"chat","max_tokens":9,"thinking":{"type":"enabled","budget_tokens":-1},` + hi + `}`, 400, "thinking.budget_tokens"},
+			{`{"model":"chat","max_tokens":9,"thinking":{"type":"enabled","budget_tokens":1048577},` + hi + `}`, 400, "thinking.budget_tokens"},
+			{`{"model":"chat","max_tokens":9,"MODEL":"sim/slow",` + hi + `}`, 400, `"MODEL"`},
+			{`{"model":"chat","max_tokens":9,"Max_Tokens":99999,` + hi + `}`, 400, `"Max_Tokens"`},
+			{`{"model":"chat","max_tokens":9,"max_tokens":99999,` + hi + `}`, 400, "max_tokens appears more than once"},
+			{"{\"model\":\"chat\",\"max_tokens\":9,\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\x28\"}]}", 400, ""},
 		} {
-			resp := srv.post(t, "/v1/messages", body)
+			resp := srv.post(t, "/v1/messages", tc.body)
 			var e struct {
 				Type  string `json:"type"`
 				Error struct{ Type, Message string }
 			}
 			b, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != status || json.Unmarshal(b, &e) != nil || e.Type != "error" || e.Error.Type == "" || e.Error.Message == "" {
-				t.Errorf("%q: status %d body %s", body, resp.StatusCode, b)
+			if resp.StatusCode != tc.status || json.Unmarshal(b, &e) != nil || e.Type != "error" || e.Error.Type == "" || e.Error.Message == "" {
+				t.Errorf("%q: status %d body %s", tc.body, resp.StatusCode, b)
+			} else if !strings.Contains(e.Error.Message, tc.mention) {
+				t.Errorf("%q: the message does not name %s: %s", tc.body, tc.mention, b)
 			}
+		}
+	})
+
+	t.Run("message count bounded", func(t *testing.T) {
+		big := newServer(t, map[string]provider.Provider{"sim": fleet}, []router.Route{{Name: "chat", Targets: []router.Target{{Provider: "sim", Model: "fast"}}}},
+			func(s *httpapi.Server) { s.BodyLimit = 8 << 20 })
+		many := strings.TrimSuffix(strings.Repeat(`{"role":"user","content":""},`, llm.LimitMessages+1), ",")
+		resp := big.post(t, "/v1/chat/completions", `{"model":"chat","messages":[`+many+`]}`)
+		if e := openAIError(t, resp); resp.StatusCode != 400 || e.Param == nil || *e.Param != "messages" {
+			t.Errorf("chat: status %d, %+v", resp.StatusCode, e)
+		}
+		resp = big.post(t, "/v1/messages", `{"model":"chat","max_tokens":9,"messages":[`+many+`]}`)
+		if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 400 || !strings.Contains(string(b), "at most 100000 messages") {
+			t.Errorf("messages: status %d: %s", resp.StatusCode, b)
 		}
 	})
 

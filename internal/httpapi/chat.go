@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,9 +15,6 @@ import (
 // MaxDepth bounds JSON nesting. Real requests nest a dozen levels (tool
 // schemas); hostile ones nest thousands to burn CPU and stack.
 const MaxDepth = 64
-
-// MaxChoices is OpenAI's own limit on n.
-const MaxChoices = 128
 
 // jsonDepth returns the deepest nesting of a JSON text, stopping at limit+1.
 func jsonDepth(b []byte, limit int) int {
@@ -49,7 +47,11 @@ func jsonDepth(b []byte, limit int) int {
 	return deepest
 }
 
-// decode reads and decodes a JSON body into v.
+// limited is a request whose client numbers have bounds (llm's Limit…).
+type limited interface{ CheckLimits() error }
+
+// decode reads and decodes a JSON body into v, and checks v's numbers
+// against their bounds before anything computes with them.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	body, err := s.readBody(w, r)
 	if err != nil {
@@ -61,9 +63,24 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 			Message: fmt.Sprintf("JSON nested deeper than %d levels", MaxDepth)}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return decodeError(err)
+		return fieldError(err)
+	}
+	if l, ok := v.(limited); ok {
+		return fieldError(l.CheckLimits())
 	}
 	return nil
+}
+
+// fieldError renders a decoding or bounds error, naming the field when llm did.
+func fieldError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *llm.FieldError
+	if errors.As(err, &fe) {
+		return &provider.Error{Kind: provider.KindInvalidRequest, Code: fe.Code, Param: fe.Param, Message: fe.Message}
+	}
+	return decodeError(err)
 }
 
 func invalid(param, format string, args ...any) *provider.Error {
@@ -72,7 +89,8 @@ func invalid(param, format string, args ...any) *provider.Error {
 
 var validRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
 
-// validateChat checks what OpenAI's API itself rejects, before any upstream is called.
+// validateChat checks what OpenAI's API itself rejects, before any upstream is
+// called (decode has checked the numbers against their bounds).
 func validateChat(req *llm.ChatRequest) error {
 	if req.Model == "" {
 		return &provider.Error{Kind: provider.KindInvalidRequest, Code: "missing_model", Param: "model", Message: "model is required"}
@@ -87,15 +105,6 @@ func validateChat(req *llm.ChatRequest) error {
 		if m.Role == "tool" && m.ToolCallID == "" {
 			return invalid(fmt.Sprintf("messages[%d].tool_call_id", i), "a tool message needs tool_call_id")
 		}
-	}
-	if n := req.N; n != nil && (*n < 1 || *n > MaxChoices) {
-		return invalid("n", "n must be between 1 and %d, got %d", MaxChoices, *n)
-	}
-	if m := req.MaxTokens; m != nil && *m < 1 {
-		return invalid("max_tokens", "max_tokens must be at least 1")
-	}
-	if m := req.MaxCompletionTokens; m != nil && *m < 1 {
-		return invalid("max_completion_tokens", "max_completion_tokens must be at least 1")
 	}
 	if t := req.Temperature; t != nil && (*t < 0 || *t > 2) {
 		return invalid("temperature", "temperature must be between 0 and 2")

@@ -39,7 +39,7 @@ type chatRequestAlias ChatRequest
 
 func (r *ChatRequest) UnmarshalJSON(data []byte) error {
 	var a chatRequestAlias
-	extra, err := decodeWithExtra(data, &a, chatRequestKeys)
+	extra, err := decodeWithExtra(data, &a, chatRequestFields)
 	if err != nil {
 		return err
 	}

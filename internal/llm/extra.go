@@ -3,50 +3,209 @@ package llm
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
-// jsonKeys lists the JSON names of a struct's fields, for splitting off unknown ones.
-func jsonKeys(v any) map[string]bool {
+// Fields is the set of top-level member names a request type reads.
+type Fields struct {
+	names  map[string]bool
+	folded map[string]string // foldName(name) → name
+}
+
+// FieldsOf lists the JSON names of a struct's fields, for splitting off unknown ones.
+func FieldsOf(v any) *Fields {
 	t := reflect.TypeOf(v)
-	keys := make(map[string]bool, t.NumField())
+	f := &Fields{names: make(map[string]bool, t.NumField()), folded: make(map[string]string, t.NumField())}
 	for i := 0; i < t.NumField(); i++ {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		if name != "" && name != "-" {
-			keys[name] = true
+			f.names[name] = true
+			f.folded[foldName(name)] = name
 		}
 	}
-	return keys
+	return f
 }
 
 // Immutable lookup tables, built once.
 var (
-	chatRequestKeys      = jsonKeys(chatRequestAlias{})
-	embeddingRequestKeys = jsonKeys(embeddingRequestAlias{})
-	imageRequestKeys     = jsonKeys(imageRequestAlias{})
+	chatRequestFields      = FieldsOf(chatRequestAlias{})
+	embeddingRequestFields = FieldsOf(embeddingRequestAlias{})
+	imageRequestFields     = FieldsOf(imageRequestAlias{})
 )
 
 // decodeWithExtra decodes data into v and returns the top-level members v has no field for.
-func decodeWithExtra(data []byte, v any, known map[string]bool) (map[string]json.RawMessage, error) {
+func decodeWithExtra(data []byte, v any, known *Fields) (map[string]json.RawMessage, error) {
 	if err := json.Unmarshal(data, v); err != nil {
 		return nil, err
 	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(data, &all); err != nil {
-		return nil, err
-	}
+	return SplitMembers(data, known)
+}
+
+// SplitMembers returns the top-level members of a JSON object (valid JSON:
+// decode it first) whose names are not in known. A member tidegate reads
+// must appear once and in its own spelling: Go's decoder matches names
+// without regard to case, and upstreams differ on which duplicate wins, so a
+// second "model", a "MODEL" or a "ſtream" could make tidegate check one
+// value while an upstream serves another. Those are refused (*FieldError,
+// code duplicate_field). Unknown members pass whatever their spelling.
+func SplitMembers(data []byte, known *Fields) (map[string]json.RawMessage, error) {
 	var extra map[string]json.RawMessage
-	for k, raw := range all {
-		if known[k] {
-			continue
+	var seen map[string]bool
+	err := eachMember(data, func(name string, raw []byte) error {
+		if known.names[name] {
+			if seen[name] {
+				return duplicateField(name, name)
+			}
+			if seen == nil {
+				seen = make(map[string]bool, len(known.names))
+			}
+			seen[name] = true
+			return nil
+		}
+		if field, ok := known.folded[foldName(name)]; ok {
+			return duplicateField(name, field)
 		}
 		if extra == nil {
 			extra = make(map[string]json.RawMessage)
 		}
-		extra[k] = raw
+		extra[name] = append(json.RawMessage(nil), raw...)
+		return nil
+	})
+	return extra, err
+}
+
+// foldName folds a member name as encoding/json does when it matches names
+// to fields (bytes.EqualFold's rule: "K" (Kelvin) and "ſ" match "k" and "s"):
+// each rune becomes the smallest of its case orbit, which for ASCII is upper case.
+func foldName(name string) string {
+	ascii := true
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
 	}
-	return extra, nil
+	if ascii {
+		return strings.ToUpper(name)
+	}
+	var b strings.Builder
+	for _, r := range name {
+		for { // the smallest rune of r's fold orbit
+			next := unicode.SimpleFold(r)
+			if next <= r {
+				r = next
+				break
+			}
+			r = next
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func duplicateField(name, field string) *FieldError {
+	if name == field {
+		return &FieldError{Param: name, Code: "duplicate_field", Message: fmt.Sprintf("%s appears more than once", name)}
+	}
+	return &FieldError{Param: name, Code: "duplicate_field",
+		Message: fmt.Sprintf("%q is another spelling of %q: a field tidegate reads must be spelt exactly, once", name, field)}
+}
+
+// FieldError is a client's request that names a field wrongly or holds a
+// number out of bounds; Param names the field as the client sent it.
+type FieldError struct {
+	Param, Code, Message string
+}
+
+func (e *FieldError) Error() string { return e.Message }
+
+// eachMember calls fn with each top-level member of a JSON object, in order,
+// duplicates included, names unescaped. data must be valid JSON; anything
+// but an object has no members.
+func eachMember(data []byte, fn func(name string, raw []byte) error) error {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil
+	}
+	i++
+	for {
+		i = skipSpace(data, i)
+		if i >= len(data) || data[i] == '}' {
+			return nil
+		}
+		if data[i] == ',' {
+			i++
+			continue
+		}
+		end := endOfString(data, i)
+		name := string(data[i+1 : end-1])
+		if strings.IndexByte(name, '\\') >= 0 {
+			if err := json.Unmarshal(data[i:end], &name); err != nil {
+				return err
+			}
+		}
+		i = skipSpace(data, end) + 1 // past the colon
+		i = skipSpace(data, i)
+		vend := endOfValue(data, i)
+		if err := fn(name, data[i:vend]); err != nil {
+			return err
+		}
+		i = vend
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// endOfString returns the index just past the string starting at data[i].
+func endOfString(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(data)
+}
+
+// endOfValue returns the index just past the value starting at data[i].
+func endOfValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return endOfString(data, i)
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				i = endOfString(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return len(data)
+	}
+	for i < len(data) && !strings.ContainsRune(",}] \t\r\n", rune(data[i])) {
+		i++
+	}
+	return i
 }
 
 // encodeWithExtra marshals v and appends the extra members after its own.

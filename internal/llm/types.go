@@ -57,7 +57,7 @@ type embeddingRequestAlias EmbeddingRequest
 
 func (r *EmbeddingRequest) UnmarshalJSON(data []byte) error {
 	var a embeddingRequestAlias
-	extra, err := decodeWithExtra(data, &a, embeddingRequestKeys)
+	extra, err := decodeWithExtra(data, &a, embeddingRequestFields)
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ type imageRequestAlias ImageRequest
 
 func (r *ImageRequest) UnmarshalJSON(data []byte) error {
 	var a imageRequestAlias
-	extra, err := decodeWithExtra(data, &a, imageRequestKeys)
+	extra, err := decodeWithExtra(data, &a, imageRequestFields)
 	if err != nil {
 		return err
 	}

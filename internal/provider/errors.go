@@ -95,6 +95,8 @@ type Error struct {
 	Status     int
 	RetryAfter time.Duration
 	Err        error
+
+	quoted []byte // upstream bytes, shown only once scrubbed (see Quote)
 }
 
 func (e *Error) Error() string {
@@ -122,6 +124,15 @@ func AsError(err error) *Error {
 		return e
 	}
 	return ClassifyTransport(err)
+}
+
+// MessageKind guesses a kind from the message or, when there is none, from
+// the quoted upstream body (not yet redacted: the guess is not shown).
+func (e *Error) MessageKind() (Kind, bool) {
+	if e.Message != "" || e.quoted == nil {
+		return ClassifyMessage(e.Message)
+	}
+	return ClassifyMessage(string(e.quoted[:min(len(e.quoted), quoteWindow)]))
 }
 
 // KindForStatus maps a provider's HTTP status to a kind, for when its body says nothing better.

@@ -60,20 +60,42 @@ func TestClassifyCode(t *testing.T) {
 	}
 }
 
+// TestRetryAfter: both forms are read, and whatever an upstream sends, a
+// target is cooled for at most MaxRetryAfter (never negative, never forever).
 func TestRetryAfter(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	h := http.Header{}
-	h.Set("Retry-After", "3")
-	if RetryAfter(h, now) != 3*time.Second {
-		t.Error("seconds")
+	date := func(d time.Duration) string { return now.Add(d).Format(http.TimeFormat) }
+	tests := []struct {
+		header string
+		want   time.Duration
+	}{
+		{"3", 3 * time.Second},
+		{" 1.5 ", 1500 * time.Millisecond},
+		{date(10 * time.Second), 10 * time.Second},
+		{"", 0},
+		{"soon", 0},
+		{"-5", 0},
+		{"NaN", 0},
+		{"0", 0},
+		{date(-time.Hour), 0},
+		{"299", 299 * time.Second},
+		{"300", MaxRetryAfter},
+		{"999999999", MaxRetryAfter},
+		{"1e300", MaxRetryAfter},
+		{"1e400", MaxRetryAfter},
+		{"+Inf", MaxRetryAfter},
+		{"9223372036854775807", MaxRetryAfter},
+		{date(32 * 365 * 24 * time.Hour), MaxRetryAfter},
+		{"Fri, 31 Dec 9999 23:59:59 GMT", MaxRetryAfter},
 	}
-	h.Set("Retry-After", now.Add(10*time.Second).Format(http.TimeFormat))
-	if RetryAfter(h, now) != 10*time.Second {
-		t.Error("date")
-	}
-	h.Set("Retry-After", "soon")
-	if RetryAfter(h, now) != 0 {
-		t.Error("garbage")
+	for _, tt := range tests {
+		h := http.Header{}
+		if tt.header != "" {
+			h.Set("Retry-After", tt.header)
+		}
+		if got := RetryAfter(h, now); got != tt.want {
+			t.Errorf("Retry-After %q → %v, want %v", tt.header, got, tt.want)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/timing"
@@ -31,6 +32,12 @@ func Post(ctx context.Context, client *http.Client, url string, header http.Head
 		if tp := attempt.Traceparent(); tp != "" {
 			req.Header.Set("traceparent", tp) // the upstream's spans join the request's trace
 		}
+	}
+	if client.CheckRedirect == nil {
+		// The default would follow: refuse, whoever built the client.
+		c := *client
+		c.CheckRedirect = RefuseRedirect
+		client = &c
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -56,6 +63,11 @@ func processingTime(h http.Header) time.Duration {
 	return time.Duration(f * float64(time.Millisecond))
 }
 
+// RefuseRedirect is the CheckRedirect of every upstream client: a redirect is
+// returned as the answer, never followed, since following it would carry the
+// provider's credential and the prompt to wherever the upstream points.
+func RefuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 // FailFunc turns an upstream error answer into an *Error, dialect by dialect.
 type FailFunc func(status int, h http.Header, body []byte) *Error
 
@@ -66,6 +78,12 @@ func Call(ctx context.Context, client *http.Client, name, url string, header htt
 	if err != nil {
 		AsError(err).Provider = name
 		return nil, err
+	}
+	if resp.StatusCode/100 == 3 {
+		resp.Body.Close()
+		// Neither the body nor Location is quoted: they are the upstream's bytes.
+		return nil, &Error{Kind: KindBadResponse, Provider: name, Status: resp.StatusCode,
+			Message: "upstream answered with a redirect, which tidegate does not follow"}
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
@@ -95,11 +113,18 @@ func BadResponse(format string, args ...any) *Error {
 	return &Error{Kind: KindBadResponse, Message: fmt.Sprintf(format, args...)}
 }
 
-// Snippet shortens an upstream body for an error message.
-func Snippet(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) > 200 {
-		return string(b[:200]) + "…"
+// snippetLen bounds the upstream bytes quoted in an error message.
+const snippetLen = 200
+
+// snippet shortens an upstream body for an error message; cut tells that the
+// body was already longer than s.
+func snippet(s string, cut bool) string {
+	s = strings.TrimSpace(s)
+	if len(s) > snippetLen {
+		s, cut = strings.ToValidUTF8(s[:snippetLen], ""), true
 	}
-	return string(b)
+	if cut {
+		s += "…"
+	}
+	return s
 }

@@ -76,17 +76,30 @@ func ClassifyTransport(err error) *Error {
 	return e
 }
 
-// RetryAfter reads a Retry-After header (seconds or an HTTP date); 0 when absent.
+// MaxRetryAfter caps an upstream's Retry-After: a target is cooled for at
+// most this long whatever the upstream says, so a hostile or broken upstream
+// cannot take itself (or a shared credential) out of plans for years.
+const MaxRetryAfter = 5 * time.Minute
+
+// RetryAfter reads a Retry-After header (seconds or an HTTP date), capped at
+// MaxRetryAfter; 0 when absent, negative, in the past or unreadable.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 {
+	if secs, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		// Compared before converting: a huge or infinite float has no Duration.
+		switch {
+		case !(secs > 0): // negative, zero or NaN
+			return 0
+		case secs >= MaxRetryAfter.Seconds():
+			return MaxRetryAfter
+		}
 		return time.Duration(secs * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), MaxRetryAfter)
 	}
 	return 0
 }

@@ -9,19 +9,44 @@ import (
 	"github.com/tidegate/tidegate/internal/provider"
 )
 
-// Validate checks what Anthropic's API itself rejects.
+type messagesRequestAlias MessagesRequest
+
+var messagesRequestFields = llm.FieldsOf(messagesRequestAlias{})
+
+// UnmarshalJSON refuses duplicates and other spellings of the fields
+// tidegate reads (llm.SplitMembers); unknown fields are dropped.
+func (mr *MessagesRequest) UnmarshalJSON(data []byte) error {
+	var a messagesRequestAlias
+	if err := json.Unmarshal(data, &a); err != nil {
+		return err
+	}
+	if _, err := llm.SplitMembers(data, messagesRequestFields); err != nil {
+		return err
+	}
+	*mr = MessagesRequest(a)
+	return nil
+}
+
+// Validate checks what Anthropic's API itself rejects, and the bounds
+// tidegate puts on the numbers it reads (llm's Limit…).
 func (mr *MessagesRequest) Validate() error {
 	bad := func(param, msg string) error {
-		return &provider.Error{Kind: provider.KindInvalidRequest, Param: param, Message: msg}
+		return &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_value", Param: param, Message: msg}
 	}
 	if mr.Model == "" {
 		return bad("model", "model: Field required")
 	}
-	if mr.MaxTokens < 1 {
-		return bad("max_tokens", "max_tokens: must be at least 1")
+	if mr.MaxTokens < 1 || mr.MaxTokens > llm.LimitOutputTokens {
+		return bad("max_tokens", fmt.Sprintf("max_tokens: must be between 1 and %d, got %d", llm.LimitOutputTokens, mr.MaxTokens))
+	}
+	if t := mr.Thinking; t != nil && (t.BudgetTokens < 0 || t.BudgetTokens > llm.LimitOutputTokens) {
+		return bad("thinking.budget_tokens", fmt.Sprintf("thinking.budget_tokens: must be between 0 and %d, got %d", llm.LimitOutputTokens, t.BudgetTokens))
 	}
 	if len(mr.Messages) == 0 {
 		return bad("messages", "messages: at least one message is required")
+	}
+	if len(mr.Messages) > llm.LimitMessages {
+		return bad("messages", fmt.Sprintf("messages: at most %d messages, got %d", llm.LimitMessages, len(mr.Messages)))
 	}
 	for i, m := range mr.Messages {
 		if m.Role != "user" && m.Role != "assistant" {

@@ -24,6 +24,8 @@ const Version = "2023-06-01"
 const DefaultMaxTokens = 4096
 
 // Client calls Anthropic's Messages API.
+// Every exported method (and its stream's Err) passes its error through
+// provider.Scrub with the client's key before it leaves.
 type Client struct {
 	Name    string
 	BaseURL string
@@ -60,9 +62,9 @@ func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
 	var er ErrorResponse
 	_ = json.Unmarshal(body, &er)
 	e := &provider.Error{Kind: provider.KindForStatus(status), Provider: c.Name, Status: status,
-		Code: er.Error.Type, Message: provider.Redact(er.Error.Message, c.APIKey)}
+		Code: er.Error.Type, Message: er.Error.Message}
 	if e.Message == "" {
-		e.Message = provider.Redact(provider.Snippet(body), c.APIKey)
+		e.Quote(body) // shown once scrubbed
 	}
 	if status == http.StatusOK { // an error event inside a stream
 		e.Kind = provider.KindUpstream
@@ -70,7 +72,7 @@ func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
 	if status != http.StatusUnauthorized {
 		if k, ok := provider.ClassifyCode(er.Error.Type); ok {
 			e.Kind = k
-		} else if k, ok := provider.ClassifyMessage(e.Message); ok {
+		} else if k, ok := e.MessageKind(); ok {
 			e.Kind = k
 		}
 	}
@@ -80,7 +82,8 @@ func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
 	return e
 }
 
-func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
+func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (_ *llm.ChatResponse, err error) {
+	defer provider.Guard(&err, c.APIKey)
 	resp, err := c.send(ctx, req, false)
 	if err != nil {
 		return nil, err
@@ -95,7 +98,7 @@ func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm
 		if mr.Type == "error" {
 			return nil, c.fail(resp.StatusCode, resp.Header, b)
 		}
-		return nil, provider.BadResponse("upstream %s sent an unreadable answer: %s", c.Name, provider.Snippet(b))
+		return nil, provider.BadResponse("upstream %s sent an unreadable answer", c.Name).Quote(b)
 	}
 	out := ToChatResponse(&mr)
 	if u := rawUsage(b); u != nil {
@@ -125,7 +128,8 @@ func ChatUsage(u Usage) *llm.Usage {
 	return out
 }
 
-func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) (provider.ChatStream, error) {
+func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) (_ provider.ChatStream, err error) {
+	defer provider.Guard(&err, c.APIKey)
 	resp, err := c.send(ctx, req, true)
 	if err != nil {
 		return nil, err
@@ -172,7 +176,7 @@ func (s *stream) Next() bool {
 		ev := s.r.Event()
 		var e streamEvent
 		if err := json.Unmarshal(ev.Data, &e); err != nil {
-			s.err = provider.BadResponse("upstream %s sent a malformed stream event: %s", s.c.Name, provider.Snippet(ev.Data))
+			s.err = provider.BadResponse("upstream %s sent a malformed stream event", s.c.Name).Quote(ev.Data)
 			return false
 		}
 		switch e.Type {
@@ -262,7 +266,7 @@ func orEmpty(e *ErrorDetail) *ErrorDetail {
 }
 
 func (s *stream) Chunk() *llm.ChatChunk { return &s.cur }
-func (s *stream) Err() error            { return s.err }
+func (s *stream) Err() error            { return provider.Scrub(s.err, s.c.APIKey) }
 func (s *stream) Buffered() bool        { return s.flushUse || s.r.Buffered() }
 
 func (s *stream) Close() error {

@@ -20,6 +20,8 @@ import (
 const DefaultBaseURL = "https://generativelanguage.googleapis.com/v1beta"
 
 // Client calls the Gemini API.
+// Every exported method (and its stream's Err) passes its error through
+// provider.Scrub with the client's key before it leaves.
 type Client struct {
 	Name    string
 	BaseURL string // includes the version, e.g. …/v1beta
@@ -70,9 +72,9 @@ func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
 	}
 	_ = json.Unmarshal(body, &env)
 	e := &provider.Error{Kind: provider.KindForStatus(status), Provider: c.Name, Status: status,
-		Code: env.Error.Status, Message: provider.Redact(env.Error.Message, c.APIKey)}
+		Code: env.Error.Status, Message: env.Error.Message}
 	if e.Message == "" {
-		e.Message = provider.Redact(provider.Snippet(body), c.APIKey)
+		e.Quote(body) // shown once scrubbed
 	}
 	if k, ok := statusKinds[env.Error.Status]; ok {
 		e.Kind = k
@@ -83,7 +85,7 @@ func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
 		}
 	}
 	if e.Kind == provider.KindInvalidRequest {
-		if k, ok := provider.ClassifyMessage(e.Message); ok {
+		if k, ok := e.MessageKind(); ok {
 			e.Kind = k
 		}
 	}
@@ -93,7 +95,8 @@ func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
 	return e
 }
 
-func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
+func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (_ *llm.ChatResponse, err error) {
+	defer provider.Guard(&err, c.APIKey)
 	gr, err := FromChatRequest(req)
 	if err != nil {
 		return nil, err
@@ -109,7 +112,7 @@ func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm
 	}
 	var g Response
 	if err := json.Unmarshal(b, &g); err != nil {
-		return nil, provider.BadResponse("upstream %s sent unreadable JSON: %s", c.Name, provider.Snippet(b))
+		return nil, provider.BadResponse("upstream %s sent unreadable JSON", c.Name).Quote(b)
 	}
 	if len(g.Candidates) == 0 {
 		return nil, c.blocked(&g)
@@ -206,7 +209,8 @@ func ChatUsage(u *UsageMetadata) *llm.Usage {
 	return out
 }
 
-func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) (provider.ChatStream, error) {
+func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) (_ provider.ChatStream, err error) {
+	defer provider.Guard(&err, c.APIKey)
 	gr, err := FromChatRequest(req)
 	if err != nil {
 		return nil, err
@@ -293,7 +297,7 @@ func (s *stream) fill() {
 	data := s.r.Event().Data
 	var g Response
 	if err := json.Unmarshal(data, &g); err != nil {
-		s.err = provider.BadResponse("upstream %s sent a malformed stream event: %s", s.c.Name, provider.Snippet(data))
+		s.err = provider.BadResponse("upstream %s sent a malformed stream event", s.c.Name).Quote(data)
 		return
 	}
 	if g.Error != nil {
@@ -354,12 +358,13 @@ func (s *stream) fill() {
 }
 
 func (s *stream) Chunk() *llm.ChatChunk { return &s.cur }
-func (s *stream) Err() error            { return s.err }
+func (s *stream) Err() error            { return provider.Scrub(s.err, s.c.APIKey) }
 func (s *stream) Buffered() bool        { return len(s.queue) > 0 || s.r.Buffered() }
 func (s *stream) Close() error          { return s.body.Close() }
 
 // Embeddings uses batchEmbedContents.
-func (c *Client) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error) {
+func (c *Client) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (_ *llm.EmbeddingResponse, err error) {
+	defer provider.Guard(&err, c.APIKey)
 	texts, ok := req.Inputs()
 	if !ok {
 		return nil, provider.Errorf(provider.KindInvalidRequest, "invalid_input", "Gemini embeds text input only")
@@ -393,7 +398,7 @@ func (c *Client) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*ll
 		} `json:"embeddings"`
 	}
 	if err := json.Unmarshal(b, &out); err != nil || len(out.Embeddings) != len(texts) {
-		return nil, provider.BadResponse("upstream %s sent an unreadable embeddings answer: %s", c.Name, provider.Snippet(b))
+		return nil, provider.BadResponse("upstream %s sent an unreadable embeddings answer", c.Name).Quote(b)
 	}
 	res := &llm.EmbeddingResponse{Object: "list", Model: req.Model, Usage: &llm.Usage{}}
 	for i, e := range out.Embeddings {

@@ -94,11 +94,8 @@ func bodyError(body []byte) (msg, typ, code, param string, ok bool) {
 // classify builds the *Error for an upstream answer with an error in it.
 func classify(providerName string, status int, h http.Header, body []byte) *provider.Error {
 	msg, typ, code, param, ok := bodyError(body)
-	if !ok {
-		msg = provider.Snippet(body)
-		if msg == "" {
-			msg = http.StatusText(status)
-		}
+	if !ok && len(bytes.TrimSpace(body)) == 0 {
+		msg = http.StatusText(status)
 	}
 	e := &provider.Error{
 		Kind:     provider.KindForStatus(status),
@@ -107,6 +104,9 @@ func classify(providerName string, status int, h http.Header, body []byte) *prov
 		Param:    param,
 		Provider: providerName,
 		Status:   status,
+	}
+	if !ok {
+		e.Quote(body) // shown once scrubbed
 	}
 	if status == http.StatusOK { // an error hidden in a 200 body
 		e.Kind = provider.KindUpstream
@@ -118,7 +118,7 @@ func classify(providerName string, status int, h http.Header, body []byte) *prov
 			e.Kind = k
 		} else if k, found := provider.ClassifyCode(typ); found {
 			e.Kind = k
-		} else if k, found := provider.ClassifyMessage(msg); found && (e.Kind == provider.KindInvalidRequest || e.Kind == provider.KindUpstream) {
+		} else if k, found := e.MessageKind(); found && (e.Kind == provider.KindInvalidRequest || e.Kind == provider.KindUpstream) {
 			e.Kind = k
 		}
 	}

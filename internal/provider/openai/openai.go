@@ -16,6 +16,8 @@ import (
 )
 
 // Client calls one OpenAI-compatible upstream.
+// Every exported method (and its stream's Err) passes its error through
+// provider.Scrub with the client's key before it leaves.
 type Client struct {
 	Name    string // the provider's configured name, for errors
 	Preset  provider.Preset
@@ -45,9 +47,7 @@ func (c *Client) post(ctx context.Context, path string, body []byte) (*http.Resp
 }
 
 func (c *Client) fail(status int, h http.Header, body []byte) *provider.Error {
-	e := classify(c.Name, status, h, body)
-	e.Message = provider.Redact(e.Message, c.APIKey)
-	return e
+	return classify(c.Name, status, h, body)
 }
 
 // errorIn returns the error a 2xx body hides (MiniMax, Baidu and others answer
@@ -98,7 +98,8 @@ func (c *Client) prepare(req *llm.ChatRequest, stream bool) ([]byte, error) {
 	return json.Marshal(r)
 }
 
-func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
+func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (_ *llm.ChatResponse, err error) {
+	defer provider.Guard(&err, c.APIKey)
 	body, err := c.prepare(req, false)
 	if err != nil {
 		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Message: "cannot encode request", Err: err}
@@ -121,7 +122,7 @@ func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm
 		RawUsage json.RawMessage `json:"usage"`
 	}
 	if err := json.Unmarshal(b, &wire); err != nil {
-		return nil, provider.BadResponse("upstream %s sent unreadable JSON: %s", c.Name, provider.Snippet(b))
+		return nil, provider.BadResponse("upstream %s sent unreadable JSON", c.Name).Quote(b)
 	}
 	out := wire.ChatResponse
 	if out.Choices == nil {
@@ -189,7 +190,8 @@ func splitThink(s string) (reasoning, content string) {
 	return strings.TrimSpace(inner), strings.TrimLeft(rest, "\n")
 }
 
-func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) (provider.ChatStream, error) {
+func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) (_ provider.ChatStream, err error) {
+	defer provider.Guard(&err, c.APIKey)
 	body, err := c.prepare(req, true)
 	if err != nil {
 		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Message: "cannot encode request", Err: err}
@@ -251,7 +253,7 @@ func (s *stream) Next() bool {
 			RawUsage json.RawMessage `json:"usage"`
 		}
 		if err := json.Unmarshal(data, &wire); err != nil {
-			s.err = provider.BadResponse("upstream %s sent a malformed stream event: %s", s.c.Name, provider.Snippet(data))
+			s.err = provider.BadResponse("upstream %s sent a malformed stream event", s.c.Name).Quote(data)
 			return false
 		}
 		s.chunk = wire.ChatChunk
@@ -291,7 +293,7 @@ func (s *stream) Next() bool {
 }
 
 func (s *stream) Chunk() *llm.ChatChunk { return &s.chunk }
-func (s *stream) Err() error            { return s.err }
+func (s *stream) Err() error            { return provider.Scrub(s.err, s.c.APIKey) }
 func (s *stream) Buffered() bool        { return s.r.Buffered() }
 
 func (s *stream) Close() error {
@@ -301,7 +303,8 @@ func (s *stream) Close() error {
 	return s.body.Close()
 }
 
-func (c *Client) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error) {
+func (c *Client) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (_ *llm.EmbeddingResponse, err error) {
+	defer provider.Guard(&err, c.APIKey)
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Message: "cannot encode request", Err: err}
@@ -316,7 +319,8 @@ func (c *Client) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*ll
 	return &out, nil
 }
 
-func (c *Client) ImageGeneration(ctx context.Context, req *llm.ImageRequest) (*llm.ImageResponse, error) {
+func (c *Client) ImageGeneration(ctx context.Context, req *llm.ImageRequest) (_ *llm.ImageResponse, err error) {
+	defer provider.Guard(&err, c.APIKey)
 	if !c.Preset.Images {
 		return nil, provider.Errorf(provider.KindUnsupported, "unsupported", "provider %s does not generate images", c.Name)
 	}
@@ -327,6 +331,9 @@ func (c *Client) ImageGeneration(ctx context.Context, req *llm.ImageRequest) (*l
 	var out llm.ImageResponse
 	if err := c.callJSON(ctx, "/images/generations", body, &out); err != nil {
 		return nil, err
+	}
+	if out.Data == nil {
+		return nil, provider.BadResponse("upstream %s answered without data", c.Name)
 	}
 	return &out, nil
 }
@@ -345,7 +352,7 @@ func (c *Client) callJSON(ctx context.Context, path string, body []byte, out any
 		return e
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return provider.BadResponse("upstream %s sent unreadable JSON: %s", c.Name, provider.Snippet(b))
+		return provider.BadResponse("upstream %s sent unreadable JSON", c.Name).Quote(b)
 	}
 	return nil
 }
