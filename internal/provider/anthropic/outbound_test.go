@@ -130,6 +130,36 @@ func TestFromChatRequest(t *testing.T) {
 		want: MessagesRequest{Model: "m", MaxTokens: DefaultMaxTokens, Messages: []Message{
 			{Role: "user", Content: Blocks{text("count")}}, {Role: "assistant", Content: Blocks{text("")}},
 			{Role: "user", Content: Blocks{text("again")}}, {Role: "assistant", Content: Blocks{text("1, 2,")}}}},
+	}, {
+		// Anthropic answers 400 "final assistant content cannot end with trailing
+		// whitespace": a resumed stream whose text so far ends a line would fail.
+		name: "a final assistant turn loses its trailing whitespace",
+		req: llm.ChatRequest{Model: "m", Messages: []llm.Message{user("list"),
+			{Role: "assistant", Content: llm.TextContent("1. one\n2. two \n\n"), Prefix: true}}},
+		want: MessagesRequest{Model: "m", MaxTokens: DefaultMaxTokens, Messages: []Message{
+			{Role: "user", Content: Blocks{text("list")}}, {Role: "assistant", Content: Blocks{text("1. one\n2. two")}}}},
+	}, {
+		name: "a final assistant turn of only whitespace is no prefill",
+		req: llm.ChatRequest{Model: "m", Messages: []llm.Message{user("go"),
+			{Role: "assistant", Content: llm.TextContent(" \n"), Prefix: true}}},
+		want: MessagesRequest{Model: "m", MaxTokens: DefaultMaxTokens, Messages: []Message{{Role: "user", Content: Blocks{text("go")}}}},
+	}, {
+		name: "merged final assistant turns: empty blocks go, the text before them is trimmed",
+		req: llm.ChatRequest{Model: "m", Messages: []llm.Message{user("go"),
+			{Role: "assistant", Content: llm.TextContent("a \n")}, {Role: "assistant", Content: llm.TextContent("\t"), Prefix: true}}},
+		want: MessagesRequest{Model: "m", MaxTokens: DefaultMaxTokens, Messages: []Message{
+			{Role: "user", Content: Blocks{text("go")}}, {Role: "assistant", Content: Blocks{text("a")}}}},
+	}, {
+		name: "a final assistant turn ending in a tool call is left alone",
+		req: llm.ChatRequest{Model: "m", Messages: []llm.Message{user("go"), {Role: "assistant", Content: llm.TextContent("calling "),
+			ToolCalls: []llm.ToolCall{{ID: "c1", Type: "function", Function: llm.FunctionCall{Name: "f", Arguments: "{}"}}}}}},
+		want: MessagesRequest{Model: "m", MaxTokens: DefaultMaxTokens, Messages: []Message{{Role: "user", Content: Blocks{text("go")}},
+			{Role: "assistant", Content: Blocks{text("calling "), {Type: "tool_use", ID: "c1", Name: "f", Input: json.RawMessage("{}")}}}}},
+	}, {
+		name: "earlier assistant turns keep their whitespace",
+		req:  llm.ChatRequest{Model: "m", Messages: []llm.Message{user("a"), {Role: "assistant", Content: llm.TextContent("b\n")}, user("c")}},
+		want: MessagesRequest{Model: "m", MaxTokens: DefaultMaxTokens, Messages: []Message{
+			{Role: "user", Content: Blocks{text("a")}}, {Role: "assistant", Content: Blocks{text("b\n")}}, {Role: "user", Content: Blocks{text("c")}}}},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
