@@ -8,6 +8,7 @@ import (
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/provider/dialecttest"
 )
 
 // decode reads a Messages request as the /v1/messages handler does.
@@ -134,7 +135,7 @@ func TestValidate(t *testing.T) {
 				}
 				return
 			}
-			if diff := cmp.Diff(errView{Kind: provider.KindInvalidRequest, Param: tt.wantParam}, viewErr(err)); diff != "" {
+			if diff := cmp.Diff(&errView{Kind: provider.KindInvalidRequest, Param: tt.wantParam}, dialecttest.View(err)); diff != "" {
 				t.Errorf("Validate (-want +got):\n%s", diff)
 			}
 		})

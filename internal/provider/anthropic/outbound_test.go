@@ -13,6 +13,7 @@ import (
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/provider/dialecttest"
 	"github.com/tidegate/tidegate/internal/sse"
 )
 
@@ -174,20 +175,10 @@ func TestFromChatRequest(t *testing.T) {
 	}
 }
 
-// errView is what classification decides; messages are left to the redaction tests.
-type errView struct {
-	Kind       provider.Kind
-	Code       string
-	Param      string
-	Provider   string
-	Status     int
-	RetryAfter time.Duration
-}
+// errView is how an error was classified.
+type errView = dialecttest.ErrView
 
-func viewErr(err error) errView {
-	e := provider.AsError(err)
-	return errView{e.Kind, e.Code, e.Param, e.Provider, e.Status, e.RetryAfter}
-}
+var failCase = dialecttest.Case
 
 func TestFromChatRequestRejects(t *testing.T) {
 	tests := []struct {
@@ -208,7 +199,7 @@ func TestFromChatRequestRejects(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			if diff := cmp.Diff(tt.want, viewErr(err)); diff != "" {
+			if diff := cmp.Diff(&tt.want, dialecttest.View(err)); diff != "" {
 				t.Errorf("error (-want +got):\n%s", diff)
 			}
 		})
@@ -284,14 +275,6 @@ func sseStream(events string) *stream {
 	return &stream{c: &Client{Name: "claude", APIKey: "sk-ant-test"}, body: body, r: sse.NewReader(body), created: 1}
 }
 
-func drain(s provider.ChatStream) ([]llm.ChatChunk, error) {
-	var out []llm.ChatChunk
-	for s.Next() {
-		out = append(out, *s.Chunk())
-	}
-	return out, s.Err()
-}
-
 func ev(name, data string) string { return "event: " + name + "\ndata: " + data + "\n\n" }
 
 func TestStream(t *testing.T) {
@@ -305,14 +288,9 @@ func TestStream(t *testing.T) {
 		return llm.ChatChunk{ID: "msg_1", Object: "chat.completion.chunk", Created: 1, Model: "claude", Choices: []llm.ChunkChoice{}, Usage: &u}
 	}
 	roleChunk := chunk(llm.Delta{Role: "assistant", Content: llm.Ptr("")}, nil)
-	tests := []struct {
-		name    string
-		events  string
-		want    []llm.ChatChunk
-		wantErr *errView
-	}{{
-		name: "thinking, text, two tool calls, usage with cache",
-		events: start + ev("ping", `{"type":"ping"}`) +
+	dialecttest.RunStream(t, func(events string) provider.ChatStream { return sseStream(events) }, []dialecttest.StreamCase{{
+		Name: "thinking, text, two tool calls, usage with cache",
+		Events: start + ev("ping", `{"type":"ping"}`) +
 			ev("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}`) +
 			ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"let me see"}}`) +
 			ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"abc"}}`) +
@@ -325,7 +303,7 @@ func TestStream(t *testing.T) {
 			ev("content_block_delta", `{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"\"Hangzhou\"}"}}`) +
 			ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":42}}`) +
 			ev("message_stop", `{"type":"message_stop"}`),
-		want: []llm.ChatChunk{roleChunk,
+		Want: []llm.ChatChunk{roleChunk,
 			chunk(llm.Delta{ReasoningContent: llm.Ptr("let me see")}, nil),
 			chunk(llm.Delta{Content: llm.Ptr("Checking.")}, nil),
 			chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: llm.Ptr(0), ID: "toolu_a", Type: "function", Function: llm.FunctionCall{Name: "weather"}}}}, nil),
@@ -338,107 +316,63 @@ func TestStream(t *testing.T) {
 				Raw:                 json.RawMessage(`{"output_tokens":42}`)}),
 		},
 	}, {
-		name: "message_delta repeating the input side replaces it",
-		events: start + ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`) +
+		Name: "message_delta repeating the input side replaces it",
+		Events: start + ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`) +
 			ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"input_tokens":12,"output_tokens":7,"cache_read_input_tokens":50}}`) +
 			ev("message_stop", `{"type":"message_stop"}`),
-		want: []llm.ChatChunk{roleChunk, chunk(llm.Delta{Content: llm.Ptr("Hi")}, nil), chunk(llm.Delta{}, llm.Ptr("length")),
+		Want: []llm.ChatChunk{roleChunk, chunk(llm.Delta{Content: llm.Ptr("Hi")}, nil), chunk(llm.Delta{}, llm.Ptr("length")),
 			usage(llm.Usage{PromptTokens: 82, CompletionTokens: 7, TotalTokens: 89,
 				PromptTokensDetails: &llm.PromptTokensDetails{CachedTokens: 50, CacheWriteTokens: 20},
 				Raw:                 json.RawMessage(`{"input_tokens":12,"output_tokens":7,"cache_read_input_tokens":50}`)}),
 		},
 	}, {
-		name:    "an overloaded error event mid-stream",
-		events:  start + ev("error", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`),
-		want:    []llm.ChatChunk{roleChunk},
-		wantErr: &errView{Kind: provider.KindOverloaded, Code: "overloaded_error", Provider: "claude", Status: http.StatusOK},
+		Name:    "an overloaded error event mid-stream",
+		Events:  start + ev("error", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`),
+		Want:    []llm.ChatChunk{roleChunk},
+		WantErr: &errView{Kind: provider.KindOverloaded, Code: "overloaded_error", Provider: "claude", Status: http.StatusOK},
 	}, {
-		name:    "an api_error event is an upstream failure",
-		events:  start + ev("error", `{"type":"error","error":{"type":"api_error","message":"Internal server error"}}`),
-		want:    []llm.ChatChunk{roleChunk},
-		wantErr: &errView{Kind: provider.KindUpstream, Code: "api_error", Provider: "claude", Status: http.StatusOK},
+		Name:    "an api_error event is an upstream failure",
+		Events:  start + ev("error", `{"type":"error","error":{"type":"api_error","message":"Internal server error"}}`),
+		Want:    []llm.ChatChunk{roleChunk},
+		WantErr: &errView{Kind: provider.KindUpstream, Code: "api_error", Provider: "claude", Status: http.StatusOK},
 	}, {
-		name:    "an error event without details",
-		events:  start + ev("error", `{"type":"error"}`),
-		want:    []llm.ChatChunk{roleChunk},
-		wantErr: &errView{Kind: provider.KindUpstream, Code: "api_error", Provider: "claude", Status: http.StatusOK},
+		Name:    "an error event without details",
+		Events:  start + ev("error", `{"type":"error"}`),
+		Want:    []llm.ChatChunk{roleChunk},
+		WantErr: &errView{Kind: provider.KindUpstream, Code: "api_error", Provider: "claude", Status: http.StatusOK},
 	}, {
-		name:    "ended before message_stop",
-		events:  start + ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`),
-		want:    []llm.ChatChunk{roleChunk, chunk(llm.Delta{Content: llm.Ptr("Hi")}, nil)},
-		wantErr: &errView{Kind: provider.KindUnavailable, Provider: "claude"},
+		Name:    "ended before message_stop",
+		Events:  start + ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`),
+		Want:    []llm.ChatChunk{roleChunk, chunk(llm.Delta{Content: llm.Ptr("Hi")}, nil)},
+		WantErr: &errView{Kind: provider.KindUnavailable, Provider: "claude"},
 	}, {
-		name:    "malformed event",
-		events:  start + "data: {not json\n\n",
-		want:    []llm.ChatChunk{roleChunk},
-		wantErr: &errView{Kind: provider.KindBadResponse},
-	}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := drain(sseStream(tt.events))
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("chunks (-want +got):\n%s", diff)
-			}
-			checkErr(t, tt.wantErr, err)
-		})
-	}
-}
-
-func checkErr(t *testing.T, want *errView, err error) {
-	t.Helper()
-	if want == nil {
-		if err != nil {
-			t.Errorf("unexpected error %v", err)
-		}
-		return
-	}
-	if err == nil {
-		t.Fatalf("no error, want %v", want.Kind)
-	}
-	if diff := cmp.Diff(*want, viewErr(err)); diff != "" {
-		t.Errorf("error (-want +got):\n%s", diff)
-	}
+		Name:    "malformed event",
+		Events:  start + "data: {not json\n\n",
+		Want:    []llm.ChatChunk{roleChunk},
+		WantErr: &errView{Kind: provider.KindBadResponse},
+	}})
 }
 
 func TestFail(t *testing.T) {
 	errBody := func(typ, msg string) string {
 		return `{"type":"error","error":{"type":"` + typ + `","message":"` + msg + `"},"request_id":"req_1"}`
 	}
-	tests := []struct {
-		name   string
-		status int
-		retry  string
-		body   string
-		want   errView
-	}{
-		{"overloaded 529", 529, "", errBody("overloaded_error", "Overloaded"), errView{Kind: provider.KindOverloaded, Code: "overloaded_error"}},
-		{"rate limit with retry-after", 429, "7", errBody("rate_limit_error", "slow down"),
-			errView{Kind: provider.KindRateLimited, Code: "rate_limit_error", RetryAfter: 7 * time.Second}},
-		{"bad key", 401, "", errBody("authentication_error", "invalid x-api-key"), errView{Kind: provider.KindUpstreamAuth, Code: "authentication_error"}},
-		{"a 401 stays a credential failure whatever its type", 401, "", errBody("rate_limit_error", "?"), errView{Kind: provider.KindUpstreamAuth, Code: "rate_limit_error"}},
-		{"permission", 403, "", errBody("permission_error", "no"), errView{Kind: provider.KindUpstreamAuth, Code: "permission_error"}},
-		{"billing", 402, "", errBody("billing_error", "credit"), errView{Kind: provider.KindQuotaExceeded, Code: "billing_error"}},
-		{"billing behind a 400", 400, "", errBody("billing_error", "Your credit balance is too low"), errView{Kind: provider.KindQuotaExceeded, Code: "billing_error"}},
-		{"prompt too long", 400, "", errBody("invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
-			errView{Kind: provider.KindContextLength, Code: "invalid_request_error"}},
-		{"plain invalid request", 400, "", errBody("invalid_request_error", "max_tokens: Field required"),
-			errView{Kind: provider.KindInvalidRequest, Code: "invalid_request_error"}},
-		{"unknown model", 404, "", errBody("not_found_error", "model: claude-x"), errView{Kind: provider.KindNotFound, Code: "not_found_error"}},
-		{"too large", 413, "", errBody("request_too_large", "too big"), errView{Kind: provider.KindTooLarge, Code: "request_too_large"}},
-		{"api error", 500, "", errBody("api_error", "oops"), errView{Kind: provider.KindUpstream, Code: "api_error"}},
-		{"a proxy's html page", 502, "", "<html>Bad Gateway</html>", errView{Kind: provider.KindUpstream}},
-	}
-	c := &Client{Name: "claude", APIKey: "sk-ant-test"}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := http.Header{}
-			if tt.retry != "" {
-				h.Set("Retry-After", tt.retry)
-			}
-			tt.want.Provider, tt.want.Status = "claude", tt.status
-			if diff := cmp.Diff(tt.want, viewErr(c.fail(tt.status, h, []byte(tt.body)))); diff != "" {
-				t.Errorf("fail (-want +got):\n%s", diff)
-			}
-		})
-	}
+	dialecttest.RunFail(t, "claude", (&Client{Name: "claude", APIKey: "sk-ant-test"}).fail, []dialecttest.FailCase{
+		failCase("overloaded 529", 529, "", errBody("overloaded_error", "Overloaded"), errView{Kind: provider.KindOverloaded, Code: "overloaded_error"}),
+		failCase("rate limit with retry-after", 429, "7", errBody("rate_limit_error", "slow down"),
+			errView{Kind: provider.KindRateLimited, Code: "rate_limit_error", RetryAfter: 7 * time.Second}),
+		failCase("bad key", 401, "", errBody("authentication_error", "invalid x-api-key"), errView{Kind: provider.KindUpstreamAuth, Code: "authentication_error"}),
+		failCase("a 401 stays a credential failure whatever its type", 401, "", errBody("rate_limit_error", "?"), errView{Kind: provider.KindUpstreamAuth, Code: "rate_limit_error"}),
+		failCase("permission", 403, "", errBody("permission_error", "no"), errView{Kind: provider.KindUpstreamAuth, Code: "permission_error"}),
+		failCase("billing", 402, "", errBody("billing_error", "credit"), errView{Kind: provider.KindQuotaExceeded, Code: "billing_error"}),
+		failCase("billing behind a 400", 400, "", errBody("billing_error", "Your credit balance is too low"), errView{Kind: provider.KindQuotaExceeded, Code: "billing_error"}),
+		failCase("prompt too long", 400, "", errBody("invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
+			errView{Kind: provider.KindContextLength, Code: "invalid_request_error"}),
+		failCase("plain invalid request", 400, "", errBody("invalid_request_error", "max_tokens: Field required"),
+			errView{Kind: provider.KindInvalidRequest, Code: "invalid_request_error"}),
+		failCase("unknown model", 404, "", errBody("not_found_error", "model: claude-x"), errView{Kind: provider.KindNotFound, Code: "not_found_error"}),
+		failCase("too large", 413, "", errBody("request_too_large", "too big"), errView{Kind: provider.KindTooLarge, Code: "request_too_large"}),
+		failCase("api error", 500, "", errBody("api_error", "oops"), errView{Kind: provider.KindUpstream, Code: "api_error"}),
+		failCase("a proxy's html page", 502, "", "<html>Bad Gateway</html>", errView{Kind: provider.KindUpstream}),
+	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/provider/dialecttest"
 	"github.com/tidegate/tidegate/internal/sse"
 )
 
@@ -136,7 +137,7 @@ func TestThinkingConfig(t *testing.T) {
 
 func TestFromChatRequestRejectsUnknownRole(t *testing.T) {
 	_, err := FromChatRequest(&llm.ChatRequest{Messages: []llm.Message{{Role: "narrator"}}})
-	if diff := cmp.Diff(errView{Kind: provider.KindInvalidRequest, Param: "messages"}, viewErr(err)); diff != "" {
+	if diff := cmp.Diff(&errView{Kind: provider.KindInvalidRequest, Param: "messages"}, dialecttest.View(err)); diff != "" {
 		t.Errorf("error (-want +got):\n%s", diff)
 	}
 }
@@ -233,35 +234,14 @@ func TestChatUsage(t *testing.T) {
 	}
 }
 
-// errView is what classification decides; messages are left to the redaction tests.
-type errView struct {
-	Kind       provider.Kind
-	Code       string
-	Param      string
-	Provider   string
-	Status     int
-	RetryAfter time.Duration
-}
+// errView is how an error was classified.
+type errView = dialecttest.ErrView
 
-func viewErr(err error) errView {
-	if err == nil {
-		return errView{}
-	}
-	e := provider.AsError(err)
-	return errView{e.Kind, e.Code, e.Param, e.Provider, e.Status, e.RetryAfter}
-}
+var failCase = dialecttest.Case
 
 func sseStream(events string) *stream {
 	body := io.NopCloser(strings.NewReader(events))
 	return &stream{c: &Client{Name: "gem", APIKey: "AIza-test"}, body: body, r: sse.NewReader(body), model: "gemini-x", id: "chatcmpl-g", created: 1}
-}
-
-func drain(s provider.ChatStream) ([]llm.ChatChunk, error) {
-	var out []llm.ChatChunk
-	for s.Next() {
-		out = append(out, *s.Chunk())
-	}
-	return out, s.Err()
 }
 
 func TestStream(t *testing.T) {
@@ -272,19 +252,14 @@ func TestStream(t *testing.T) {
 	}
 	const model = "gemini-2.5-flash-001"
 	roleChunk := chunk(model, llm.Delta{Role: "assistant", Content: llm.Ptr("")}, nil)
-	tests := []struct {
-		name    string
-		events  string
-		want    []llm.ChatChunk
-		wantErr *errView
-	}{{
-		name: "thought, text, function calls, usage from the last event",
-		events: data(`{"candidates":[{"content":{"role":"model","parts":[{"text":"hmm","thought":true},{"text":"Checking."}]},"index":0}],`+
+	dialecttest.RunStream(t, func(events string) provider.ChatStream { return sseStream(events) }, []dialecttest.StreamCase{{
+		Name: "thought, text, function calls, usage from the last event",
+		Events: data(`{"candidates":[{"content":{"role":"model","parts":[{"text":"hmm","thought":true},{"text":"Checking."}]},"index":0}],`+
 			`"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":1,"totalTokenCount":10},"modelVersion":"`+model+`"}`) +
 			data(`{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"weather","args":{"city": "Hangzhou"}}},`+
 				`{"functionCall":{"name":"now","args":{}}}]},"finishReason":"STOP","index":0}],`+
 				`"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":5,"thoughtsTokenCount":2,"totalTokenCount":16},"modelVersion":"`+model+`"}`),
-		want: []llm.ChatChunk{roleChunk,
+		Want: []llm.ChatChunk{roleChunk,
 			chunk(model, llm.Delta{ReasoningContent: llm.Ptr("hmm")}, nil),
 			chunk(model, llm.Delta{Content: llm.Ptr("Checking.")}, nil),
 			chunk(model, llm.Delta{ToolCalls: []llm.ToolCall{{Index: llm.Ptr(0), ID: "call_0_0", Type: "function",
@@ -297,50 +272,34 @@ func TestStream(t *testing.T) {
 					CompletionTokensDetails: &llm.CompletionTokensDetails{ReasoningTokens: 2}}},
 		},
 	}, {
-		name:   "max tokens without usage: no usage chunk",
-		events: data(`{"candidates":[{"content":{"parts":[{"text":"Hel"}]},"finishReason":"MAX_TOKENS"}]}`),
-		want: []llm.ChatChunk{chunk("gemini-x", llm.Delta{Role: "assistant", Content: llm.Ptr("")}, nil),
+		Name:   "max tokens without usage: no usage chunk",
+		Events: data(`{"candidates":[{"content":{"parts":[{"text":"Hel"}]},"finishReason":"MAX_TOKENS"}]}`),
+		Want: []llm.ChatChunk{chunk("gemini-x", llm.Delta{Role: "assistant", Content: llm.Ptr("")}, nil),
 			chunk("gemini-x", llm.Delta{Content: llm.Ptr("Hel")}, nil), chunk("gemini-x", llm.Delta{}, llm.Ptr("length"))},
 	}, {
-		name:    "a blocked prompt",
-		events:  data(`{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":9}}`),
-		wantErr: &errView{Kind: provider.KindContentFilter, Code: "content_filter", Provider: "gem"},
+		Name:    "a blocked prompt",
+		Events:  data(`{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":9}}`),
+		WantErr: &errView{Kind: provider.KindContentFilter, Code: "content_filter", Provider: "gem"},
 	}, {
-		name: "an error event mid-stream",
-		events: data(`{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}],"modelVersion":"`+model+`"}`) +
+		Name: "an error event mid-stream",
+		Events: data(`{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}],"modelVersion":"`+model+`"}`) +
 			data(`{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}`),
-		want:    []llm.ChatChunk{roleChunk, chunk(model, llm.Delta{Content: llm.Ptr("Hi")}, nil)},
-		wantErr: &errView{Kind: provider.KindOverloaded, Code: "UNAVAILABLE", Provider: "gem", Status: http.StatusOK},
+		Want:    []llm.ChatChunk{roleChunk, chunk(model, llm.Delta{Content: llm.Ptr("Hi")}, nil)},
+		WantErr: &errView{Kind: provider.KindOverloaded, Code: "UNAVAILABLE", Provider: "gem", Status: http.StatusOK},
 	}, {
-		name:    "an error event without a known status is an upstream failure",
-		events:  data(`{"error":{"code":500,"message":"boom"}}`),
-		wantErr: &errView{Kind: provider.KindUpstream, Provider: "gem", Status: http.StatusOK},
+		Name:    "an error event without a known status is an upstream failure",
+		Events:  data(`{"error":{"code":500,"message":"boom"}}`),
+		WantErr: &errView{Kind: provider.KindUpstream, Provider: "gem", Status: http.StatusOK},
 	}, {
-		name:    "ended without a finish reason",
-		events:  data(`{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}]}`),
-		want:    []llm.ChatChunk{chunk("gemini-x", llm.Delta{Role: "assistant", Content: llm.Ptr("")}, nil), chunk("gemini-x", llm.Delta{Content: llm.Ptr("Hi")}, nil)},
-		wantErr: &errView{Kind: provider.KindUnavailable, Provider: "gem"},
+		Name:    "ended without a finish reason",
+		Events:  data(`{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}]}`),
+		Want:    []llm.ChatChunk{chunk("gemini-x", llm.Delta{Role: "assistant", Content: llm.Ptr("")}, nil), chunk("gemini-x", llm.Delta{Content: llm.Ptr("Hi")}, nil)},
+		WantErr: &errView{Kind: provider.KindUnavailable, Provider: "gem"},
 	}, {
-		name:    "malformed event",
-		events:  data(`{"candidates":`),
-		wantErr: &errView{Kind: provider.KindBadResponse},
-	}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := drain(sseStream(tt.events))
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(llm.Usage{}, "Raw")); diff != "" {
-				t.Errorf("chunks (-want +got):\n%s", diff)
-			}
-			var gotErr *errView
-			if err != nil {
-				v := viewErr(err)
-				gotErr = &v
-			}
-			if diff := cmp.Diff(tt.wantErr, gotErr); diff != "" {
-				t.Errorf("error (-want +got):\n%s", diff)
-			}
-		})
-	}
+		Name:    "malformed event",
+		Events:  data(`{"candidates":`),
+		WantErr: &errView{Kind: provider.KindBadResponse},
+	}}, cmpopts.IgnoreFields(llm.Usage{}, "Raw"))
 }
 
 func TestFail(t *testing.T) {
@@ -351,43 +310,24 @@ func TestFail(t *testing.T) {
 		}
 		return fmt.Sprintf(`{"error":{"code":%d,"message":%q,"status":%q%s}}`, code, msg, status, details)
 	}
-	tests := []struct {
-		name   string
-		status int
-		retry  string
-		body   string
-		want   errView
-	}{
-		{"a bad key answered with 400", 400, "", body(400, "INVALID_ARGUMENT", "API key not valid.", "API_KEY_INVALID"),
-			errView{Kind: provider.KindUpstreamAuth, Code: "INVALID_ARGUMENT"}},
-		{"context too long", 400, "", body(400, "INVALID_ARGUMENT", "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", ""),
-			errView{Kind: provider.KindContextLength, Code: "INVALID_ARGUMENT"}},
-		{"plain invalid argument", 400, "", body(400, "INVALID_ARGUMENT", "Invalid value at 'contents'", ""),
-			errView{Kind: provider.KindInvalidRequest, Code: "INVALID_ARGUMENT"}},
-		{"free tier not in region", 400, "", body(400, "FAILED_PRECONDITION", "User location is not supported", ""),
-			errView{Kind: provider.KindInvalidRequest, Code: "FAILED_PRECONDITION"}},
-		{"permission denied", 403, "", body(403, "PERMISSION_DENIED", "denied", ""), errView{Kind: provider.KindUpstreamAuth, Code: "PERMISSION_DENIED"}},
-		{"unknown model", 404, "", body(404, "NOT_FOUND", "models/x is not found", ""), errView{Kind: provider.KindNotFound, Code: "NOT_FOUND"}},
-		{"quota with retry-after", 429, "30", body(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted", ""),
-			errView{Kind: provider.KindRateLimited, Code: "RESOURCE_EXHAUSTED", RetryAfter: 30 * time.Second}},
-		{"internal", 500, "", body(500, "INTERNAL", "An internal error has occurred", ""), errView{Kind: provider.KindUpstream, Code: "INTERNAL"}},
-		{"overloaded", 503, "", body(503, "UNAVAILABLE", "The model is overloaded.", ""), errView{Kind: provider.KindOverloaded, Code: "UNAVAILABLE"}},
-		{"deadline", 504, "", body(504, "DEADLINE_EXCEEDED", "Deadline expired", ""), errView{Kind: provider.KindTimeout, Code: "DEADLINE_EXCEEDED"}},
-		{"not JSON", 502, "", "<html>bad gateway</html>", errView{Kind: provider.KindUpstream}},
-	}
-	c := &Client{Name: "gem", APIKey: "AIza-test"}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := http.Header{}
-			if tt.retry != "" {
-				h.Set("Retry-After", tt.retry)
-			}
-			tt.want.Provider, tt.want.Status = "gem", tt.status
-			if diff := cmp.Diff(tt.want, viewErr(c.fail(tt.status, h, []byte(tt.body)))); diff != "" {
-				t.Errorf("fail (-want +got):\n%s", diff)
-			}
-		})
-	}
+	dialecttest.RunFail(t, "gem", (&Client{Name: "gem", APIKey: "AIza-test"}).fail, []dialecttest.FailCase{
+		failCase("a bad key answered with 400", 400, "", body(400, "INVALID_ARGUMENT", "API key not valid.", "API_KEY_INVALID"),
+			errView{Kind: provider.KindUpstreamAuth, Code: "INVALID_ARGUMENT"}),
+		failCase("context too long", 400, "", body(400, "INVALID_ARGUMENT", "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", ""),
+			errView{Kind: provider.KindContextLength, Code: "INVALID_ARGUMENT"}),
+		failCase("plain invalid argument", 400, "", body(400, "INVALID_ARGUMENT", "Invalid value at 'contents'", ""),
+			errView{Kind: provider.KindInvalidRequest, Code: "INVALID_ARGUMENT"}),
+		failCase("free tier not in region", 400, "", body(400, "FAILED_PRECONDITION", "User location is not supported", ""),
+			errView{Kind: provider.KindInvalidRequest, Code: "FAILED_PRECONDITION"}),
+		failCase("permission denied", 403, "", body(403, "PERMISSION_DENIED", "denied", ""), errView{Kind: provider.KindUpstreamAuth, Code: "PERMISSION_DENIED"}),
+		failCase("unknown model", 404, "", body(404, "NOT_FOUND", "models/x is not found", ""), errView{Kind: provider.KindNotFound, Code: "NOT_FOUND"}),
+		failCase("quota with retry-after", 429, "30", body(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted", ""),
+			errView{Kind: provider.KindRateLimited, Code: "RESOURCE_EXHAUSTED", RetryAfter: 30 * time.Second}),
+		failCase("internal", 500, "", body(500, "INTERNAL", "An internal error has occurred", ""), errView{Kind: provider.KindUpstream, Code: "INTERNAL"}),
+		failCase("overloaded", 503, "", body(503, "UNAVAILABLE", "The model is overloaded.", ""), errView{Kind: provider.KindOverloaded, Code: "UNAVAILABLE"}),
+		failCase("deadline", 504, "", body(504, "DEADLINE_EXCEEDED", "Deadline expired", ""), errView{Kind: provider.KindTimeout, Code: "DEADLINE_EXCEEDED"}),
+		failCase("not JSON", 502, "", "<html>bad gateway</html>", errView{Kind: provider.KindUpstream}),
+	})
 }
 
 func TestBlocked(t *testing.T) {
@@ -406,7 +346,7 @@ func TestBlocked(t *testing.T) {
 			if err := json.Unmarshal([]byte(tt.in), &g); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, viewErr(c.blocked(&g))); diff != "" {
+			if diff := cmp.Diff(&tt.want, dialecttest.View(c.blocked(&g))); diff != "" {
 				t.Errorf("blocked (-want +got):\n%s", diff)
 			}
 		})

@@ -8,13 +8,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/provider/dialecttest"
 	"github.com/tidegate/tidegate/internal/sse"
 )
 
@@ -223,20 +223,10 @@ func TestChatCompletion(t *testing.T) {
 	}
 }
 
-// errView is what classification decides; messages are left to the redaction tests.
-type errView struct {
-	Kind       provider.Kind
-	Code       string
-	Param      string
-	Provider   string
-	Status     int
-	RetryAfter time.Duration
-}
+// errView is how an error was classified.
+type errView = dialecttest.ErrView
 
-func viewErr(err error) errView {
-	e := provider.AsError(err)
-	return errView{e.Kind, e.Code, e.Param, e.Provider, e.Status, e.RetryAfter}
-}
+var failCase = dialecttest.Case
 
 func TestChatCompletionErrors(t *testing.T) {
 	tests := []struct {
@@ -262,7 +252,7 @@ func TestChatCompletionErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if diff := cmp.Diff(tt.want, viewErr(err)); diff != "" {
+			if diff := cmp.Diff(&tt.want, dialecttest.View(err)); diff != "" {
 				t.Errorf("error (-want +got):\n%s", diff)
 			}
 		})
@@ -272,17 +262,6 @@ func TestChatCompletionErrors(t *testing.T) {
 func sseStream(events string) *stream {
 	body := io.NopCloser(strings.NewReader(events))
 	return &stream{c: &Client{Name: "up", APIKey: "sk-test-0000"}, body: body, r: sse.NewReader(body)}
-}
-
-// drainRaw reads a stream; chunk bytes are copied, as the stream reuses its buffer.
-func drainRaw(s *stream) ([]llm.ChatChunk, error) {
-	var out []llm.ChatChunk
-	for s.Next() {
-		c := *s.Chunk()
-		c.Raw = append(json.RawMessage(nil), c.Raw...)
-		out = append(out, c)
-	}
-	return out, s.Err()
 }
 
 func TestStream(t *testing.T) {
@@ -298,64 +277,43 @@ func TestStream(t *testing.T) {
 			Choices: []llm.ChunkChoice{{Delta: d, FinishReason: finish}}, Raw: json.RawMessage(raw)}
 	}
 	helloChunk := chunk(hello, llm.Delta{Content: llm.Ptr("Hello")}, nil)
-	tests := []struct {
-		name    string
-		events  string
-		want    []llm.ChatChunk
-		wantErr *errView
-	}{{
-		name:   "chunks relayed as they came, keep-alives skipped, deepseek usage normalised",
-		events: ": keep-alive\n\n" + data(hello) + ": keep-alive\n\n" + data(finish) + data(usage) + data("[DONE]"),
-		want: []llm.ChatChunk{helloChunk, chunk(finish, llm.Delta{}, llm.Ptr("stop")),
+	dialecttest.RunStream(t, func(events string) provider.ChatStream { return sseStream(events) }, []dialecttest.StreamCase{{
+		Name:   "chunks relayed as they came, keep-alives skipped, deepseek usage normalised",
+		Events: ": keep-alive\n\n" + data(hello) + ": keep-alive\n\n" + data(finish) + data(usage) + data("[DONE]"),
+		Want: []llm.ChatChunk{helloChunk, chunk(finish, llm.Delta{}, llm.Ptr("stop")),
 			{ID: "c1", Object: "chat.completion.chunk", Created: 1, Model: "m", Choices: []llm.ChunkChoice{}, Raw: json.RawMessage(usage),
 				Usage: &llm.Usage{PromptTokens: 10, CompletionTokens: 2, TotalTokens: 12, PromptTokensDetails: &llm.PromptTokensDetails{CachedTokens: 8}}}},
 	}, {
-		name:   "a chunk without object gets one and is re-encoded",
-		events: data(`{"id":"c1","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}`) + data("[DONE]"),
-		want: []llm.ChatChunk{{ID: "c1", Object: "chat.completion.chunk", Created: 1, Model: "m",
+		Name:   "a chunk without object gets one and is re-encoded",
+		Events: data(`{"id":"c1","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}`) + data("[DONE]"),
+		Want: []llm.ChatChunk{{ID: "c1", Object: "chat.completion.chunk", Created: 1, Model: "m",
 			Choices: []llm.ChunkChoice{{Delta: llm.Delta{Content: llm.Ptr("Hi")}, FinishReason: llm.Ptr("stop")}}}},
 	}, {
-		name:   "finished without [DONE] is complete",
-		events: data(hello) + data(finish),
-		want:   []llm.ChatChunk{helloChunk, chunk(finish, llm.Delta{}, llm.Ptr("stop"))},
+		Name:   "finished without [DONE] is complete",
+		Events: data(hello) + data(finish),
+		Want:   []llm.ChatChunk{helloChunk, chunk(finish, llm.Delta{}, llm.Ptr("stop"))},
 	}, {
-		name:    "ended before any finish",
-		events:  data(hello),
-		want:    []llm.ChatChunk{helloChunk},
-		wantErr: &errView{Kind: provider.KindUnavailable, Provider: "up"},
+		Name:    "ended before any finish",
+		Events:  data(hello),
+		Want:    []llm.ChatChunk{helloChunk},
+		WantErr: &errView{Kind: provider.KindUnavailable, Provider: "up"},
 	}, {
-		name:    "an error event mid-stream",
-		events:  data(hello) + "event: error\n" + data(`{"error":{"message":"overloaded","type":"server_error","code":"engine_overloaded_error"}}`),
-		want:    []llm.ChatChunk{helloChunk},
-		wantErr: &errView{Kind: provider.KindOverloaded, Code: "engine_overloaded_error", Provider: "up", Status: http.StatusOK},
+		Name:    "an error event mid-stream",
+		Events:  data(hello) + "event: error\n" + data(`{"error":{"message":"overloaded","type":"server_error","code":"engine_overloaded_error"}}`),
+		Want:    []llm.ChatChunk{helloChunk},
+		WantErr: &errView{Kind: provider.KindOverloaded, Code: "engine_overloaded_error", Provider: "up", Status: http.StatusOK},
 	}, {
-		name:    "an error object as a data line",
-		events:  data(`{"error":{"message":"Rate limit reached","type":"rate_limit_error","code":"rate_limit_exceeded"}}`),
-		wantErr: &errView{Kind: provider.KindRateLimited, Code: "rate_limit_exceeded", Provider: "up", Status: http.StatusOK},
+		Name:    "an error object as a data line",
+		Events:  data(`{"error":{"message":"Rate limit reached","type":"rate_limit_error","code":"rate_limit_exceeded"}}`),
+		WantErr: &errView{Kind: provider.KindRateLimited, Code: "rate_limit_exceeded", Provider: "up", Status: http.StatusOK},
 	}, {
-		name:    "minimax base_resp in a chunk without choices",
-		events:  data(hello) + data(`{"id":"c1","base_resp":{"status_code":1027,"status_msg":"output new_sensitive"}}`),
-		want:    []llm.ChatChunk{helloChunk},
-		wantErr: &errView{Kind: provider.KindContentFilter, Code: "1027", Provider: "up", Status: http.StatusOK},
+		Name:    "minimax base_resp in a chunk without choices",
+		Events:  data(hello) + data(`{"id":"c1","base_resp":{"status_code":1027,"status_msg":"output new_sensitive"}}`),
+		Want:    []llm.ChatChunk{helloChunk},
+		WantErr: &errView{Kind: provider.KindContentFilter, Code: "1027", Provider: "up", Status: http.StatusOK},
 	}, {
-		name:    "malformed chunk",
-		events:  data(`{"id":`),
-		wantErr: &errView{Kind: provider.KindBadResponse},
-	}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := drainRaw(sseStream(tt.events))
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(llm.Usage{}, "Raw")); diff != "" {
-				t.Errorf("chunks (-want +got):\n%s", diff)
-			}
-			var gotErr *errView
-			if err != nil {
-				v := viewErr(err)
-				gotErr = &v
-			}
-			if diff := cmp.Diff(tt.wantErr, gotErr); diff != "" {
-				t.Errorf("error (-want +got):\n%s", diff)
-			}
-		})
-	}
+		Name:    "malformed chunk",
+		Events:  data(`{"id":`),
+		WantErr: &errView{Kind: provider.KindBadResponse},
+	}}, cmpopts.IgnoreFields(llm.Usage{}, "Raw"))
 }
