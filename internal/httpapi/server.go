@@ -18,7 +18,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/keys"
@@ -56,8 +55,12 @@ type Server struct {
 	MasterKey string
 	// BodyLimit bounds a request body in bytes.
 	BodyLimit int64
-	// BodyReadTimeout bounds reading a request body.
+	// BodyReadTimeout bounds reading a request body, from the arrival of
+	// its head, on every route.
 	BodyReadTimeout time.Duration
+	// BodyMemory caps the bytes of request bodies held at once, all
+	// requests together (past it: 503); 0: no cap.
+	BodyMemory int64
 	// WriteTimeout bounds each write to a client, so a reader that stopped
 	// reading cannot hold a stream (and its upstream) forever.
 	WriteTimeout time.Duration
@@ -91,6 +94,7 @@ type Server struct {
 	Metrics http.Handler
 
 	streams atomic.Int64 // streams being relayed
+	bodies  bodyMemory   // request body bytes held
 
 	masterHash [sha256.Size]byte
 	keyCache   *keys.Cache
@@ -101,6 +105,7 @@ type Server struct {
 // Handler builds the routes.
 func (s *Server) Handler() http.Handler {
 	s.masterHash = sha256.Sum256([]byte(s.MasterKey))
+	s.bodies.limit = s.BodyMemory
 	if s.Store != nil {
 		s.keyCache = keys.NewCache(s.Store)
 	}
@@ -195,6 +200,7 @@ type statusRecorder struct {
 	kind      string
 	timeline  *timing.Request
 	lastWrite time.Duration // offset of the end of the last write or flush
+	body      *requestBody  // nil: the request has none
 }
 
 // clientBlocked is how long a write must take to count as waiting on the
@@ -212,6 +218,9 @@ func (w *statusRecorder) head(code int) {
 		return
 	}
 	w.status = code
+	if w.body != nil && !w.body.done.Load() {
+		w.body.answeredEarly(w.Header()) // refused, unread or cut
+	}
 	if w.timeline != nil {
 		w.Header().Set("Server-Timing", w.timeline.ServerTiming(time.Since(w.timeline.Received)))
 	}
@@ -256,8 +265,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if s.Traces != nil {
 			rt.SetTrace(s.Traces.StartTrace(r.Header))
 		}
-		rec := &statusRecorder{ResponseWriter: w, timeline: rt}
+		rec := &statusRecorder{ResponseWriter: w, timeline: rt, body: s.guardBody(w, r)}
 		r = r.WithContext(timing.With(context.WithValue(r.Context(), keyRequestID, id), rt))
+		if rec.body != nil {
+			r.Body = rec.body
+			defer rec.body.release()
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -391,37 +404,6 @@ func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	})
-}
-
-// readBody reads a request body within the size limit and its own deadline,
-// and rejects bodies that are not UTF-8.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	rc := http.NewResponseController(w)
-	if s.BodyReadTimeout > 0 {
-		_ = rc.SetReadDeadline(time.Now().Add(s.BodyReadTimeout))
-		// Clear it: a deadline left on the connection would cancel a long stream.
-		defer rc.SetReadDeadline(time.Time{})
-	}
-	started := time.Now()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.BodyLimit))
-	if d := time.Since(started); d >= clientBlocked {
-		timing.From(r.Context()).ClientWait(d) // a slow upload is the client's time
-	}
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, &provider.Error{Kind: provider.KindTooLarge, Code: "request_too_large",
-				Message: fmt.Sprintf("request body is over the limit of %d bytes", s.BodyLimit)}
-		}
-		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Code: "body_read_error", Message: "could not read the request body"}
-	}
-	if len(body) == 0 {
-		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Code: "empty_body", Message: "request body is empty"}
-	}
-	if !utf8.Valid(body) {
-		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_encoding", Message: "request body is not valid UTF-8"}
-	}
-	return body, nil
 }
 
 // setOutcome writes the routing headers of the public contract.

@@ -1,0 +1,111 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/httpapi"
+	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/provider/sim"
+)
+
+// rawRequest opens a connection, sends a request head and the first bytes
+// of its body, and leaves the rest unsent, as a slow or hostile client does.
+func rawRequest(t *testing.T, addr, head string, sent string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, head+sent); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// answerThenClose reads the response the server sends and then waits for
+// it to close the connection; a server that waits on the body instead
+// trips the read deadline. It returns the status line.
+func answerThenClose(t *testing.T, conn net.Conn, within time.Duration) string {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(within))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer within %s: %v", within, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if _, err := br.ReadByte(); !closed(err) {
+		t.Fatalf("%s: the connection stayed open (%v)", resp.Status, err)
+	}
+	return resp.Status
+}
+
+// closed reports whether a read error means the peer closed the connection.
+func closed(err error) bool {
+	return errors.Is(err, io.EOF) || (err != nil && !errors.Is(err, os.ErrDeadlineExceeded))
+}
+
+// TestSlowBodiesAreCut: a client that sends headers and then trickles (or
+// withholds) a body gets its answer and a closed connection, on every route
+// and with or without a key; it is never left waiting on a drain.
+func TestSlowBodiesAreCut(t *testing.T) {
+	srv := newServer(t, map[string]provider.Provider{"sim": sim.New("sim", 1, nil)}, nil, func(s *httpapi.Server) {
+		s.BodyReadTimeout = 300 * time.Millisecond
+	})
+	addr := srv.Listener.Addr().String()
+	const size = 100_000 // under net/http's 256 KiB drain limit: it would wait for all of it
+	cases := []struct {
+		name, method, path, auth string
+		status                   string
+	}{
+		{"no key, chat", "POST", "/v1/chat/completions", "", "401"},
+		{"wrong key, messages", "POST", "/v1/messages", "Bearer wrong", "401"},
+		{"no key, admin", "POST", "/admin/keys", "", "401"},
+		{"unknown route", "POST", "/nothing", "", "404"},
+		{"health with a body", "GET", "/healthz", "", "200"},
+		{"key, a route that reads no body", "GET", "/v1/models", "Bearer " + key, "200"},
+		{"key, chat: the body times out", "POST", "/v1/chat/completions", "Bearer " + key, "400"},
+		{"key, admin: the body times out", "POST", "/admin/keys", "Bearer " + key, "400"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			head := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", tc.method, tc.path, size)
+			if tc.auth != "" {
+				head += "Authorization: " + tc.auth + "\r\n"
+			}
+			conn := rawRequest(t, addr, head+"\r\n", `{"model":"chat","messages":[`)
+			status := answerThenClose(t, conn, 3*time.Second)
+			if !strings.HasPrefix(status, tc.status) {
+				t.Errorf("status %q, want %s", status, tc.status)
+			}
+		})
+	}
+}
+
+// TestManySlowClientsWithoutKey is the reported attack at a small scale:
+// many connections trickling bodies with no key are all answered and closed.
+func TestManySlowClientsWithoutKey(t *testing.T) {
+	srv := newServer(t, map[string]provider.Provider{"sim": sim.New("sim", 1, nil)}, nil, nil)
+	addr := srv.Listener.Addr().String()
+	head := "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+	conns := make([]net.Conn, 50)
+	for i := range conns {
+		conns[i] = rawRequest(t, addr, head, "{")
+	}
+	for _, c := range conns {
+		if status := answerThenClose(t, c, 3*time.Second); !strings.HasPrefix(status, "401") {
+			t.Fatalf("status %q", status)
+		}
+	}
+}
