@@ -24,8 +24,8 @@ type requestBody struct {
 	rc       *http.ResponseController
 	deadline time.Time // zero: none
 	pool     *bodyMemory
-	mu      sync.Mutex
-	reserve int64 // bytes of pool held
+	mu       sync.Mutex
+	reserve  int64 // bytes of pool held
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
