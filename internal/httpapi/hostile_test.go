@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/tidegate/tidegate/internal/httpapi"
 	"github.com/tidegate/tidegate/internal/provider"
@@ -106,6 +110,85 @@ func TestManySlowClientsWithoutKey(t *testing.T) {
 	for _, c := range conns {
 		if status := answerThenClose(t, c, 3*time.Second); !strings.HasPrefix(status, "401") {
 			t.Fatalf("status %q", status)
+		}
+	}
+}
+
+// TestConnectionsPerClientAreCapped: past max connections from one address,
+// a new one is refused at once; other addresses are unaffected, and a closed
+// connection frees its place.
+func TestConnectionsPerClientAreCapped(t *testing.T) {
+	api := &httpapi.Server{Logger: slog.New(slog.DiscardHandler), MasterKey: key, BodyLimit: 1 << 20}
+	srv := httptest.NewUnstartedServer(api.Handler())
+	srv.Listener = httpapi.LimitConnsPerClient(srv.Listener, 3)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+	dial := func(from string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// health asks on an open connection and reports the status, or "closed".
+	health := func(c net.Conn) string {
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return "closed"
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal("no answer: the connection was neither served nor refused")
+			}
+			return "closed"
+		}
+		resp.Body.Close()
+		return resp.Status
+	}
+	var held []net.Conn
+	for range 3 {
+		c := dial("127.0.0.1")
+		if got := health(c); got != "200 OK" {
+			t.Fatalf("connection within the cap: %s", got)
+		}
+		held = append(held, c)
+	}
+	if got := health(dial("127.0.0.1")); got != "429 Too Many Requests" && got != "closed" {
+		t.Errorf("connection past the cap: %s, want refused", got)
+	}
+	if got := health(dial("127.0.0.2")); got != "200 OK" {
+		t.Errorf("another address: %s", got)
+	}
+	held[0].Close()
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		if got := health(dial("127.0.0.1")); got == "200 OK" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection never freed its place")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	cases := map[string]string{
+		"127.0.0.1:5000":             "127.0.0.1",
+		"[::ffff:10.0.0.7]:80":       "10.0.0.7",
+		"[2001:db8:1:2:3:4:5:6]:443": "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ff::1]:443":   "2001:db8:1:2::/64",
+	}
+	for in, want := range cases {
+		addr, err := net.ResolveTCPAddr("tcp", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(want, httpapi.ClientAddr(addr)); d != "" {
+			t.Errorf("%s: %s", in, d)
 		}
 	}
 }
