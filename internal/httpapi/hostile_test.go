@@ -192,3 +192,67 @@ func TestClientAddr(t *testing.T) {
 		}
 	}
 }
+
+// chatBody is a valid chat request for model of exactly size bytes.
+func chatBody(model string, size int) string {
+	head, tail := `{"model":"`+model+`","messages":[{"role":"user","content":"`, `"}]}`
+	return head + strings.Repeat("a", size-len(head)-len(tail)) + tail
+}
+
+// TestBodyMemoryIsCapped: request bodies held at once never pass
+// BodyMemory; past it a request gets a fast 503 with Retry-After in its
+// route's shape, whether its length is declared or not, and the memory is
+// free again when the holder's request ends.
+func TestBodyMemoryIsCapped(t *testing.T) {
+	var api *httpapi.Server
+	srv := newServer(t, map[string]provider.Provider{"sim": sim.New("sim", 1, nil)}, nil, func(s *httpapi.Server) {
+		s.BodyLimit, s.BodyMemory = 256<<10, 256<<10
+		api = s
+	})
+	const held = 200_000
+	big := chatBody("sim/fast", held)
+	holder := rawRequest(t, srv.Listener.Addr().String(), fmt.Sprintf(
+		"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", key, held), big[:1000])
+	for deadline := time.Now().Add(3 * time.Second); api.BodyMemoryInUse() != held; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow body holds %d bytes, want %d", api.BodyMemoryInUse(), held)
+		}
+	}
+
+	second := chatBody("sim/fast", 100_000)
+	resp := srv.post(t, "/v1/chat/completions", second)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("past the body memory: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if e := openAIError(t, resp); e.Code == nil || *e.Code != "server_busy" {
+		t.Errorf("error code %v", e.Code)
+	}
+	resp = srv.post(t, "/v1/messages", `{"model":"sim/fast","max_tokens":5,"messages":[{"role":"user","content":"`+strings.Repeat("b", 100_000)+`"}]}`)
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"type":"overloaded_error"`) {
+		t.Errorf("/v1/messages past the body memory: %d %s", resp.StatusCode, b)
+	}
+	// A body of unknown length is held as it grows.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", io.MultiReader(strings.NewReader(second)))
+	req.Header.Set("Authorization", "Bearer "+key)
+	if resp, err := srv.Client().Do(req); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("chunked body past the body memory: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	if _, err := io.WriteString(holder, big[1000:]); err != nil {
+		t.Fatal(err)
+	}
+	_ = holder.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if r, err := http.ReadResponse(bufio.NewReader(holder), nil); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("the held request: %v %v", r, err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); api.BodyMemoryInUse() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still held after every request ended", api.BodyMemoryInUse())
+		}
+	}
+	if resp := srv.post(t, "/v1/chat/completions", second); resp.StatusCode != http.StatusOK {
+		t.Errorf("after the memory was freed: %d", resp.StatusCode)
+	}
+}
