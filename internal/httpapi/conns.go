@@ -11,10 +11,13 @@ import (
 
 // ClientAddr is the key tidegate counts a client by: its IP address, or
 // for IPv6 its /64, which one host or site holds whole.
-func ClientAddr(addr net.Addr) string {
-	ap, err := netip.ParseAddrPort(addr.String())
+func ClientAddr(addr net.Addr) string { return clientKey(addr.String()) }
+
+// clientKey is ClientAddr of a "host:port" address.
+func clientKey(hostPort string) string {
+	ap, err := netip.ParseAddrPort(hostPort)
 	if err != nil {
-		return addr.String()
+		return hostPort
 	}
 	ip := ap.Addr().Unmap()
 	if ip.Is6() {

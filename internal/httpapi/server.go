@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,8 +52,18 @@ const (
 type Server struct {
 	Gateway *gateway.Gateway
 	Logger  *slog.Logger
-	// MasterKey authorises every call; compared in constant time.
+	// MasterKey authorises every call; compared, as its hash, in constant time.
 	MasterKey string
+	// MasterKeyHash is the SHA-256 of a master key kept only as its hash
+	// (a generated one); used when MasterKey is empty.
+	MasterKeyHash []byte
+	// AdminSeparate keeps /admin/* and /metrics off Handler: AdminHandler
+	// serves them, on a listener of their own.
+	AdminSeparate bool
+	// AuthFailureLimit is how many failed authentications a client address
+	// may make in a minute; past it, it is answered 429 until the minute
+	// ends, whatever key it presents. 0: no limit.
+	AuthFailureLimit int
 	// BodyLimit bounds a request body in bytes.
 	BodyLimit int64
 	// BodyReadTimeout bounds reading a request body, from the arrival of
@@ -96,22 +107,40 @@ type Server struct {
 	streams atomic.Int64 // streams being relayed
 	bodies  bodyMemory   // request body bytes held
 
+	setup      sync.Once
 	masterHash [sha256.Size]byte
+	hasMaster  bool
+	throttle   *authThrottle
 	keyCache   *keys.Cache
 	idPrefix   string        // random per process
 	idSeq      atomic.Uint64 // request ids are prefix + sequence
 }
 
-// Handler builds the routes.
+// init readies what every handler shares, once.
+func (s *Server) init() {
+	s.setup.Do(func() {
+		switch {
+		case s.MasterKey != "":
+			s.masterHash, s.hasMaster = sha256.Sum256([]byte(s.MasterKey)), true
+		case len(s.MasterKeyHash) == sha256.Size:
+			copy(s.masterHash[:], s.MasterKeyHash)
+			s.hasMaster = true
+		}
+		s.bodies.limit = s.BodyMemory
+		s.throttle = newAuthThrottle(s.AuthFailureLimit, time.Minute)
+		if s.Store != nil {
+			s.keyCache = keys.NewCache(s.Store)
+		}
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		s.idPrefix = "req_" + hex.EncodeToString(b[:]) + "_"
+	})
+}
+
+// Handler builds the public routes, with the admin surface unless
+// AdminSeparate.
 func (s *Server) Handler() http.Handler {
-	s.masterHash = sha256.Sum256([]byte(s.MasterKey))
-	s.bodies.limit = s.BodyMemory
-	if s.Store != nil {
-		s.keyCache = keys.NewCache(s.Store)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	s.idPrefix = "req_" + hex.EncodeToString(b[:]) + "_"
+	s.init()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.auth(s.chatCompletions))
 	mux.HandleFunc("POST /v1/messages", s.auth(s.messages))
@@ -119,10 +148,29 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/images/generations", s.auth(s.images))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{id...}", s.auth(s.getModel))
+	if !s.AdminSeparate {
+		s.adminSurface(mux)
+	}
+	return s.common(mux)
+}
+
+// AdminHandler serves the admin surface alone: /admin/*, /metrics, health.
+func (s *Server) AdminHandler() http.Handler {
+	s.init()
+	mux := http.NewServeMux()
+	s.adminSurface(mux)
+	return s.common(mux)
+}
+
+func (s *Server) adminSurface(mux *http.ServeMux) {
 	s.adminRoutes(mux)
 	if s.Metrics != nil {
 		mux.HandleFunc("GET /metrics", s.adminOnly(s.Metrics.ServeHTTP))
 	}
+}
+
+// common adds health and the unknown-route answer, and wraps the middleware.
+func (s *Server) common(mux *http.ServeMux) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
@@ -316,7 +364,7 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 	}
 	invalid := &provider.Error{Kind: provider.KindUnauthorized, Code: "invalid_api_key", Message: "invalid API key"}
 	sum := sha256.Sum256([]byte(key))
-	if s.MasterKey != "" && subtle.ConstantTimeCompare(sum[:], s.masterHash[:]) == 1 {
+	if s.hasMaster && subtle.ConstantTimeCompare(sum[:], s.masterHash[:]) == 1 {
 		return principal{master: true}, nil
 	}
 	if s.Store == nil {
@@ -368,8 +416,19 @@ func (s *Server) deadline(r *http.Request) (time.Duration, error) {
 // by its deadline.
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		addr := clientKey(r.RemoteAddr)
+		if wait := s.throttle.wait(addr, s.now()); wait > 0 {
+			// Refused before the key is looked at: no guess is tried.
+			s.writeError(w, r, &provider.Error{Kind: provider.KindRateLimited, Code: "too_many_auth_failures", RetryAfter: wait,
+				Message: "too many failed authentications from this address; retry later"})
+			return
+		}
 		p, err := s.authenticate(r)
 		if err != nil {
+			if provider.AsError(err).Kind == provider.KindUnauthorized && s.throttle.failed(addr, s.now()) {
+				s.Logger.LogAttrs(r.Context(), slog.LevelWarn, "authentication failures throttled",
+					slog.String("client", addr), slog.Int("failures", s.AuthFailureLimit))
+			}
 			s.writeError(w, r, err)
 			return
 		}
