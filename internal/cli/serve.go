@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/config"
@@ -55,10 +58,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	masterKey, generated, err := resolveMasterKey(ctx, cfg, st)
+	master, err := resolveMasterKey(ctx, cfg, st)
 	if err != nil {
 		return err
 	}
+	masterKey := master.Key // "" when only its hash is kept
 	var sealer *store.Sealer
 	if secret := os.Getenv(SecretKeyEnv); secret != "" {
 		if sealer, err = store.NewSealer(secret); err != nil {
@@ -175,31 +179,33 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopObservers()
-	srv := &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-		IdleTimeout:       cfg.Server.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		// No ReadTimeout or WriteTimeout: they would cut long streams. The
-		// handlers set a deadline for the body read and for every write.
-		ErrorLog: nil,
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	api.MasterKeyHash = master.Hash[:]
+	api.BodyMemory, api.AuthFailureLimit = cfg.Server.BodyMemory, cfg.Server.AuthFailureLimit
+	api.AdminSeparate = cfg.Admin.Listen != ""
+	srv := newHTTPServer(cfg, api.Handler())
+	ln, err := openListener(cfg.Listen, cfg)
 	if err != nil {
 		return err
 	}
-	if cfg.Server.SendBuffer > 0 {
-		ln = sendBufferListener{ln, cfg.Server.SendBuffer}
+	servers := []*http.Server{srv}
+	listeners := []net.Listener{ln}
+	if api.AdminSeparate {
+		adminLn, err := openListener(cfg.Admin.Listen, cfg)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+		servers, listeners = append(servers, newHTTPServer(cfg, api.AdminHandler())), append(listeners, adminLn)
 	}
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "tidegate %s listening on http://%s (ready in %s)\n", Version, addr, time.Since(started).Round(time.Millisecond))
+	if api.AdminSeparate {
+		fmt.Fprintf(stdout, "admin API and metrics on http://%s only\n", listeners[1].Addr())
+	}
 	if demo {
 		fmt.Fprintf(stdout, "demo mode: the simulated fleet, state in %s\n", config.DataDir)
 	}
-	if generated != "" {
-		fmt.Fprintf(stdout, "master key (%s): %s\n", generated, masterKey)
-		fmt.Fprintf(stdout, "try:\n  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n", addr, masterKey)
-	}
+	printMasterKey(stdout, master, addr)
 	logger.Info("listening", "addr", addr, "providers", len(cfg.Providers), "models", len(cfg.Models))
 
 	if *pprofAddr != "" {
@@ -209,11 +215,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer stopProfiler()
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	received := 0
+	var failed error
 	select {
-	case err := <-errc:
-		return err
+	case failed = <-errc:
+		received++
 	case <-ctx.Done():
 	}
 	// Graceful drain: stop accepting, let running requests and streams
@@ -221,46 +231,133 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger.Info("shutting down", "grace", cfg.Server.ShutdownGrace.String())
 	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(graceCtx); err != nil {
-		logger.Warn("grace period over, closing remaining connections")
-		srv.Close()
+	var drained sync.WaitGroup
+	for _, srv := range servers {
+		drained.Go(func() {
+			if err := srv.Shutdown(graceCtx); err != nil {
+				logger.Warn("grace period over, closing remaining connections")
+				srv.Close()
+			}
+		})
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	drained.Wait()
+	for ; received < len(servers); received++ {
+		if err := <-errc; failed == nil || errors.Is(failed, http.ErrServerClosed) {
+			failed = err
+		}
 	}
-	return nil
+	if errors.Is(failed, http.ErrServerClosed) {
+		return nil
+	}
+	return failed
 }
 
-// resolveMasterKey takes the key from the environment or the config, else
-// generates one once and keeps it in the store. The second result says where
-// a key that should be printed came from ("" when it came from the operator).
-func resolveMasterKey(ctx context.Context, cfg *config.Config, st *store.DB) (string, string, error) {
-	if k := os.Getenv(MasterKeyEnv); k != "" {
-		return k, "", nil
+// newHTTPServer is one listener's server, with the config's limits.
+func newHTTPServer(cfg *config.Config, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		// No ReadTimeout or WriteTimeout: they would cut long streams. The
+		// handlers bound every body from its head's arrival, and every write.
 	}
-	if cfg.MasterKey != "" {
-		return cfg.MasterKey, "", nil
+}
+
+// openListener opens a listener with the config's per-connection limits.
+func openListener(addr string, cfg *config.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Server.SendBuffer > 0 {
+		ln = sendBufferListener{ln, cfg.Server.SendBuffer}
+	}
+	// Outside the send buffer's wrapper, which needs the bare TCP connection.
+	return httpapi.LimitConnsPerClient(ln, cfg.Server.MaxConnsPerIP), nil
+}
+
+// masterKey is the master key as serve knows it: the key itself when the
+// operator gave it or it was generated now, else only its hash.
+type masterKey struct {
+	Key  string // "" when only the hash is kept
+	Hash [sha256.Size]byte
+	// Note says where a key kept in the store lives; "" for an operator's key.
+	Note string
+}
+
+// hashedSetting marks a stored master key kept as its hash.
+const hashedSetting = "sha256:"
+
+// resolveMasterKey takes the key from the environment or the config, else
+// generates one once and keeps only its hash in the store. A plaintext key
+// left by an earlier version is replaced by its hash.
+func resolveMasterKey(ctx context.Context, cfg *config.Config, st *store.DB) (masterKey, error) {
+	for _, k := range []string{os.Getenv(MasterKeyEnv), cfg.MasterKey} {
+		if k != "" {
+			return masterKey{Key: k, Hash: sha256.Sum256([]byte(k))}, nil
+		}
 	}
 	path, ok := strings.CutPrefix(cfg.Store, "sqlite:")
 	if !ok {
 		// A generated key would sit in a database other replicas share:
 		// with PostgreSQL the operator sets it.
-		return "", "", fmt.Errorf("master_key: set master_key or %s (a key is generated only with the SQLite store)", MasterKeyEnv)
+		return masterKey{}, fmt.Errorf("master_key: set master_key or %s (a key is generated only with the SQLite store)", MasterKeyEnv)
 	}
-	key, created, err := st.SettingOnce(ctx, "master_key", newMasterKey)
+	var generated string
+	stored, created, err := st.SettingOnce(ctx, "master_key", func() string {
+		generated = newMasterKey()
+		return hashedForStore(generated)
+	})
 	if err != nil {
-		return "", "", err
+		return masterKey{}, err
 	}
 	if created {
-		return key, "generated now, kept in " + path, nil
+		return masterKey{Key: generated, Hash: sha256.Sum256([]byte(generated)),
+			Note: "generated now and shown only this once; " + path + " keeps its hash"}, nil
 	}
-	return key, "kept in " + path, nil
+	if h, ok := strings.CutPrefix(stored, hashedSetting); ok {
+		var mk masterKey
+		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+			return masterKey{}, fmt.Errorf("master_key: the hash kept in %s is damaged; set %s", path, MasterKeyEnv)
+		} else {
+			copy(mk.Hash[:], b)
+		}
+		mk.Note = "generated earlier and not shown again (" + path + " keeps only its hash); to use another, set " + MasterKeyEnv
+		return mk, nil
+	}
+	// A plaintext key from an earlier version: keep only its hash from now on.
+	if _, err := st.ReplaceSetting(ctx, "master_key", stored, hashedForStore(stored)); err != nil {
+		return masterKey{}, err
+	}
+	return masterKey{Key: stored, Hash: sha256.Sum256([]byte(stored)),
+		Note: "kept in plaintext until now, from now on only its hash; shown this last time"}, nil
+}
+
+func hashedForStore(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hashedSetting + hex.EncodeToString(sum[:])
 }
 
 func newMasterKey() string {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	return "tg-master-" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// printMasterKey says what the operator needs about the master key: a key
+// known in full is printed (it was generated or migrated just now), with a
+// ready curl line; a key kept only as its hash is never shown.
+func printMasterKey(w io.Writer, mk masterKey, addr string) {
+	switch {
+	case mk.Note == "":
+		return // the operator's own key
+	case mk.Key == "":
+		fmt.Fprintf(w, "master key: %s\n", mk.Note)
+	default:
+		fmt.Fprintf(w, "master key (%s): %s\n", mk.Note, mk.Key)
+		fmt.Fprintf(w, "try:\n  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n", addr, mk.Key)
+	}
 }
 
 // serveProfiler exposes net/http/pprof on its own listener, never on the API's.

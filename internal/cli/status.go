@@ -32,10 +32,14 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	masterKey, _, err := resolveMasterKey(ctx, cfg, st)
+	master, err := resolveMasterKey(ctx, cfg, st)
 	st.Close()
 	if err != nil {
 		return err
+	}
+	masterKey := master.Key
+	if masterKey == "" {
+		return fmt.Errorf("the master key is kept only as its hash: set %s", MasterKeyEnv)
 	}
 	base := *url
 	if base == "" {
