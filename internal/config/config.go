@@ -130,14 +130,20 @@ type Server struct {
 	// IPv6 /64 counts as one); past it new connections are refused at
 	// once. Default 256.
 	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
-	// BodyMemory caps the bytes of request bodies held at once, all
-	// requests together; past it a request is answered 503. Default 256 MiB.
+	// BodyMemory caps the memory request bodies hold at once, all requests
+	// together: BodyCopies times a body while it is read, decoded and sent,
+	// its size while its answer streams. Past it: 503. Default 256 MiB.
 	BodyMemory int64 `yaml:"body_memory"`
 	// AuthFailureLimit is how many failed authentications one client
 	// address may make in a minute before it is answered 429 for the rest
 	// of that minute. Default 20.
 	AuthFailureLimit int `yaml:"auth_failure_limit"`
 }
+
+// BodyCopies is what a request body costs while it is read, decoded and
+// sent upstream, in multiples of its size (httpapi holds that much of
+// server.body_memory per body).
+const BodyCopies = 4
 
 // Provider is one upstream account.
 type Provider struct {
@@ -380,9 +386,9 @@ func (c *Config) Validate() error {
 	if c.Server.BodyLimit < 1024 {
 		bad("server.body_limit", "must be at least 1024 bytes")
 	}
-	if c.Server.BodyMemory < c.Server.BodyLimit {
+	if c.Server.BodyMemory < BodyCopies*c.Server.BodyLimit {
 		// Else a body the limit admits could never be read.
-		bad("server.body_memory", "must be at least server.body_limit (%d bytes)", c.Server.BodyLimit)
+		bad("server.body_memory", "must be at least %d × server.body_limit (%d bytes)", BodyCopies, BodyCopies*c.Server.BodyLimit)
 	}
 	if c.Server.MaxConnsPerIP < 1 {
 		bad("server.max_conns_per_ip", "must be positive")

@@ -58,7 +58,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"store", "store: mysql://x\n", "store: want sqlite:PATH or postgres://"},
 		{"weights", "providers: [{name: a, type: vllm}]\nmodels: [{name: m, targets: [a/x, a/y], weights: [1]}]\n", "models[0].weights: want one weight per target"},
 		{"duration", "server:\n  write_timeout: soon\n", "line 2: cannot unmarshal"},
-		{"body memory under the body limit", "server: {body_limit: 4096, body_memory: 2048}\n", "server.body_memory: must be at least server.body_limit"},
+		{"body memory under the body limit", "server: {body_limit: 4096, body_memory: 16383}\n", "server.body_memory: must be at least 4 × server.body_limit (16384 bytes)"},
 		{"conns per ip", "server: {max_conns_per_ip: -1}\n", "server.max_conns_per_ip: must be positive"},
 		{"auth failure limit", "server: {auth_failure_limit: -5}\n", "server.auth_failure_limit: must be positive"},
 		{"negative body timeout", "server: {body_read_timeout: -1s}\n", "server: timeouts must not be negative"},

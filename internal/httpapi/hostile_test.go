@@ -199,23 +199,24 @@ func chatBody(model string, size int) string {
 	return head + strings.Repeat("a", size-len(head)-len(tail)) + tail
 }
 
-// TestBodyMemoryIsCapped: request bodies held at once never pass
-// BodyMemory; past it a request gets a fast 503 with Retry-After in its
-// route's shape, whether its length is declared or not, and the memory is
-// free again when the holder's request ends.
+// TestBodyMemoryIsCapped: request bodies held at once (BodyCopies times
+// their size while read and decoded) never pass BodyMemory; past it a
+// request gets a fast 503 with Retry-After in its route's shape, whether its
+// length is declared or not, and the memory is free again when the holder's
+// request ends.
 func TestBodyMemoryIsCapped(t *testing.T) {
 	var api *httpapi.Server
 	srv := newServer(t, map[string]provider.Provider{"sim": sim.New("sim", 1, nil)}, nil, func(s *httpapi.Server) {
-		s.BodyLimit, s.BodyMemory = 256<<10, 256<<10
+		s.BodyLimit, s.BodyMemory = 256<<10, 1<<20
 		api = s
 	})
 	const held = 200_000
 	big := chatBody("sim/fast", held)
 	holder := rawRequest(t, srv.Listener.Addr().String(), fmt.Sprintf(
 		"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", key, held), big[:1000])
-	for deadline := time.Now().Add(3 * time.Second); api.BodyMemoryInUse() != held; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(3 * time.Second); api.BodyMemoryInUse() != httpapi.BodyCopies*held; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the slow body holds %d bytes, want %d", api.BodyMemoryInUse(), held)
+			t.Fatalf("the slow body holds %d bytes, want %d", api.BodyMemoryInUse(), httpapi.BodyCopies*held)
 		}
 	}
 
@@ -254,5 +255,29 @@ func TestBodyMemoryIsCapped(t *testing.T) {
 	}
 	if resp := srv.post(t, "/v1/chat/completions", second); resp.StatusCode != http.StatusOK {
 		t.Errorf("after the memory was freed: %d", resp.StatusCode)
+	}
+}
+
+// TestStreamHoldsItsBodyOnly: once a stream's answer starts, its request
+// holds only its body's size (the decoding copies are gone), until it ends.
+func TestStreamHoldsItsBodyOnly(t *testing.T) {
+	var api *httpapi.Server
+	srv := newServer(t, map[string]provider.Provider{"sim": sim.New("sim", 1, []sim.Model{{Name: "slow", OutputTokens: 40, TokensPerSecond: 40}})}, nil, func(s *httpapi.Server) {
+		s.BodyMemory = 8 << 20
+		api = s
+	})
+	body := `{"model":"sim/slow","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("c", 50_000) + `"}]}`
+	resp := srv.post(t, "/v1/chat/completions", body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got := api.BodyMemoryInUse(); got != int64(len(body)) {
+		t.Errorf("a running stream holds %d bytes, want its body's %d", got, len(body))
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	for deadline := time.Now().Add(3 * time.Second); api.BodyMemoryInUse() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes held after the stream ended", api.BodyMemoryInUse())
+		}
 	}
 }

@@ -69,8 +69,9 @@ type Server struct {
 	// BodyReadTimeout bounds reading a request body, from the arrival of
 	// its head, on every route.
 	BodyReadTimeout time.Duration
-	// BodyMemory caps the bytes of request bodies held at once, all
-	// requests together (past it: 503); 0: no cap.
+	// BodyMemory caps the memory request bodies hold at once, all requests
+	// together (past it: 503): BodyCopies times a body's size while it is
+	// read, decoded and sent, its size alone once the answer starts. 0: no cap.
 	BodyMemory int64
 	// WriteTimeout bounds each write to a client, so a reader that stopped
 	// reading cannot hold a stream (and its upstream) forever.
@@ -266,8 +267,11 @@ func (w *statusRecorder) head(code int) {
 		return
 	}
 	w.status = code
-	if w.body != nil && !w.body.done.Load() {
-		w.body.answeredEarly(w.Header()) // refused, unread or cut
+	if w.body != nil {
+		if !w.body.done.Load() {
+			w.body.answeredEarly(w.Header()) // refused, unread or cut
+		}
+		w.body.answered()
 	}
 	if w.timeline != nil {
 		w.Header().Set("Server-Timing", w.timeline.ServerTiming(time.Since(w.timeline.Received)))
