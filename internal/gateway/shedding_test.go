@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,11 +112,11 @@ func TestDeadlines(t *testing.T) {
 		route router.Route
 		a     step
 		calls []int64
-		want  string // the error's kind; "" for success
+		want  string // the error's kind and code; "" for success
 	}{
-		{"first attempt, whole", whole, 30 * time.Millisecond, router.Route{}, step{}, []int64{0, 0}, "timeout"},
-		{"first attempt, stream", streamed, 30 * time.Millisecond, router.Route{}, step{}, []int64{0, 0}, "timeout"},
-		{"first attempt, hedged", hedgedStream, 30 * time.Millisecond, router.Route{}, step{}, []int64{0, 0}, "timeout"},
+		{"first attempt, whole", whole, 30 * time.Millisecond, router.Route{}, step{}, []int64{0, 0}, "timeout deadline_exceeded"},
+		{"first attempt, stream", streamed, 30 * time.Millisecond, router.Route{}, step{}, []int64{0, 0}, "timeout deadline_exceeded"},
+		{"first attempt, hedged", hedgedStream, 30 * time.Millisecond, router.Route{}, step{}, []int64{0, 0}, "timeout deadline_exceeded"},
 		{"failover, whole", whole, 100 * time.Millisecond, router.Route{}, late, []int64{1, 0}, "upstream"},
 		{"failover, stream", streamed, 100 * time.Millisecond, router.Route{}, late, []int64{1, 0}, "upstream"},
 		{"failover, hedged", hedgedStream, 100 * time.Millisecond, router.Route{}, late, []int64{1, 0}, "upstream"},
@@ -136,12 +137,34 @@ func TestDeadlines(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), c.left)
 			defer cancel()
 			got := h.send(ctx, request(c.mode != whole, "hello"))
-			if got.Kind != c.want {
+			if strings.TrimSpace(got.Kind+" "+got.Code) != c.want {
 				t.Errorf("answer %+v, want kind %q", got, c.want)
 			}
 			if d := cmp.Diff(c.calls, h.calls()); d != "" {
 				t.Errorf("calls (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// TestDeadlineSpendsNoRetry: a retry the deadline stops is not paid from
+// the retry budget: no attempt was made, and the next request's failover
+// must still find the token.
+func TestDeadlineSpendsNoRetry(t *testing.T) {
+	late := fail(provider.KindUpstream)
+	late.delay = 60 * time.Millisecond // fails with about 40 ms left
+	a := newFake("a", fail(provider.KindUpstream), late, fail(provider.KindUpstream))
+	b := newFake("b", fail(provider.KindUpstream), step{})
+	// Two retries saved, and hardly any earned: every token counts.
+	h := fleet{fakes: []*fake{a, b}, retries: &RetryBudget{Ratio: 0.001, Burst: 2}}.build(t)
+	var got []answer
+	got = append(got, h.send(context.Background(), request(false, "both fail"))) // a failed retry: no more retries on trust
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	got = append(got, h.send(ctx, request(false, "out of time")))
+	got = append(got, h.send(context.Background(), request(false, "b answers")))
+	want := []answer{{Kind: "upstream", Attempts: 2}, {Kind: "upstream", Attempts: 1}, {Text: "b", Attempts: 2}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
 	}
 }
