@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -150,6 +151,43 @@ func TestResumeTakesSlot(t *testing.T) {
 		}
 		if d := cmp.Diff([]int64{1, 0, 1}, h.calls()); d != "" {
 			t.Errorf("calls (-want +got):\n%s", d)
+		}
+	})
+
+	t.Run("two continuations never share a slot", func(t *testing.T) {
+		a := newFake("a", step{text: []string{"Hello, "}, brk: broken})
+		b, c := newFake("b", step{text: []string{"wor", "ld."}}), newFake("c", step{text: []string{"wor", "ld."}})
+		two := map[string]router.TargetSpec{"a": {MaxConcurrency: 2}, "b": one}
+		h := fleet{fakes: []*fake{a, b, c}, specs: two, route: router.Route{Resume: true}}.build(t)
+		var streams []*Stream
+		for i := 0; i < 2; i++ {
+			s, _, err := h.g.ChatStream(context.Background(), &Call{}, request(true, "tell me"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			streams = append(streams, s)
+		}
+		// The first breaks and continues on b, and is still streaming from
+		// it when the second breaks.
+		var first strings.Builder
+		for b.calls.Load() == 0 && streams[0].Next() {
+			for _, ch := range streams[0].Chunk().Choices {
+				if ch.Delta.Content != nil {
+					first.WriteString(*ch.Delta.Content)
+				}
+			}
+		}
+		second := read(streams[1], nil)
+		first.WriteString(read(streams[0], nil).Text)
+		if first.String() != "Hello, world." || second.Text != "Hello, world." {
+			t.Errorf("texts %q and %q", first.String(), second.Text)
+		}
+		if d := cmp.Diff([]int64{2, 1, 1}, h.calls()); d != "" {
+			t.Errorf("calls (-want +got):\n%s", d)
+		}
+		if n := b.peak.Load(); n != 1 {
+			t.Errorf("b, limited to 1, served %d calls at once", n)
 		}
 	})
 }

@@ -67,6 +67,38 @@ func take(t *testing.T) func(release func(), ok bool) func() {
 	}
 }
 
+// TestSheddingConcurrent: requests at once never put more calls on a
+// target than its limit; those that find every target full are refused at
+// once, while the admitted ones are still running.
+func TestSheddingConcurrent(t *testing.T) {
+	gate := make(chan struct{})
+	two := router.TargetSpec{MaxConcurrency: 2}
+	h := fleet{fakes: []*fake{newFake("a", step{after: gate}), newFake("b", step{after: gate})},
+		specs: map[string]router.TargetSpec{"a": two, "b": two}}.build(t)
+	const requests = 7
+	answers := make(chan answer, requests)
+	for i := 0; i < requests; i++ {
+		go func() { answers <- h.send(context.Background(), request(i%2 == 0, "hello")) }()
+	}
+	// The four admitted wait for the gate: the first three answers are the refused.
+	for i := 0; i < 3; i++ {
+		if a := <-answers; a.Code != "all_targets_busy" {
+			t.Errorf("answered before the gate opened: %+v", a)
+		}
+	}
+	close(gate)
+	for i := 0; i < 4; i++ {
+		if a := <-answers; a.Kind != "" {
+			t.Errorf("admitted request failed: %+v", a)
+		}
+	}
+	for _, f := range h.fakes {
+		if n := f.peak.Load(); n != 2 {
+			t.Errorf("%s, limited to 2, served %d calls at once", f.name, n)
+		}
+	}
+}
+
 // TestStreamHoldsSlots: an open stream holds its target's and its route's
 // slots until it is closed.
 func TestStreamHoldsSlots(t *testing.T) {
