@@ -24,15 +24,14 @@ import (
 // wait a delay, then hang, fail or answer. An answer is a stream of text
 // chunks that ends, breaks with an error or stalls.
 type step struct {
-	after <-chan struct{}           // wait until closed (or the call's context ends)
-	delay time.Duration             // then wait this long (the context ends it early)
-	hang  bool                      // then wait until the call's context ends
-	fail  *provider.Error           // or fail before any output
-	text  []string                  // or answer: the text chunks (default: the fake's name)
-	pause time.Duration             // a stream: after the text, wait this long before its end
-	brk   *provider.Error           // a stream: then break with this error
-	stall bool                      // a stream: or go silent until the context ends
-	check func(ctx context.Context) // runs at the start of the call (e.g. look at the deadline)
+	after <-chan struct{} // wait until closed (or the call's context ends)
+	delay time.Duration   // then wait this long (the context ends it early)
+	hang  bool            // then wait until the call's context ends
+	fail  *provider.Error // or fail before any output
+	text  []string        // or answer: the text chunks (default: the fake's name)
+	pause time.Duration   // a stream: after the text, wait this long before its end
+	brk   *provider.Error // a stream: then break with this error
+	stall bool            // a stream: or go silent until the context ends
 }
 
 // fake is a scripted provider serving the model "m". Call n takes
@@ -94,9 +93,6 @@ func (f *fake) request(i int) *llm.ChatRequest {
 
 // prelude runs a step up to its answer: nil when the answer may follow.
 func (f *fake) prelude(ctx context.Context, st step) error {
-	if st.check != nil {
-		st.check(ctx)
-	}
 	if st.after != nil {
 		select {
 		case <-st.after:
@@ -278,6 +274,8 @@ type fleet struct {
 	// gateway has a real retry budget.
 	health  bool
 	retries *RetryBudget
+	// firstToken and idle are the gateway's stream timeouts.
+	firstToken, idle time.Duration
 }
 
 type harness struct {
@@ -310,6 +308,9 @@ func (f fleet) build(t *testing.T) *harness {
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Meter:     h.ledger,
 		Retries:   retries,
+
+		FirstTokenTimeout: f.firstToken,
+		IdleTimeout:       f.idle,
 	}
 	if f.health {
 		// Jitter 0.5 makes an ejection last exactly its nominal time.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -190,4 +191,38 @@ func TestResumeTakesSlot(t *testing.T) {
 			t.Errorf("b, limited to 1, served %d calls at once", n)
 		}
 	})
+}
+
+// TestStreamTimeouts: an upstream with no first token in time is replaced
+// by the next target; one that goes silent after its first tokens ends the
+// stream with stream_stalled, or continues on the next target with resume.
+func TestStreamTimeouts(t *testing.T) {
+	stalls := step{text: []string{"Hello, "}, stall: true}
+	cases := []struct {
+		name      string
+		a         step
+		resume    bool
+		want      answer
+		calls     []int64
+		cancelled int64 // a's calls cut by the gateway
+	}{
+		{"no first token in time", step{hang: true}, false, answer{Text: "b", Attempts: 2}, []int64{1, 1}, 1},
+		{"silent after content", stalls, false, answer{Text: "Hello, ", Kind: "timeout", Code: "stream_stalled", Attempts: 1}, []int64{1, 0}, 1},
+		{"silent after content, resumed", stalls, true, answer{Text: "Hello, b", Resumed: 1, Attempts: 1}, []int64{1, 1}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := fleet{fakes: []*fake{newFake("a", c.a), newFake("b")}, route: router.Route{Resume: c.resume},
+				firstToken: 20 * time.Millisecond, idle: 20 * time.Millisecond}.build(t)
+			if d := cmp.Diff(c.want, h.send(context.Background(), request(true, "hello"))); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(c.calls, h.calls()); d != "" {
+				t.Errorf("calls (-want +got):\n%s", d)
+			}
+			if n := h.fakes[0].cancelled.Load(); n != c.cancelled {
+				t.Errorf("a: %d calls cut, want %d", n, c.cancelled)
+			}
+		})
+	}
 }
