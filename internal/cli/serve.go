@@ -88,6 +88,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	meter := &ledger.Meter{Store: st, Holds: holds, Catalog: catalog, Limiter: ledger.NewLimiter(nil), Logger: logger,
 		ProviderTypes: types, ReservationTTL: cfg.Budgets.ReservationTTL, USDToCNY: cfg.Budgets.USDToCNY}
+	// The bill outbox (internal/outbox): every bill durable on local disk
+	// until the store holds it.
+	stopOutbox, err := startOutbox(cfg.Budgets.Outbox, meter, logger)
+	if err != nil {
+		return err
+	}
+	defer stopOutbox()
 	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
 	defer stopReconcile()
 	go meter.Reconcile(reconcileCtx, min(cfg.Budgets.ReservationTTL/4, time.Minute))
