@@ -19,11 +19,12 @@ import (
 	"github.com/tidegate/tidegate/internal/provider/sim"
 )
 
-// childGateway runs this test binary as a real tidegate process.
-func childGateway(t *testing.T, configPath string) (*exec.Cmd, string) {
+// childGateway runs this test binary as a real tidegate process, with
+// extra environment variables.
+func childGateway(t *testing.T, configPath string, env ...string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "--config", configPath, "--listen", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "TIDEGATE_TEST_MAIN=1")
+	cmd.Env = append(append(os.Environ(), "TIDEGATE_TEST_MAIN=1"), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
