@@ -114,7 +114,13 @@ type Outbox struct {
 	buf     []byte
 	dirty   bool // written since the last fsync
 	unlock  func()
-	compact int64 // rewrite the file when it grows past this
+	// lazy holds commit lines not yet written: they ride on the next write
+	// (or the next sync), so a commit costs no syscall of its own.
+	lazy []byte
+	// compactAt: rewrite the file when it grows past this; rewritten: no
+	// tab was committed since the last rewrite (it would not shrink).
+	compact, compactAt int64
+	rewritten          bool
 }
 
 // Open opens (creating it if need be) the outbox at path and reads the bills
@@ -135,7 +141,7 @@ func Open(path string, opts Options, logger *slog.Logger) (*Outbox, error) {
 		return nil, fmt.Errorf("outbox: %s is in use by another process: %w", path, err)
 	}
 	o := &Outbox{path: path, opts: opts, logger: logger, f: f, tabs: map[string]*Tab{}, unlock: unlock,
-		compact: max(4<<20, opts.MaxBytes/8)}
+		compact: min(max(4<<20, opts.MaxBytes/8), opts.MaxBytes/2)}
 	if err := o.load(); err != nil {
 		unlock()
 		f.Close()
@@ -273,6 +279,10 @@ func (o *Outbox) write(op byte, id string, data []byte) error {
 	}
 	at := o.opts.Now()
 	b := o.line(op, id, at, data)
+	if len(o.lazy) > 0 {
+		b = append(o.lazy, b...)
+		o.lazy = o.lazy[:0]
+	}
 	n, err := o.f.Write(b)
 	o.size += int64(n)
 	o.dirty = true
@@ -281,6 +291,18 @@ func (o *Outbox) write(op byte, id string, data []byte) error {
 	}
 	o.apply(op, id, at, data)
 	return nil
+}
+
+// flushLazy writes the commit lines waiting for a ride; the caller holds o.mu.
+func (o *Outbox) flushLazy() error {
+	if len(o.lazy) == 0 || o.f == nil {
+		return nil
+	}
+	n, err := o.f.Write(o.lazy)
+	o.size += int64(n)
+	o.dirty = true
+	o.lazy = o.lazy[:0]
+	return err
 }
 
 // Begin opens a tab with its intent, durably (against a process crash)
@@ -294,10 +316,11 @@ func (o *Outbox) Begin(id string, intent []byte) error {
 	if len(o.tabs) >= o.opts.MaxPending {
 		return ErrFull
 	}
-	if o.size >= o.compact {
+	if o.size >= max(o.compact, o.compactAt) || o.size >= o.opts.MaxBytes && !o.rewritten {
 		if err := o.rewrite(); err != nil {
 			return err
 		}
+		o.compactAt = 2 * o.size // a file of open tabs is not rewritten again until it doubles
 	}
 	if o.size >= o.opts.MaxBytes {
 		return ErrFull
@@ -317,8 +340,27 @@ func (o *Outbox) Note(id string, note []byte) error { return o.add(opNote, id, n
 // Wait hands a tab to the drain: its owner closed it but could not commit.
 func (o *Outbox) Wait(id string) error { return o.add(opWait, id, nil) }
 
-// Commit forgets a tab: the database holds its bill.
-func (o *Outbox) Commit(id string) error { return o.add(opCommit, id, nil) }
+// Commit forgets a tab: the database holds its bill. The commit of a tab
+// with records is written with the next record or sync, not on its own: a
+// crash that loses it only replays a bill the store takes once (its
+// records are idempotent). A tab with no records is committed at once, as
+// its replay would bill its intent.
+func (o *Outbox) Commit(id string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	t, ok := o.tabs[id]
+	if !ok {
+		return fmt.Errorf("outbox: no open tab %s", id)
+	}
+	o.rewritten = false
+	if len(t.Records) == 0 {
+		return o.write(opCommit, id, nil)
+	}
+	at := o.opts.Now()
+	o.lazy = append(o.lazy, o.line(opCommit, id, at, nil)...)
+	o.apply(opCommit, id, at, nil)
+	return nil
+}
 
 func (o *Outbox) add(op byte, id string, data []byte) error {
 	o.mu.Lock()
@@ -412,9 +454,13 @@ func (o *Outbox) Run(ctx context.Context, settle func(context.Context, Tab) erro
 // Sync makes every record written so far durable against a power loss.
 func (o *Outbox) Sync() error {
 	o.mu.Lock()
+	lazyErr := o.flushLazy()
 	f, dirty := o.f, o.dirty
 	o.dirty = false
 	o.mu.Unlock()
+	if lazyErr != nil {
+		return fmt.Errorf("outbox: %w", lazyErr)
+	}
 	if f == nil || !dirty {
 		return nil
 	}
@@ -466,7 +512,8 @@ func (o *Outbox) rewrite() error {
 	}
 	syncDir(filepath.Dir(o.path))
 	o.f.Close()
-	o.f, o.size, o.dirty = f, size, false
+	// Lazy commits are moot: their tabs are not in the new file.
+	o.f, o.size, o.dirty, o.lazy, o.rewritten = f, size, false, o.lazy[:0], true
 	return nil
 }
 
@@ -484,7 +531,10 @@ func (o *Outbox) Close() error {
 	if o.f == nil {
 		return nil
 	}
-	err := o.f.Sync()
+	err := o.flushLazy()
+	if serr := o.f.Sync(); err == nil {
+		err = serr
+	}
 	o.unlock()
 	if cerr := o.f.Close(); err == nil {
 		err = cerr
