@@ -109,11 +109,16 @@ func (m *Meter) fault(point string) {
 
 // Record bills an attempt and appends its entry to the outbox.
 func (j journaled) Record(a gateway.Attempt) {
+	j.mu.Lock()
+	before := len(j.records)
+	j.mu.Unlock()
 	j.tab.Record(a)
 	j.mu.Lock()
-	e := j.records[len(j.records)-1]
+	added := append([]Entry(nil), j.records[min(before, len(j.records)):]...)
 	j.mu.Unlock()
-	j.append(appended{Entry: &e})
+	for i := range added {
+		j.append(appended{Entry: &added[i]})
+	}
 }
 
 // Progress notes what a stream has delivered so far, for a crash to bill.
@@ -171,7 +176,7 @@ func (m *Meter) SettleWaiting(ctx context.Context, ot outbox.Tab) error {
 			continue
 		}
 		closed = closed || a.Closed
-		if a.Entry != nil {
+		if a.Entry != nil && !t.recorded(a.Entry.Attempt) { // concurrent Records may journal one twice
 			t.records = append(t.records, *a.Entry)
 		}
 	}
