@@ -106,7 +106,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	meter := a.newMeter(catalog)
+	meter, err := a.newMeter(catalog)
+	if err != nil {
+		return nil, err
+	}
 	rt := newRouter(cfg)
 	rt.SetCredentials(credentialIDs(cfg.Providers))
 	gw := &gateway.Gateway{
@@ -155,9 +158,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	return a, nil
 }
 
-// newMeter builds the meter (limits, budget holds, billing) and starts its
-// reconciler of orphaned holds.
-func (a *App) newMeter(catalog *ledger.Catalog) *ledger.Meter {
+// newMeter builds the meter (limits, budget holds, billing), opens its bill
+// outbox (settling what a previous process left) and starts its reconciler
+// of orphaned holds.
+func (a *App) newMeter(catalog *ledger.Catalog) (*ledger.Meter, error) {
 	cfg := a.Config
 	types := make(map[string]string, len(cfg.Providers))
 	for _, p := range cfg.Providers {
@@ -169,8 +173,15 @@ func (a *App) newMeter(catalog *ledger.Catalog) *ledger.Meter {
 	}
 	meter := &ledger.Meter{Store: a.Store, Holds: holds, Catalog: catalog, Limiter: ledger.NewLimiter(nil), Logger: a.Logger,
 		ProviderTypes: types, ReservationTTL: cfg.Budgets.ReservationTTL, USDToCNY: cfg.Budgets.USDToCNY}
+	// The bill outbox (internal/outbox): every bill durable on local disk
+	// until the store holds it.
+	stopOutbox, err := startOutbox(cfg.Budgets.Outbox, meter, a.Logger)
+	if err != nil {
+		return nil, err
+	}
+	a.onClose(stopOutbox)
 	a.background(func(ctx context.Context) { meter.Reconcile(ctx, min(cfg.Budgets.ReservationTTL/4, time.Minute)) })
-	return meter
+	return meter, nil
 }
 
 func credentialIDs(ps []config.Provider) map[string][]string {

@@ -49,7 +49,11 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 	api.Observers = append(api.Observers, tracker)
 	api.Status = tracker
 	if mc := cfg.Observe.Metrics; !mc.Disabled {
-		m := metrics.New(metrics.Sources{Health: gw.Health, Targets: creds.Targets, StreamsInFlight: api.StreamsInFlight})
+		src := metrics.Sources{Health: gw.Health, Targets: creds.Targets, StreamsInFlight: api.StreamsInFlight}
+		if meter.Outbox != nil {
+			src.Outbox = meter.Outbox.Stats
+		}
+		m := metrics.New(src)
 		api.Observers = append(api.Observers, m)
 		meter.Billed = m.Billed
 		if mc.Listen == "" {

@@ -67,6 +67,10 @@ func startConfig(t *testing.T, path string) *gatewayProc {
 		t.Fatal(err)
 	}
 	cfg.Listen = "127.0.0.1:0"
+	if !strings.HasPrefix(cfg.Store, "sqlite:") {
+		// The default outbox of a PostgreSQL store is under ./tidegate-data.
+		cfg.Budgets.Outbox.Path = filepath.Join(t.TempDir(), "outbox")
+	}
 	g := &gatewayProc{config: path, store: cfg.Store, stderr: &syncBuffer{}}
 	r, err := app.Start(context.Background(), cfg, app.Options{Logger: newLogger(g.stderr, cfg.LogLevel), Version: Version})
 	if err != nil {

@@ -3,6 +3,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -113,6 +115,46 @@ type Budgets struct {
 	ReservationTTL time.Duration `yaml:"reservation_ttl"`
 	// USDToCNY converts spending into budgets of the other currency; default 7.2.
 	USDToCNY float64 `yaml:"usd_to_cny"`
+	// Outbox keeps every bill on local disk until the database holds it.
+	Outbox Outbox `yaml:"outbox"`
+}
+
+func (o *Outbox) applyDefaults(store string) {
+	if o.Path == "" {
+		if path, ok := strings.CutPrefix(store, "sqlite:"); ok {
+			o.Path = path + ".outbox"
+		} else {
+			// One file per database: replicas on one host sharing a data
+			// directory must each set their own path (the file is locked).
+			sum := sha256.Sum256([]byte(store))
+			o.Path = DataDir + "/outbox-" + hex.EncodeToString(sum[:6])
+		}
+	}
+	if o.MaxPending == 0 {
+		o.MaxPending = 100_000
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = 256 << 20
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = time.Second
+	}
+}
+
+// Outbox bounds the local journal of bills (internal/outbox).
+type Outbox struct {
+	// Path of the file; default: the SQLite file's path + ".outbox", or
+	// ./tidegate-data/outbox-<hash of the store URL> with PostgreSQL. Each
+	// replica needs its own, on a disk that outlives the process.
+	Path string `yaml:"path"`
+	// MaxPending bounds the bills open or waiting for the database; past
+	// it (or MaxBytes) metered requests are refused with 503. Default 100000.
+	MaxPending int `yaml:"max_pending"`
+	// MaxBytes bounds the file; default 256 MiB.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// SyncInterval is how often the file is fsynced: what a power loss can
+	// lose at most. Default 1s.
+	SyncInterval time.Duration `yaml:"sync_interval"`
 }
 
 // Server holds the HTTP server's limits and timeouts.
@@ -270,6 +312,7 @@ func (c *Config) applyDefaults() {
 	if c.Budgets.USDToCNY == 0 {
 		c.Budgets.USDToCNY = 7.2
 	}
+	c.Budgets.Outbox.applyDefaults(c.Store)
 	if c.Observe.RequestLog.Retention == 0 {
 		c.Observe.RequestLog.Retention = 7 * 24 * time.Hour
 	}
@@ -526,6 +569,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Budgets.OutputCap < 1 || c.Budgets.ReservationTTL < time.Second || c.Budgets.USDToCNY <= 0 {
 		bad("budgets", "output_cap, reservation_ttl and usd_to_cny must be positive")
+	}
+	if o := c.Budgets.Outbox; o.MaxPending < 1 || o.MaxBytes < 1<<20 || o.SyncInterval < time.Millisecond {
+		bad("budgets.outbox", "max_pending must be positive, max_bytes at least 1 MiB, sync_interval at least 1ms")
 	}
 	return errors.Join(errs...)
 }

@@ -55,6 +55,9 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 	}
 	s.routeSlot = releaseRoute
 	s.tab, s.promptEstimate = tab, est.PromptTokens
+	if p, ok := tab.(ProgressTab); ok {
+		s.progress = p.Progress
+	}
 	if plan.Route.Resume && len(req.Tools) == 0 && req.Choices() == 1 {
 		s.resume = &resumer{run: r, req: req}
 	}
@@ -164,6 +167,15 @@ type Stream struct {
 	// resume, when set, continues a broken text stream on the next target.
 	resume *resumer
 
+	// progress, when set, is told what the stream has delivered: every
+	// progressChunks chunks or progressPeriod, when the usage came, and at
+	// the end, so a crash still bills what was delivered.
+	progress       func(Attempt)
+	delivered      int // chunks handed to the caller
+	reportedChunks int
+	reportedAt     time.Time
+	reportedUsage  bool
+
 	timing     *timing.Attempt
 	endAttempt func(error)   // ends the attempt's timeline and in-flight count, once
 	cancel     func()        // ends the attempt's context
@@ -173,6 +185,7 @@ type Stream struct {
 }
 
 func (s *Stream) Next() bool {
+	s.report(false)
 	for {
 		var c *llm.ChatChunk
 		switch {
@@ -187,6 +200,7 @@ func (s *Stream) Next() bool {
 				continue
 			}
 			s.ended = true
+			s.report(true)
 			return false
 		default:
 			c = s.inner.Chunk()
@@ -224,8 +238,44 @@ func (s *Stream) Next() bool {
 			}
 		}
 		s.cur = c
+		s.delivered++
 		return true
 	}
+}
+
+// ProgressTab is a Tab that keeps a stream's progress (ledger's outbox).
+type ProgressTab interface{ Progress(Attempt) }
+
+// Progress pacing: a SIGKILL loses at most this much of a stream's bill.
+const (
+	progressChunks = 16
+	progressPeriod = 250 * time.Millisecond
+)
+
+// report tells progress what the caller has been handed so far (every
+// chunk before this call was delivered), when it is due.
+func (s *Stream) report(final bool) {
+	if s.progress == nil {
+		return
+	}
+	fresh := s.usage != nil && !s.reportedUsage
+	if final && !fresh && s.delivered == s.reportedChunks {
+		return // nothing new since the last report
+	}
+	if !final && !fresh && (s.delivered == s.reportedChunks ||
+		s.delivered-s.reportedChunks < progressChunks && time.Since(s.reportedAt) < progressPeriod) {
+		return
+	}
+	s.reportedChunks, s.reportedAt, s.reportedUsage = s.delivered, time.Now(), s.usage != nil
+	a := s.attempt
+	if s.usage != nil {
+		a.Usage = *s.usage
+		a.Status = "ok"
+	} else {
+		a.Usage = llm.Usage{PromptTokens: int(s.promptEstimate), CompletionTokens: int(EstimateTokens(s.chars))}
+		a.Estimated = true
+	}
+	s.progress(a)
 }
 
 func (s *Stream) Chunk() *llm.ChatChunk { return s.cur }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/ids"
+	"github.com/tidegate/tidegate/internal/outbox"
 	"github.com/tidegate/tidegate/internal/provider"
 )
 
@@ -44,6 +45,12 @@ type Meter struct {
 	Now      func() time.Time
 	// Billed, if set, sees every record once it is written (metrics).
 	Billed func(records []Entry)
+	// Outbox, if set, keeps every bill durable on local disk from before its
+	// upstream call until the store holds it (see journal.go).
+	Outbox *outbox.Outbox
+	// Fault is a test-only hook called at each point of a bill's life
+	// (Fault*): crash tests end the process there. Nil in production.
+	Fault func(point string)
 
 	// budgetCache keeps each key's budgets for a second: they change rarely,
 	// and a change may take that long to apply. (Keys themselves are read on
@@ -95,8 +102,21 @@ func BudgetExceeded(scope string) *provider.Error {
 		Message: fmt.Sprintf("the %s's budget is spent; it renews with its period or when raised", scope)}
 }
 
-// Open implements gateway.Meter.
+// Open implements gateway.Meter: it admits the request and, with an
+// outbox, writes its intent before the upstream call.
 func (m *Meter) Open(ctx context.Context, call *gateway.Call, est gateway.Estimate) (gateway.Tab, error) {
+	t, err := m.admit(ctx, call, est)
+	if err != nil {
+		return nil, err
+	}
+	if m.Outbox == nil {
+		return t, nil
+	}
+	return m.journal(t, est)
+}
+
+// admit checks limits and takes the budget holds.
+func (m *Meter) admit(ctx context.Context, call *gateway.Call, est gateway.Estimate) (*tab, error) {
 	t := &tab{m: m, call: call}
 	if call.KeyID == "" { // the master key: billed, never limited
 		return t, nil
@@ -207,6 +227,7 @@ type tab struct {
 	res           *Reservation
 	budgets       []Budget
 	releaseStream func()
+	journal       string // the tab's id in the outbox; "" without one
 
 	mu      sync.Mutex
 	records []Entry
@@ -251,40 +272,57 @@ func (t *tab) Close() {
 	}
 	m := t.m
 	var tokens int64
-	spent := money{}
 	for _, r := range records {
 		tokens += r.PromptTokens + r.CompletionTokens
-		spent[r.Currency] += r.Cost
 	}
 	if t.call.KeyID != "" {
 		m.Limiter.AddTokens(t.call.KeyID, tokens)
 	}
 	if t.res == nil && len(records) == 0 {
+		t.journalSettled(nil)
 		return
 	}
+	m.fault(FaultAfterDelivery)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var err error
 	if t.res == nil {
 		err = m.Store.RecordUsage(ctx, records)
 	} else {
-		actual := make([]int64, len(t.res.Holds))
-		for i := range t.res.Holds {
-			actual[i] = m.convertSum(spent, t.budgets[i].Currency)
-		}
-		err = m.holds().Settle(ctx, t.res, actual, records)
+		err = m.holds().Settle(ctx, t.res, t.actual(t.spentOf(records)), records)
 		if err == nil {
 			m.alertSoft(ctx, t.budgets, t.res)
 		}
 	}
+	t.journalSettled(err)
 	if err != nil {
-		// The hold stays; the reconciler releases it when it expires.
-		m.Logger.Error("ledger write failed", "request_id", t.call.RequestID, "error", err)
+		if t.journal == "" {
+			// The hold stays; the reconciler releases it when it expires.
+			m.Logger.Error("ledger write failed", "request_id", t.call.RequestID, "error", err)
+		}
 		return
 	}
 	if m.Billed != nil {
 		m.Billed(records)
 	}
+}
+
+// spentOf sums records' cost per currency.
+func (t *tab) spentOf(records []Entry) money {
+	spent := money{}
+	for _, r := range records {
+		spent[r.Currency] += r.Cost
+	}
+	return spent
+}
+
+// actual is what each hold of the tab's reservation really spent.
+func (t *tab) actual(spent money) []int64 {
+	actual := make([]int64, len(t.res.Holds))
+	for i := range t.res.Holds {
+		actual[i] = t.m.convertSum(spent, t.budgets[i].Currency)
+	}
+	return actual
 }
 
 // convertSum adds every currency's spending into one budget's currency.

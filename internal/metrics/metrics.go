@@ -56,6 +56,9 @@ type Sources struct {
 	// provider/model names bound the target labels.
 	Targets         func() []router.Target
 	StreamsInFlight func() int64
+	// Outbox reports the bills waiting in the outbox for the database and
+	// the age of the oldest.
+	Outbox func() (waiting int, oldest time.Duration)
 }
 
 // Endpoints are the API paths requests are labelled by; anything else is "other".
@@ -111,6 +114,14 @@ func New(src Sources) *Metrics {
 	if src.StreamsInFlight != nil {
 		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tidegate_streams_in_flight",
 			Help: "Streams being relayed now."}, func() float64 { return float64(src.StreamsInFlight()) }))
+	}
+	if src.Outbox != nil {
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tidegate_outbox_pending_bills",
+			Help: "Bills kept in the local outbox because the database has not taken them yet."},
+			func() float64 { n, _ := src.Outbox(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tidegate_outbox_oldest_pending_seconds",
+				Help: "Age of the oldest bill waiting in the outbox, in seconds; 0 when none waits."},
+				func() float64 { _, d := src.Outbox(); return d.Seconds() }))
 	}
 	if src.Health != nil {
 		r.MustRegister(&breakers{health: src.Health, targets: src.Targets})
