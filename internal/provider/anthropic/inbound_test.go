@@ -135,7 +135,7 @@ func TestValidate(t *testing.T) {
 				}
 				return
 			}
-			if diff := cmp.Diff(&errView{Kind: provider.KindInvalidRequest, Param: tt.wantParam}, dialecttest.View(err)); diff != "" {
+			if diff := cmp.Diff(&errView{Kind: provider.KindInvalidRequest, Code: "invalid_value", Param: tt.wantParam}, dialecttest.View(err)); diff != "" {
 				t.Errorf("Validate (-want +got):\n%s", diff)
 			}
 		})
