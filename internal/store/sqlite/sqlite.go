@@ -21,6 +21,14 @@ func Open(ctx context.Context, path string) (*store.DB, error) {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 	}
+	// Create the file owner-only before SQLite does (it would use the
+	// umask, often 0644): it holds key hashes, budgets and the ledger, and
+	// SQLite gives its WAL and shared-memory files the database's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !os.IsExist(err) {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {

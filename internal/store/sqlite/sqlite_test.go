@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/tidegate/tidegate/internal/store"
@@ -36,5 +38,30 @@ func TestReopenKeepsData(t *testing.T) {
 	defer s.Close()
 	if w, created, _ := s.SettingOnce(ctx, "k", func() string { return "second" }); w != v || created {
 		t.Errorf("after reopen: %q (created %v), want %q", w, created, v)
+	}
+}
+
+// TestFilesAreOwnerOnly: the database and its WAL are created 0600 whatever
+// the umask: they hold key hashes, budgets and the ledger.
+func TestFilesAreOwnerOnly(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "t.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.SettingOnce(context.Background(), "k", func() string { return "v" }); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s: mode %o, want 600", filepath.Base(p), mode)
+		}
 	}
 }
