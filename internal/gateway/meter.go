@@ -10,11 +10,14 @@ import (
 
 // Call says who calls, as which request. Key fields are empty for the master key.
 type Call struct {
-	RequestID  string
-	KeyID      string
-	ProjectID  string
-	RPM, TPM   int64
-	MaxStreams int64
+	// RequestID is the gateway's own id for the request (random): the
+	// ledger's key. ClientRequestID is the client's x-request-id, a label only.
+	RequestID       string
+	ClientRequestID string
+	KeyID           string
+	ProjectID       string
+	RPM, TPM        int64
+	MaxStreams      int64
 }
 
 // Estimate is what a request may cost at worst, for budgets and limits.

@@ -5,10 +5,8 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidegate/tidegate/internal/gateway"
+	"github.com/tidegate/tidegate/internal/ids"
 	"github.com/tidegate/tidegate/internal/keys"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/secrets"
@@ -94,8 +93,6 @@ type Server struct {
 
 	masterHash [sha256.Size]byte
 	keyCache   *keys.Cache
-	idPrefix   string        // random per process
-	idSeq      atomic.Uint64 // request ids are prefix + sequence
 }
 
 // Handler builds the routes.
@@ -104,9 +101,6 @@ func (s *Server) Handler() http.Handler {
 	if s.Store != nil {
 		s.keyCache = keys.NewCache(s.Store)
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	s.idPrefix = "req_" + hex.EncodeToString(b[:]) + "_"
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.auth(s.chatCompletions))
 	mux.HandleFunc("POST /v1/messages", s.auth(s.messages))
@@ -149,7 +143,7 @@ func principalFrom(r *http.Request) principal {
 
 // call builds the gateway's view of who is calling.
 func call(r *http.Request) *gateway.Call {
-	c := &gateway.Call{RequestID: requestIDFrom(r)}
+	c := &gateway.Call{RequestID: requestIDFrom(r), ClientRequestID: ids.ClientLabel(r.Header.Get(HeaderRequestID))}
 	if k := principalFrom(r).key; k != nil {
 		c.KeyID, c.ProjectID, c.RPM, c.TPM, c.MaxStreams = k.ID, k.ProjectID, k.RPM, k.TPM, k.MaxStreams
 	}
@@ -166,25 +160,11 @@ func (s *Server) allowModel(w http.ResponseWriter, r *http.Request, model string
 	return true
 }
 
-// requestID keeps a client's id when it is sane, and makes one otherwise:
-// unique across processes by the random prefix, cheap by the counter.
-func (s *Server) requestID(r *http.Request) string {
-	id := r.Header.Get(HeaderRequestID)
-	if id != "" && len(id) <= 128 && validID(id) {
-		return id
-	}
-	return s.idPrefix + strconv.FormatUint(s.idSeq.Add(1), 36)
-}
-
-func validID(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
-}
+// requestID makes the request's id: always the gateway's own, 128 random
+// bits, because the ledger is keyed on it; a client's x-request-id could be
+// reused or guessed. The client's id is kept as a label (Call.ClientRequestID,
+// the request log) that lookups also find.
+func (s *Server) requestID(*http.Request) string { return ids.Request() }
 
 // statusRecorder remembers the status for the request log, times the
 // writes (a write blocked on a slow reader is the client's time), and puts

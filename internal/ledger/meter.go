@@ -216,7 +216,7 @@ type tab struct {
 func (t *tab) Record(a gateway.Attempt) {
 	m := t.m
 	at := m.now()
-	u := Entry{RequestID: t.call.RequestID, Attempt: a.Number, CreatedAt: at, KeyID: t.call.KeyID, ProjectID: t.call.ProjectID,
+	u := Entry{RequestID: t.call.RequestID, ClientRequestID: t.call.ClientRequestID, Attempt: a.Number, CreatedAt: at, KeyID: t.call.KeyID, ProjectID: t.call.ProjectID,
 		Provider: a.Target.Provider, Model: a.Target.Model,
 		PromptTokens: int64(a.Usage.PromptTokens), CompletionTokens: int64(a.Usage.CompletionTokens),
 		CachedTokens: int64(a.Usage.CachedTokens()), ReasoningTokens: int64(a.Usage.ReasoningTokens()),

@@ -1,0 +1,56 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tidegate/tidegate/internal/ledger"
+	"github.com/tidegate/tidegate/internal/reqlog"
+	"github.com/tidegate/tidegate/internal/store"
+)
+
+// testClientLabels: a client's request id labels records, it never keys
+// them. Records sharing a label are all kept and all found by it; the
+// request log finds a request by its own id before any label, so a client
+// sending another request's id as its label cannot shadow that request.
+func testClientLabels(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	at := time.Date(2026, 5, 21, 10, 0, 0, 0, time.UTC)
+	var recs []ledger.Entry
+	for i, id := range []string{"req_a", "req_b", "req_c"} {
+		recs = append(recs, ledger.Entry{RequestID: id, ClientRequestID: "same", Attempt: 1, CreatedAt: at.Add(time.Duration(i) * time.Second),
+			KeyID: "k", ProjectID: "p", Provider: "p", Model: "m", PromptTokens: 3, Cost: 3, Currency: "CNY", Priced: true, Status: "ok", Images: int64(i)})
+	}
+	if err := s.RecordUsage(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.UsageByClientRequestID(ctx, "same")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(recs, got); d != "" {
+		t.Errorf("records labelled %q (-want +got):\n%s", "same", d)
+	}
+
+	rows := []reqlog.Row{
+		{ID: "req_x", ClientID: "mine", ReceivedAt: at, Record: `{"id":"req_x"}`},
+		{ID: "req_y", ClientID: "mine", ReceivedAt: at.Add(time.Second), Record: `{"id":"req_y"}`},
+		{ID: "req_z", ClientID: "req_x", ReceivedAt: at.Add(2 * time.Second), Record: `{"id":"req_z"}`},
+		{ID: "req_w", ReceivedAt: at.Add(3 * time.Second), Record: `{"id":"req_w"}`},
+	}
+	if err := s.InsertRequestLogs(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	for lookup, want := range map[string]string{"req_x": `{"id":"req_x"}`, "mine": `{"id":"req_y"}`, "req_z": `{"id":"req_z"}`} {
+		if got, err := s.RequestLog(ctx, lookup); err != nil || got != want {
+			t.Errorf("RequestLog(%q) = %q, %v; want %s", lookup, got, err, want)
+		}
+	}
+	if _, err := s.RequestLog(ctx, ""); !errors.Is(err, reqlog.ErrNotFound) {
+		t.Errorf("the empty label found a request: %v", err)
+	}
+}
