@@ -88,6 +88,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	meter := &ledger.Meter{Store: st, Holds: holds, Catalog: catalog, Limiter: ledger.NewLimiter(nil), Logger: logger,
 		ProviderTypes: types, ReservationTTL: cfg.Budgets.ReservationTTL, USDToCNY: cfg.Budgets.USDToCNY}
+	if u := cfg.Budgets.Unpriced; u != nil {
+		meter.Unpriced = &ledger.Fallback{Currency: u.Currency, Input: u.Input, Output: u.Output, Image: u.Image}
+	}
 	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
 	defer stopReconcile()
 	go meter.Reconcile(reconcileCtx, min(cfg.Budgets.ReservationTTL/4, time.Minute))

@@ -57,6 +57,11 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"store", "store: mysql://x\n", "store: want sqlite:PATH or postgres://"},
 		{"weights", "providers: [{name: a, type: vllm}]\nmodels: [{name: m, targets: [a/x, a/y], weights: [1]}]\n", "models[0].weights: want one weight per target"},
 		{"duration", "server:\n  write_timeout: soon\n", "line 2: cannot unmarshal"},
+		{"nan price", "providers: [{name: a, type: vllm}]\nprices: [{model: a/m, currency: CNY, input: .nan, output: 1}]\n", "prices[0]: prices must be finite"},
+		{"infinite price", "providers: [{name: a, type: vllm}]\nprices: [{model: a/m, currency: CNY, input: 1, output: .inf}]\n", "prices[0]: prices must be finite"},
+		{"infinite rate", "budgets: {usd_to_cny: .inf}\n", "budgets: output_cap, reservation_ttl and usd_to_cny must be positive"},
+		{"unpriced currency", "budgets: {unpriced: {currency: EUR, input: 1}}\n", "budgets.unpriced.currency"},
+		{"unpriced nan", "budgets: {unpriced: {currency: CNY, output: .nan}}\n", "budgets.unpriced: prices must be finite"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,9 +63,11 @@ type Reservation struct {
 }
 
 // BudgetExceededError is returned by Reserve when a hard budget cannot hold
-// the amount.
+// the amount: the window as it was when it refused, and the amount wanted.
 type BudgetExceededError struct {
-	BudgetID string
+	BudgetID                string
+	Amount, Spent, Reserved int64 // the budget and its window
+	Want                    int64 // the hold that did not fit
 }
 
 func (e *BudgetExceededError) Error() string { return "ledger: budget " + e.BudgetID + " exceeded" }

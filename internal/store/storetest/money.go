@@ -54,3 +54,38 @@ func testClientLabels(t *testing.T, s *store.DB) {
 		t.Errorf("the empty label found a request: %v", err)
 	}
 }
+
+// testSettleNeverCredits: a settlement spends what it is told, or nothing:
+// a negative amount (an upstream's impossible usage) never lowers what a
+// budget has spent. A refused hold reports the window it did not fit.
+func testSettleNeverCredits(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	now := time.Now()
+	k := newKey(t, s, "credit", &ledger.Budget{Currency: "CNY", Amount: 100, Period: ledger.PeriodMonth})
+	bs, _ := s.Budgets(ctx, k.ID, k.ProjectID)
+	for i, actual := range []int64{40, -30} {
+		r := &ledger.Reservation{Holds: holds(bs, 10, now), ExpiresAt: now.Add(time.Minute)}
+		if err := s.Reserve(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		rec := []ledger.Entry{{RequestID: "credit-" + string(rune('a'+i)), Attempt: 1, KeyID: k.ID, ProjectID: k.ProjectID, Currency: "CNY", Status: "ok"}}
+		if err := s.Settle(ctx, r, []int64{actual}, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := window(t, s, holds(bs, 0, now)[0]); w != (ledger.Window{Spent: 40}) {
+		t.Errorf("after spending 40 and settling -30: %+v, want spent 40", w)
+	}
+	held := &ledger.Reservation{Holds: holds(bs, 25, now), ExpiresAt: now.Add(time.Minute)}
+	if err := s.Reserve(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	var exceeded *ledger.BudgetExceededError
+	if err := s.Reserve(ctx, &ledger.Reservation{Holds: holds(bs, 50, now), ExpiresAt: now.Add(time.Minute)}); !errors.As(err, &exceeded) {
+		t.Fatalf("50 into 35 left: %v", err)
+	}
+	want := ledger.BudgetExceededError{BudgetID: bs[0].ID, Amount: 100, Spent: 40, Reserved: 25, Want: 50}
+	if d := cmp.Diff(want, *exceeded); d != "" {
+		t.Errorf("refusal (-want +got):\n%s", d)
+	}
+}

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 		"Report":              testReport,
 		"Credentials":         testCredentials,
 		"ClientLabels":        testClientLabels,
+		"SettleNeverCredits":  testSettleNeverCredits,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
