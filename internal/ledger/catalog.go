@@ -87,8 +87,9 @@ type Catalog struct {
 
 func catalogKey(provider, model string) string { return provider + "\x00" + model }
 
-// ParseCatalog reads the CSV form of the catalog.
-func ParseCatalog(text string) ([]Price, error) {
+// readCSV reads a shipped CSV file: its records after the header, without
+// the # comment lines.
+func readCSV(text string) ([][]string, error) {
 	var lines []string
 	for _, l := range strings.Split(text, "\n") {
 		if !strings.HasPrefix(l, "#") {
@@ -96,11 +97,20 @@ func ParseCatalog(text string) ([]Price, error) {
 		}
 	}
 	recs, err := csv.NewReader(strings.NewReader(strings.Join(lines, "\n"))).ReadAll()
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	return recs[1:], nil
+}
+
+// ParseCatalog reads the CSV form of the catalog.
+func ParseCatalog(text string) ([]Price, error) {
+	recs, err := readCSV(text)
 	if err != nil {
 		return nil, err
 	}
 	var out []Price
-	for i, r := range recs[1:] {
+	for i, r := range recs {
 		if len(r) != 13 {
 			return nil, fmt.Errorf("catalog line %d: %d fields", i+2, len(r))
 		}

@@ -2,10 +2,8 @@ package ledger
 
 import (
 	_ "embed"
-	"encoding/csv"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -42,18 +40,12 @@ func (p *ImagePrice) Cost(n int64) int64 { return micros(float64(max(n, 0)) * p.
 
 // ParseImageCatalog reads the CSV form of the image catalog.
 func ParseImageCatalog(text string) ([]ImagePrice, error) {
-	var lines []string
-	for _, l := range strings.Split(text, "\n") {
-		if !strings.HasPrefix(l, "#") {
-			lines = append(lines, l)
-		}
-	}
-	recs, err := csv.NewReader(strings.NewReader(strings.Join(lines, "\n"))).ReadAll()
+	recs, err := readCSV(text)
 	if err != nil {
 		return nil, err
 	}
 	var out []ImagePrice
-	for i, r := range recs[1:] {
+	for i, r := range recs {
 		if len(r) != 8 {
 			return nil, fmt.Errorf("image catalog line %d: %d fields", i+2, len(r))
 		}
