@@ -173,6 +173,9 @@ func (a *App) newMeter(catalog *ledger.Catalog) (*ledger.Meter, error) {
 	}
 	meter := &ledger.Meter{Store: a.Store, Holds: holds, Catalog: catalog, Limiter: ledger.NewLimiter(nil), Logger: a.Logger,
 		ProviderTypes: types, ReservationTTL: cfg.Budgets.ReservationTTL, USDToCNY: cfg.Budgets.USDToCNY}
+	if u := cfg.Budgets.Unpriced; u != nil {
+		meter.Unpriced = &ledger.Fallback{Currency: u.Currency, Input: u.Input, Output: u.Output, Image: u.Image}
+	}
 	// The bill outbox (internal/outbox): every bill durable on local disk
 	// until the store holds it.
 	stopOutbox, err := startOutbox(cfg.Budgets.Outbox, meter, a.Logger)

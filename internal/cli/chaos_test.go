@@ -149,6 +149,7 @@ providers:
   - {name: good1, type: openai, base_url: %s/v1, api_key: k}
   - {name: good2, type: openai, base_url: %s/v1, api_key: k}
 prices:
+  - {model: bad/x, currency: CNY, input: 1, output: 2}
   - {model: good1/ok, currency: CNY, input: 1, output: 2}
   - {model: good2/ok, currency: CNY, input: 1, output: 2}
 models:

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/provider/sim"
 	"github.com/tidegate/tidegate/internal/router"
@@ -117,6 +119,18 @@ type Budgets struct {
 	USDToCNY float64 `yaml:"usd_to_cny"`
 	// Outbox keeps every bill on local disk until the database holds it.
 	Outbox Outbox `yaml:"outbox"`
+	// Unpriced, when set, prices models the catalog does not know (per 1M
+	// tokens, per image); unset, a request under a hard budget whose plan
+	// reaches an unpriced model is refused (403 price_unknown).
+	Unpriced *Unpriced `yaml:"unpriced"`
+}
+
+// Unpriced is the opt-in fallback price of models without a catalog price.
+type Unpriced struct {
+	Currency string  `yaml:"currency"`
+	Input    float64 `yaml:"input"`  // per 1M prompt tokens
+	Output   float64 `yaml:"output"` // per 1M completion tokens
+	Image    float64 `yaml:"image"`  // per image
 }
 
 func (o *Outbox) applyDefaults(store string) {
@@ -555,8 +569,8 @@ func (c *Config) Validate() error {
 		if p.Currency != "CNY" && p.Currency != "USD" {
 			bad(f+".currency", "want CNY or USD, got %q", p.Currency)
 		}
-		if p.Input < 0 || p.Output < 0 || (p.CachedInput != nil && *p.CachedInput < 0) || (p.CacheWrite != nil && *p.CacheWrite < 0) {
-			bad(f, "prices must not be negative")
+		if !price(p.Input) || !price(p.Output) || (p.CachedInput != nil && !price(*p.CachedInput)) || (p.CacheWrite != nil && !price(*p.CacheWrite)) {
+			bad(f, "prices must be finite numbers from 0 to %d", ledger.MaxPrice)
 		}
 		if p.Effective != "" {
 			if _, err := time.Parse("2006-01-02", p.Effective); err != nil {
@@ -567,8 +581,16 @@ func (c *Config) Validate() error {
 	if r := c.Reliability; r.RequestTimeout < 0 || r.FirstTokenTimeout < 0 || r.IdleTimeout < 0 || r.RetryRatio < 0 || r.RetryBurst < 0 {
 		bad("reliability", "timeouts and the retry budget must not be negative")
 	}
-	if c.Budgets.OutputCap < 1 || c.Budgets.ReservationTTL < time.Second || c.Budgets.USDToCNY <= 0 {
-		bad("budgets", "output_cap, reservation_ttl and usd_to_cny must be positive")
+	if c.Budgets.OutputCap < 1 || c.Budgets.ReservationTTL < time.Second || !(c.Budgets.USDToCNY > 0) || math.IsInf(c.Budgets.USDToCNY, 0) {
+		bad("budgets", "output_cap, reservation_ttl and usd_to_cny must be positive (and finite)")
+	}
+	if u := c.Budgets.Unpriced; u != nil {
+		if u.Currency != "CNY" && u.Currency != "USD" {
+			bad("budgets.unpriced.currency", "want CNY or USD, got %q", u.Currency)
+		}
+		if !price(u.Input) || !price(u.Output) || !price(u.Image) {
+			bad("budgets.unpriced", "prices must be finite numbers from 0 to %d", ledger.MaxPrice)
+		}
 	}
 	if o := c.Budgets.Outbox; o.MaxPending < 1 || o.MaxBytes < 1<<20 || o.SyncInterval < time.Millisecond {
 		bad("budgets.outbox", "max_pending must be positive, max_bytes at least 1 MiB, sync_interval at least 1ms")
@@ -577,3 +599,7 @@ func (c *Config) Validate() error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// price reports a usable price: finite, not negative, at most ledger.MaxPrice
+// (YAML takes .nan and .inf, which compare false to everything).
+func price(v float64) bool { return v >= 0 && v <= ledger.MaxPrice }

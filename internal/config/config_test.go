@@ -62,6 +62,11 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"auth failure limit", "server: {auth_failure_limit: -5}\n", "server.auth_failure_limit: must be positive"},
 		{"negative body timeout", "server: {body_read_timeout: -1s}\n", "server: timeouts must not be negative"},
 		{"admin on the public listener", "listen: 127.0.0.1:9000\nadmin: {listen: 127.0.0.1:9000}\n", "admin.listen: must differ from listen"},
+		{"nan price", "providers: [{name: a, type: vllm}]\nprices: [{model: a/m, currency: CNY, input: .nan, output: 1}]\n", "prices[0]: prices must be finite"},
+		{"infinite price", "providers: [{name: a, type: vllm}]\nprices: [{model: a/m, currency: CNY, input: 1, output: .inf}]\n", "prices[0]: prices must be finite"},
+		{"infinite rate", "budgets: {usd_to_cny: .inf}\n", "budgets: output_cap, reservation_ttl and usd_to_cny must be positive"},
+		{"unpriced currency", "budgets: {unpriced: {currency: EUR, input: 1}}\n", "budgets.unpriced.currency"},
+		{"unpriced nan", "budgets: {unpriced: {currency: CNY, output: .nan}}\n", "budgets.unpriced: prices must be finite"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -250,18 +250,25 @@ func (g *Gateway) Embeddings(ctx context.Context, call *Call, req *llm.Embedding
 	return resp, out, nil
 }
 
-// Images answers an image generation request.
+// Images answers an image generation request. Images are priced per image
+// (by size and quality) and held against budgets like tokens; the bill
+// settles before the answer goes out.
 func (g *Gateway) Images(ctx context.Context, call *Call, req *llm.ImageRequest) (*llm.ImageResponse, Outcome, error) {
 	plan, err := g.Router.Plan(&router.Request{Model: req.Model})
 	if err != nil {
 		return nil, Outcome{}, err
 	}
-	tab, err := g.open(ctx, call, Estimate{Plan: plan.Targets})
+	asked := Images{N: 1, Size: req.Size, Quality: req.Quality}
+	if req.N != nil {
+		asked.N = int64(*req.N)
+	}
+	tab, err := g.open(ctx, call, Estimate{Plan: plan.Targets, Images: asked})
 	if err != nil {
 		return nil, Outcome{}, err
 	}
-	defer tab.Close() // images carry no token usage to bill yet
+	defer tab.Close()
 	timing.From(ctx).Routed()
+	started := time.Now()
 	r := g.newRun(ctx, plan)
 	resp, err := try(r, func(p provider.Provider, t router.Target) (*llm.ImageResponse, error) {
 		ig, ok := p.(provider.ImageGenerator)
@@ -275,7 +282,18 @@ func (g *Gateway) Images(ctx context.Context, call *Call, req *llm.ImageRequest)
 		end(err)
 		return resp, err
 	})
-	return resp, r.outcome(), err
+	out := r.outcome()
+	if err != nil {
+		return nil, out, err
+	}
+	delivered := asked
+	delivered.N = int64(len(resp.Data))
+	a := Attempt{Target: out.Route, Number: out.Attempts, Images: delivered, Status: "ok", Latency: time.Since(started)}
+	if resp.Usage != nil {
+		a.Usage = *resp.Usage
+	}
+	tab.Record(a)
+	return resp, out, nil
 }
 
 func unsupported(t router.Target, what string) error {

@@ -10,11 +10,14 @@ import (
 
 // Call says who calls, as which request. Key fields are empty for the master key.
 type Call struct {
-	RequestID  string
-	KeyID      string
-	ProjectID  string
-	RPM, TPM   int64
-	MaxStreams int64
+	// RequestID is the gateway's own id for the request (random): the
+	// ledger's key. ClientRequestID is the client's x-request-id, a label only.
+	RequestID       string
+	ClientRequestID string
+	KeyID           string
+	ProjectID       string
+	RPM, TPM        int64
+	MaxStreams      int64
 }
 
 // Estimate is what a request may cost at worst, for budgets and limits.
@@ -23,6 +26,14 @@ type Estimate struct {
 	PromptTokens int64 // an upper estimate from the request's size
 	OutputTokens int64 // max_tokens × n, or the configured cap
 	Stream       bool
+	Images       Images // an image request: priced per image, not per token
+}
+
+// Images is an image request's count, size and quality, as asked (Estimate)
+// or delivered (Attempt).
+type Images struct {
+	N             int64
+	Size, Quality string
 }
 
 // Attempt is one upstream attempt that consumed tokens.
@@ -30,6 +41,7 @@ type Attempt struct {
 	Target    router.Target
 	Number    int
 	Usage     llm.Usage
+	Images    Images // images delivered, for an image request
 	Estimated bool   // tokens estimated: the provider reported none
 	Status    string // ok | error | canceled
 	Latency   time.Duration

@@ -1,12 +1,19 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/keys"
@@ -83,6 +90,93 @@ func (s *Server) needStore(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// decodeStrict reads an admin body: one JSON object, every field known.
+// A typo must not silently drop a setting (a misspelt "budget" would
+// create a key without a spending limit), so an unknown field, trailing
+// data or a wrong type is a 400 naming what was wrong.
+func (s *Server) decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if jsonDepth(body, MaxDepth) > MaxDepth {
+		return &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_json",
+			Message: fmt.Sprintf("JSON nested deeper than %d levels", MaxDepth)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			name, _ = strconv.Unquote(name)
+			if path := unknownField(body, reflect.TypeOf(v)); path != "" {
+				name = path
+			}
+			return &provider.Error{Kind: provider.KindInvalidRequest, Code: "unknown_field", Param: name,
+				Message: fmt.Sprintf("unknown field %q", name)}
+		}
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_json",
+			Message: "unexpected data after the JSON object"}
+	}
+	return nil
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// unknownField finds the first key of a JSON value that type t does not
+// have, as a dotted path ("budget.amout"): the decoder's error names only
+// the key. "" when there is none.
+func unknownField(body []byte, t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return "" // decodes itself (a time)
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		var items []json.RawMessage
+		_ = json.Unmarshal(body, &items)
+		for i, item := range items {
+			if p := unknownField(item, t.Elem()); p != "" {
+				return fmt.Sprintf("[%d].%s", i, p)
+			}
+		}
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		_ = json.Unmarshal(body, &obj)
+		keys := slices.Sorted(maps.Keys(obj))
+		for _, k := range keys {
+			f, ok := jsonField(t, k)
+			if !ok {
+				return k
+			}
+			if p := unknownField(obj[k], f.Type); p != "" {
+				return k + "." + strings.TrimPrefix(p, ".")
+			}
+		}
+	}
+	return ""
+}
+
+// jsonField finds the struct field a JSON key decodes into (encoding/json
+// matches names case-insensitively).
+func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		if name != "-" && f.IsExported() && strings.EqualFold(name, key) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
 // adminError turns validation and store errors into API errors.
 func adminError(err error) error {
 	var fe *keys.FieldError
@@ -137,7 +231,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req keys.CreateRequest
-	if err := s.decode(w, r, &req); err != nil {
+	if err := s.decodeStrict(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -187,7 +281,7 @@ func (s *Server) setProjectBudget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var spec keys.BudgetSpec
-	if err := s.decode(w, r, &spec); err != nil {
+	if err := s.decodeStrict(w, r, &spec); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -228,7 +322,7 @@ func (s *Server) addCredential(w http.ResponseWriter, r *http.Request) {
 		Name     string `json:"name"`
 		APIKey   string `json:"api_key"`
 	}
-	if err := s.decode(w, r, &req); err != nil {
+	if err := s.decodeStrict(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

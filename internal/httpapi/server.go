@@ -5,10 +5,8 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/gateway"
+	"github.com/tidegate/tidegate/internal/ids"
 	"github.com/tidegate/tidegate/internal/keys"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/secrets"
@@ -44,6 +43,9 @@ const (
 // Response headers of the public contract.
 const (
 	HeaderRequestID = "x-request-id"
+	// HeaderOwnRequestID is tidegate's own id of the request (128 random
+	// bits): the key of its ledger records and request log entry.
+	HeaderOwnRequestID = "x-tidegate-request-id"
 	HeaderRoute     = "x-tidegate-route"
 	HeaderAttempts  = "x-tidegate-attempts"
 )
@@ -113,8 +115,6 @@ type Server struct {
 	hasMaster  bool
 	throttle   *authThrottle
 	keyCache   *keys.Cache
-	idPrefix   string        // random per process
-	idSeq      atomic.Uint64 // request ids are prefix + sequence
 }
 
 // init readies what every handler shares, once.
@@ -132,9 +132,6 @@ func (s *Server) init() {
 		if s.Store != nil {
 			s.keyCache = keys.NewCache(s.Store)
 		}
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		s.idPrefix = "req_" + hex.EncodeToString(b[:]) + "_"
 	})
 }
 
@@ -203,7 +200,7 @@ func principalFrom(r *http.Request) principal {
 
 // call builds the gateway's view of who is calling.
 func call(r *http.Request) *gateway.Call {
-	c := &gateway.Call{RequestID: requestIDFrom(r)}
+	c := &gateway.Call{RequestID: requestIDFrom(r), ClientRequestID: ids.ClientLabel(r.Header.Get(HeaderRequestID))}
 	if k := principalFrom(r).key; k != nil {
 		c.KeyID, c.ProjectID, c.RPM, c.TPM, c.MaxStreams = k.ID, k.ProjectID, k.RPM, k.TPM, k.MaxStreams
 	}
@@ -220,25 +217,11 @@ func (s *Server) allowModel(w http.ResponseWriter, r *http.Request, model string
 	return true
 }
 
-// requestID keeps a client's id when it is sane, and makes one otherwise:
-// unique across processes by the random prefix, cheap by the counter.
-func (s *Server) requestID(r *http.Request) string {
-	id := r.Header.Get(HeaderRequestID)
-	if id != "" && len(id) <= 128 && validID(id) {
-		return id
-	}
-	return s.idPrefix + strconv.FormatUint(s.idSeq.Add(1), 36)
-}
-
-func validID(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
-}
+// requestID makes the request's id: always the gateway's own, 128 random
+// bits, because the ledger is keyed on it; a client's x-request-id could be
+// reused or guessed. The client's id is kept as a label (Call.ClientRequestID,
+// the request log) that lookups also find.
+func (s *Server) requestID(*http.Request) string { return ids.Request() }
 
 // statusRecorder remembers the status for the request log, times the
 // writes (a write blocked on a slow reader is the client's time), and puts
@@ -312,7 +295,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := s.requestID(r)
-		w.Header().Set(HeaderRequestID, id)
+		w.Header().Set(HeaderOwnRequestID, id)
+		// x-request-id echoes a sane id the client sent (the public
+		// contract); it labels the request, never keys its money.
+		if label := ids.ClientLabel(r.Header.Get(HeaderRequestID)); label != "" {
+			w.Header().Set(HeaderRequestID, label)
+		} else {
+			w.Header().Set(HeaderRequestID, id)
+		}
 		rt := timing.New(id, start, s.CaptureBodies)
 		if s.Traces != nil {
 			rt.SetTrace(s.Traces.StartTrace(r.Header))

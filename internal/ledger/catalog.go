@@ -8,7 +8,6 @@ import (
 	_ "embed"
 	"encoding/csv"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,7 +52,9 @@ type Tokens struct {
 }
 
 // Cost is the price of the tokens in micro-units of the price's currency:
-// per-1M prices make one token cost exactly `price` micro-units.
+// per-1M prices make one token cost exactly `price` micro-units. Negative
+// counts cost nothing and the result saturates (see micros): callers bound
+// usage first, this keeps a missed bound from wrapping.
 func (p *Price) Cost(t Tokens) int64 {
 	cachedPrice, writePrice := p.Input, p.Input
 	if p.CachedInput != nil {
@@ -62,21 +63,33 @@ func (p *Price) Cost(t Tokens) int64 {
 	if p.CacheWrite != nil {
 		writePrice = *p.CacheWrite
 	}
-	uncached := max(t.Prompt-t.Cached-t.CacheWrite, 0)
-	total := float64(uncached)*p.Input + float64(t.Cached)*cachedPrice + float64(t.CacheWrite)*writePrice + float64(t.Completion)*p.Output
-	return int64(math.Ceil(total - 1e-9))
+	prompt, cached, write, completion := max(t.Prompt, 0), max(t.Cached, 0), max(t.CacheWrite, 0), max(t.Completion, 0)
+	uncached := max(prompt-cached-write, 0)
+	return micros(float64(uncached)*p.Input + float64(cached)*cachedPrice + float64(write)*writePrice + float64(completion)*p.Output)
+}
+
+// check reports a price that is not finite, negative or past MaxPrice.
+func (p *Price) check() error {
+	for _, v := range []*float64{&p.Input, &p.Output, p.CachedInput, p.CacheWrite, p.BatchInput, p.BatchOutput} {
+		if v != nil && !validPrice(*v) {
+			return fmt.Errorf("price %s: %v is not a price (finite, 0 to %d per 1M tokens)", p.Ref(), *v, MaxPrice)
+		}
+	}
+	return nil
 }
 
 // Catalog finds the price in force for a model at a time.
 type Catalog struct {
-	shipped   map[string][]Price // by provider type + model
-	overrides map[string][]Price // by provider name + model
+	shipped   map[string][]Price      // by provider type + model
+	overrides map[string][]Price      // by provider name + model
+	images    map[string][]ImagePrice // by provider type + model
 }
 
 func catalogKey(provider, model string) string { return provider + "\x00" + model }
 
-// ParseCatalog reads the CSV form of the catalog.
-func ParseCatalog(text string) ([]Price, error) {
+// readCSV reads a shipped CSV file: its records after the header, without
+// the # comment lines.
+func readCSV(text string) ([][]string, error) {
 	var lines []string
 	for _, l := range strings.Split(text, "\n") {
 		if !strings.HasPrefix(l, "#") {
@@ -84,11 +97,20 @@ func ParseCatalog(text string) ([]Price, error) {
 		}
 	}
 	recs, err := csv.NewReader(strings.NewReader(strings.Join(lines, "\n"))).ReadAll()
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	return recs[1:], nil
+}
+
+// ParseCatalog reads the CSV form of the catalog.
+func ParseCatalog(text string) ([]Price, error) {
+	recs, err := readCSV(text)
 	if err != nil {
 		return nil, err
 	}
 	var out []Price
-	for i, r := range recs[1:] {
+	for i, r := range recs {
 		if len(r) != 13 {
 			return nil, fmt.Errorf("catalog line %d: %d fields", i+2, len(r))
 		}
@@ -111,6 +133,9 @@ func ParseCatalog(text string) ([]Price, error) {
 			return nil, fmt.Errorf("catalog line %d: output: %w", i+2, err)
 		}
 		p.CachedInput, p.CacheWrite, p.BatchInput, p.BatchOutput = opt(r[5]), opt(r[6]), opt(r[8]), opt(r[9])
+		if err := p.check(); err != nil {
+			return nil, fmt.Errorf("catalog line %d: %w", i+2, err)
+		}
 		if r[10] != "" {
 			if p.BandAbove, err = strconv.Atoi(r[10]); err != nil {
 				return nil, fmt.Errorf("catalog line %d: band_above: %w", i+2, err)
@@ -128,11 +153,21 @@ func NewCatalog(overrides []Price) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Catalog{shipped: map[string][]Price{}, overrides: map[string][]Price{}}
+	images, err := ParseImageCatalog(shippedImages)
+	if err != nil {
+		return nil, err
+	}
+	c := &Catalog{shipped: map[string][]Price{}, overrides: map[string][]Price{}, images: map[string][]ImagePrice{}}
+	for _, p := range images {
+		c.images[catalogKey(p.Provider, p.Model)] = append(c.images[catalogKey(p.Provider, p.Model)], p)
+	}
 	for _, p := range shipped {
 		c.shipped[catalogKey(p.Provider, p.Model)] = append(c.shipped[catalogKey(p.Provider, p.Model)], p)
 	}
 	for _, p := range overrides {
+		if err := p.check(); err != nil {
+			return nil, err
+		}
 		c.overrides[catalogKey(p.Provider, p.Model)] = append(c.overrides[catalogKey(p.Provider, p.Model)], p)
 	}
 	for _, m := range []map[string][]Price{c.shipped, c.overrides} {

@@ -81,8 +81,8 @@ func (l *LocalHolds) Reserve(ctx context.Context, r *Reservation, budgets []Budg
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i, h := range r.Holds {
-		if !h.Soft && ws[i].spent+ws[i].reserved+h.Amount > budgets[i].Amount {
-			return &BudgetExceededError{BudgetID: h.BudgetID}
+		if !h.Soft && addMicros(addMicros(ws[i].spent, ws[i].reserved), h.Amount) > budgets[i].Amount {
+			return &BudgetExceededError{BudgetID: h.BudgetID, Amount: budgets[i].Amount, Spent: ws[i].spent, Reserved: ws[i].reserved, Want: h.Amount}
 		}
 	}
 	for i, h := range r.Holds {
@@ -97,7 +97,7 @@ func (l *LocalHolds) Settle(ctx context.Context, r *Reservation, actual []int64,
 		if w := l.windows[windowKey{h.BudgetID, h.PeriodStart}]; w != nil {
 			w.reserved -= h.Amount
 			if i < len(actual) {
-				w.spent += actual[i]
+				w.spent = addMicros(w.spent, actual[i]) // never lowered: a negative actual adds 0
 			}
 		}
 	}

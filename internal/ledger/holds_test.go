@@ -90,3 +90,32 @@ func TestBudgetCacheApplies(t *testing.T) {
 		t.Error("a budget change did not apply after a second")
 	}
 }
+
+// TestLocalHoldsNeverCredit: a negative settlement lowers neither the
+// in-memory window (what later reservations are checked against) nor the
+// stored one.
+func TestLocalHoldsNeverCredit(t *testing.T) {
+	ctx := context.Background()
+	st, p := openProject(t)
+	if err := st.SetProjectBudget(ctx, p.ID, &ledger.Budget{Currency: "CNY", Amount: 100, Period: ledger.PeriodTotal}); err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := st.Budgets(ctx, "", p.ID)
+	holds := &ledger.LocalHolds{Store: st}
+	for i, actual := range []int64{60, -1000} {
+		r := &ledger.Reservation{ID: ids.New("res"), Holds: []ledger.Hold{{BudgetID: bs[0].ID, Amount: 1}}}
+		if err := holds.Reserve(ctx, r, bs); err != nil {
+			t.Fatal(err)
+		}
+		if err := holds.Settle(ctx, r, []int64{actual}, []ledger.Entry{{RequestID: fmt.Sprint(i), Attempt: 1, Currency: "CNY", Status: "ok"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w, _ := st.BudgetWindow(ctx, bs[0].ID, 0); w.Spent != 60 {
+		t.Errorf("stored spending %d, want 60", w.Spent)
+	}
+	r := &ledger.Reservation{ID: ids.New("res"), Holds: []ledger.Hold{{BudgetID: bs[0].ID, Amount: 41}}}
+	if err := holds.Reserve(ctx, r, bs); err == nil {
+		t.Error("41 fit in a budget of 100 with 60 spent: the credit counted")
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"time"
 
@@ -42,6 +41,10 @@ type Meter struct {
 	ReservationTTL time.Duration
 	// USDToCNY converts spending into a budget of the other currency.
 	USDToCNY float64
+	// Unpriced prices models the catalog lacks (budgets.unpriced). Nil: a
+	// request under a hard budget that could reach one is refused
+	// (PriceUnknown), and one under no hard budget is recorded unpriced.
+	Unpriced *Fallback
 	Now      func() time.Time
 	// Billed, if set, sees every record once it is written (metrics).
 	Billed func(records []Entry)
@@ -117,7 +120,7 @@ func (m *Meter) Open(ctx context.Context, call *gateway.Call, est gateway.Estima
 
 // admit checks limits and takes the budget holds.
 func (m *Meter) admit(ctx context.Context, call *gateway.Call, est gateway.Estimate) (*tab, error) {
-	t := &tab{m: m, call: call}
+	t := &tab{m: m, call: call, est: est}
 	if call.KeyID == "" { // the master key: billed, never limited
 		return t, nil
 	}
@@ -142,6 +145,12 @@ func (m *Meter) admit(ctx context.Context, call *gateway.Call, est gateway.Estim
 		return t, nil
 	}
 	now := m.now()
+	if anyHard(budgets) {
+		if target := m.unpricedTarget(est, now); target != "" {
+			t.Close()
+			return nil, PriceUnknown(target)
+		}
+	}
 	worst := m.worstCase(est, now)
 	res := &Reservation{ID: ids.New("res"), ExpiresAt: now.Add(m.ttl())}
 	for _, b := range budgets {
@@ -154,7 +163,7 @@ func (m *Meter) admit(ctx context.Context, call *gateway.Call, est gateway.Estim
 		if errors.As(err, &exceeded) {
 			for _, b := range budgets {
 				if b.ID == exceeded.BudgetID {
-					return nil, BudgetExceeded(b.Scope)
+					return nil, refusal(b, exceeded, now)
 				}
 			}
 			return nil, BudgetExceeded("key")
@@ -183,20 +192,27 @@ func (m *Meter) ttl() time.Duration {
 type money map[string]int64
 
 // worstCase prices the estimate at every target of the plan and keeps the
-// dearest per currency; unpriced targets cost nothing to reserve.
+// dearest per currency. An unpriced target costs nothing to reserve: only
+// soft budgets (or none) reach here with one (see Open).
 func (m *Meter) worstCase(est gateway.Estimate, at time.Time) money {
 	out := money{}
 	for _, t := range est.Plan {
-		p, ok := m.Catalog.Lookup(t.Provider, m.ProviderTypes[t.Provider], t.Model, est.PromptTokens, at)
-		if !ok {
-			continue
-		}
-		c := p.Cost(Tokens{Prompt: est.PromptTokens, Completion: est.OutputTokens})
-		if c > out[p.Currency] {
-			out[p.Currency] = c
+		q, ok := m.quote(t, Tokens{Prompt: est.PromptTokens, Completion: est.OutputTokens}, est.Images, est.Images.N > 0, at)
+		if ok && q.cost > out[q.currency] {
+			out[q.currency] = q.cost
 		}
 	}
 	return out
+}
+
+// anyHard reports whether any of the budgets refuses past its amount.
+func anyHard(budgets []Budget) bool {
+	for _, b := range budgets {
+		if !b.Soft {
+			return true
+		}
+	}
+	return false
 }
 
 // convert expresses an amount in one currency (the dearest reading of a
@@ -211,9 +227,9 @@ func (m *Meter) convert(amount money, currency string) int64 {
 		switch {
 		case cur == currency:
 		case cur == "USD" && currency == "CNY":
-			v = int64(math.Ceil(float64(v) * rate))
+			v = micros(float64(v) * rate)
 		case cur == "CNY" && currency == "USD":
-			v = int64(math.Ceil(float64(v) / rate))
+			v = micros(float64(v) / rate)
 		}
 		best = max(best, v)
 	}
@@ -224,6 +240,7 @@ func (m *Meter) convert(amount money, currency string) int64 {
 type tab struct {
 	m             *Meter
 	call          *gateway.Call
+	est           gateway.Estimate
 	res           *Reservation
 	budgets       []Budget
 	releaseStream func()
@@ -235,22 +252,7 @@ type tab struct {
 }
 
 func (t *tab) Record(a gateway.Attempt) {
-	m := t.m
-	at := m.now()
-	u := Entry{RequestID: t.call.RequestID, Attempt: a.Number, CreatedAt: at, KeyID: t.call.KeyID, ProjectID: t.call.ProjectID,
-		Provider: a.Target.Provider, Model: a.Target.Model,
-		PromptTokens: int64(a.Usage.PromptTokens), CompletionTokens: int64(a.Usage.CompletionTokens),
-		CachedTokens: int64(a.Usage.CachedTokens()), ReasoningTokens: int64(a.Usage.ReasoningTokens()),
-		Estimated: a.Estimated, Status: a.Status, Latency: a.Latency}
-	if d := a.Usage.PromptTokensDetails; d != nil {
-		u.CacheWriteTokens = int64(d.CacheWriteTokens)
-	}
-	if p, ok := m.Catalog.Lookup(a.Target.Provider, m.ProviderTypes[a.Target.Provider], a.Target.Model, u.PromptTokens, at); ok {
-		u.Priced, u.Currency, u.PriceRef = true, p.Currency, p.Ref()
-		u.Cost = p.Cost(Tokens{Prompt: u.PromptTokens, Completion: u.CompletionTokens, Cached: u.CachedTokens, CacheWrite: u.CacheWriteTokens})
-	} else {
-		u.Currency = "CNY"
-	}
+	u := t.m.entry(t.call, t.est, a, t.m.now())
 	t.mu.Lock()
 	t.records = append(t.records, u)
 	t.mu.Unlock()
@@ -311,7 +313,7 @@ func (t *tab) Close() {
 func (t *tab) spentOf(records []Entry) money {
 	spent := money{}
 	for _, r := range records {
-		spent[r.Currency] += r.Cost
+		spent[r.Currency] = addMicros(spent[r.Currency], r.Cost)
 	}
 	return spent
 }
@@ -329,7 +331,7 @@ func (t *tab) actual(spent money) []int64 {
 func (m *Meter) convertSum(spent money, currency string) int64 {
 	var total int64
 	for cur, v := range spent {
-		total += m.convert(money{cur: v}, currency)
+		total = addMicros(total, m.convert(money{cur: v}, currency))
 	}
 	return total
 }

@@ -63,16 +63,19 @@ type Reservation struct {
 }
 
 // BudgetExceededError is returned by Reserve when a hard budget cannot hold
-// the amount.
+// the amount: the window as it was when it refused, and the amount wanted.
 type BudgetExceededError struct {
-	BudgetID string
+	BudgetID                string
+	Amount, Spent, Reserved int64 // the budget and its window
+	Want                    int64 // the hold that did not fit
 }
 
 func (e *BudgetExceededError) Error() string { return "ledger: budget " + e.BudgetID + " exceeded" }
 
 // Entry is one ledger record: an upstream attempt that consumed tokens.
 type Entry struct {
-	RequestID        string
+	RequestID        string // the gateway's own id: with Attempt, the record's key
+	ClientRequestID  string // the client's x-request-id, a label to search by
 	Attempt          int
 	CreatedAt        time.Time
 	KeyID            string
@@ -84,7 +87,9 @@ type Entry struct {
 	CachedTokens     int64
 	CacheWriteTokens int64
 	ReasoningTokens  int64
-	Cost             int64 // micro-units of Currency
+	Images           int64  // images generated, billed per image
+	Flags            string // usage the upstream reported that could not be true, clamped: see sanitize
+	Cost             int64  // micro-units of Currency
 	Currency         string
 	Priced           bool
 	Estimated        bool

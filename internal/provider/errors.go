@@ -92,12 +92,17 @@ type Error struct {
 	Param    string
 	Provider string // the provider that failed, if any
 	// Status is the provider's HTTP status, 0 for local errors.
-	Status     int
+	Status int
+	// RetryAfter is when to retry; NoRetry sends no Retry-After at all.
 	RetryAfter time.Duration
 	Err        error
 
 	quoted []byte // upstream bytes, shown only once scrubbed (see Quote)
 }
+
+// NoRetry is a RetryAfter saying that waiting will not help (a spent total
+// budget): a 429 without Retry-After rather than a false one.
+const NoRetry time.Duration = -1
 
 func (e *Error) Error() string {
 	msg := e.Message

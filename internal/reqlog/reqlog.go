@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/ids"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/timing"
 )
@@ -22,7 +23,8 @@ var ErrNotFound = errors.New("reqlog: no such request")
 // Row is one request in the log; Record is its JSON timeline, the other
 // fields are its indexed summary.
 type Row struct {
-	ID         string
+	ID         string // the gateway's own request id
+	ClientID   string // the client's x-request-id, a label lookups also find
 	ReceivedAt time.Time
 	Endpoint   string
 	Model      string
@@ -36,7 +38,8 @@ type Row struct {
 
 // Reader reads a logged record.
 type Reader interface {
-	// RequestLog returns the newest record of a request id; ErrNotFound if none.
+	// RequestLog returns the record of a request id, else the newest
+	// labelled with that client id; ErrNotFound if none.
 	RequestLog(ctx context.Context, id string) (string, error)
 }
 
@@ -73,7 +76,7 @@ type Log struct {
 	opts   Options
 
 	mu      sync.Mutex
-	pending []*timing.Record
+	pending []pending
 	dropped int64
 	kick    chan struct{}
 }
@@ -92,15 +95,25 @@ func New(s Store, logger *slog.Logger, opts Options) *Log {
 	return &Log{store: s, logger: logger, opts: opts, kick: make(chan struct{}, 1)}
 }
 
+// pending is a record waiting to be written, with the client's own id.
+type pending struct {
+	rec      *timing.Record
+	clientID string
+}
+
+// headerRequestID is where a client may send its own id, kept as a label.
+const headerRequestID = "x-request-id"
+
 // ObserveRequest queues a finished request's record; the request path pays
 // an append, no encoding and no I/O.
-func (l *Log) ObserveRequest(_ context.Context, rec *timing.Record, _ http.Header) {
+func (l *Log) ObserveRequest(_ context.Context, rec *timing.Record, h http.Header) {
+	p := pending{rec: rec, clientID: ids.ClientLabel(h.Get(headerRequestID))}
 	l.mu.Lock()
 	if len(l.pending) >= maxPending {
 		l.pending = l.pending[1:]
 		l.dropped++
 	}
-	l.pending = append(l.pending, rec)
+	l.pending = append(l.pending, p)
 	full := len(l.pending) >= 512
 	l.mu.Unlock()
 	if full {
@@ -162,15 +175,16 @@ func (l *Log) Flush(ctx context.Context) {
 		return
 	}
 	rows := make([]Row, 0, len(batch))
-	for _, rec := range batch {
-		rows = append(rows, l.row(rec))
+	for _, p := range batch {
+		rows = append(rows, l.row(p))
 	}
 	if err := l.store.InsertRequestLogs(ctx, rows); err != nil {
 		l.logger.Warn("request log write failed", slog.Int("records", len(rows)), slog.String("error", err.Error()))
 	}
 }
 
-func (l *Log) row(rec *timing.Record) Row {
+func (l *Log) row(p pending) Row {
+	rec := p.rec
 	cp := *rec
 	if cp.RequestBody != "" || cp.ResponseBody != "" {
 		var secrets []string
@@ -181,20 +195,29 @@ func (l *Log) row(rec *timing.Record) Row {
 		cp.ResponseBody = Redact(cp.ResponseBody, secrets...)
 	}
 	b, _ := json.Marshal(&cp)
-	return Row{ID: rec.ID, ReceivedAt: rec.Received, Endpoint: rec.Endpoint, Model: rec.Model, Route: rec.Route,
+	return Row{ID: rec.ID, ClientID: p.clientID, ReceivedAt: rec.Received, Endpoint: rec.Endpoint, Model: rec.Model, Route: rec.Route,
 		KeyID: rec.KeyID, Status: rec.Status, Verdict: rec.Verdict.Kind, Total: time.Duration(float64(rec.Phases.Total) * float64(time.Millisecond)),
 		Record: string(b)}
 }
 
-// Request finds a request's record: still queued, or in the store.
+// Request finds a request's record, still queued or in the store: by the
+// gateway's id first, then by the client's label (the newest carrying it).
 func (l *Log) Request(ctx context.Context, id string) (*timing.Record, error) {
 	l.mu.Lock()
+	found := -1
 	for i := len(l.pending) - 1; i >= 0; i-- {
-		if l.pending[i].ID == id {
-			row := l.row(l.pending[i])
-			l.mu.Unlock()
-			return decode(row.Record)
+		if l.pending[i].rec.ID == id {
+			found = i
+			break
 		}
+		if found < 0 && id != "" && l.pending[i].clientID == id {
+			found = i
+		}
+	}
+	if found >= 0 {
+		row := l.row(l.pending[found])
+		l.mu.Unlock()
+		return decode(row.Record)
 	}
 	l.mu.Unlock()
 	s, err := l.store.RequestLog(ctx, id)

@@ -38,7 +38,7 @@ func (s *DB) Reserve(ctx context.Context, r *ledger.Reservation) error {
 				return fmt.Errorf("store: %w", err)
 			}
 			if n, _ := res.RowsAffected(); n == 0 {
-				return &ledger.BudgetExceededError{BudgetID: h.BudgetID}
+				return s.exceeded(ctx, tx, h)
 			}
 		}
 		_, err := s.txExec(ctx, tx, sqlInsertReservation,
@@ -76,7 +76,7 @@ func (s *DB) Settle(ctx context.Context, r *ledger.Reservation, actual []int64, 
 			}
 			spend := int64(0)
 			if i < len(actual) && (held == 1 || fresh) {
-				spend = actual[i]
+				spend = max(actual[i], 0) // settlement never lowers what was spent
 			}
 			if release == 0 && spend == 0 {
 				continue
@@ -138,6 +138,18 @@ func (s *DB) ReleaseExpired(ctx context.Context, now time.Time) (int, error) {
 }
 
 var errGone = errors.New("gone")
+
+// exceeded explains a hold that did not fit: the budget and its window as
+// the refusing transaction saw them.
+func (s *DB) exceeded(ctx context.Context, tx *sql.Tx, h ledger.Hold) error {
+	e := &ledger.BudgetExceededError{BudgetID: h.BudgetID, Want: h.Amount}
+	err := tx.QueryRowContext(ctx, s.q(`SELECT b.amount, w.spent, w.reserved FROM budgets b JOIN budget_windows w ON w.budget_id = b.id
+		WHERE b.id = ? AND w.period_start = ?`), h.BudgetID, h.PeriodStart).Scan(&e.Amount, &e.Spent, &e.Reserved)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return e
+}
 
 // BudgetWindow reads a budget's window; zero if it has none yet.
 func (s *DB) BudgetWindow(ctx context.Context, budgetID string, periodStart int64) (ledger.Window, error) {

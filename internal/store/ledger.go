@@ -25,7 +25,8 @@ func (s *DB) insertUsage(ctx context.Context, tx *sql.Tx, records []ledger.Entry
 		res, err := s.txExec(ctx, tx, sqlInsertUsage,
 			u.RequestID, u.Attempt, micros(u.CreatedAt), u.KeyID, u.ProjectID, u.Provider, u.Model,
 			u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens, u.ReasoningTokens, u.Cost, u.Currency,
-			b2i(u.Priced), b2i(u.Estimated), u.Status, u.Latency.Microseconds(), u.PriceRef)
+			b2i(u.Priced), b2i(u.Estimated), u.Status, u.Latency.Microseconds(), u.PriceRef,
+			u.ClientRequestID, u.Images, u.Flags)
 		if err != nil {
 			return false, fmt.Errorf("store: %w", err)
 		}
@@ -94,4 +95,31 @@ func (s *DB) LedgerTotals(ctx context.Context) (records, prompt, completion, cos
 	err = s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), COALESCE(SUM(cost),0) FROM usage_ledger`).
 		Scan(&records, &prompt, &completion, &cost)
 	return
+}
+
+// UsageByClientRequestID finds the records labelled with a client's request
+// id, oldest first: a client's id is searchable, never a key (several
+// requests may carry the same one).
+func (s *DB) UsageByClientRequestID(ctx context.Context, clientID string) ([]ledger.Entry, error) {
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT request_id, client_request_id, attempt, created_at, key_id, project_id, provider, model,
+		prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, images, usage_flags, cost, currency,
+		priced, estimated, status, latency_us, price_ref
+		FROM usage_ledger WHERE client_request_id = ? ORDER BY created_at, request_id, attempt`), clientID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.Entry
+	for rows.Next() {
+		var e ledger.Entry
+		var created, latency, priced, estimated int64
+		if err := rows.Scan(&e.RequestID, &e.ClientRequestID, &e.Attempt, &created, &e.KeyID, &e.ProjectID, &e.Provider, &e.Model,
+			&e.PromptTokens, &e.CompletionTokens, &e.CachedTokens, &e.CacheWriteTokens, &e.ReasoningTokens, &e.Images, &e.Flags, &e.Cost, &e.Currency,
+			&priced, &estimated, &e.Status, &latency, &e.PriceRef); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		e.CreatedAt, e.Latency, e.Priced, e.Estimated = fromMicros(created), time.Duration(latency)*time.Microsecond, priced == 1, estimated == 1
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }

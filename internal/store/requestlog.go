@@ -18,12 +18,12 @@ const requestLogChunk = 32
 // insertRequestLog is the INSERT of n rows.
 func insertRequestLog(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO request_log (id, received_at, endpoint, model, route, key_id, status, verdict, total_us, record) VALUES `)
+	b.WriteString(`INSERT INTO request_log (id, received_at, endpoint, model, route, key_id, status, verdict, total_us, record, client_request_id) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	}
 	b.WriteString(` ON CONFLICT (id, received_at) DO NOTHING`)
 	return b.String()
@@ -42,10 +42,10 @@ func (s *DB) InsertRequestLogs(ctx context.Context, rows []reqlog.Row) error {
 			}
 			chunk := rows[:n]
 			rows = rows[n:]
-			args := make([]any, 0, 10*n)
+			args := make([]any, 0, 11*n)
 			for _, r := range chunk {
 				args = append(args, r.ID, micros(r.ReceivedAt), r.Endpoint, r.Model, r.Route,
-					r.KeyID, r.Status, r.Verdict, r.Total.Microseconds(), r.Record)
+					r.KeyID, r.Status, r.Verdict, r.Total.Microseconds(), r.Record, r.ClientID)
 			}
 			if _, err := s.txExec(ctx, tx, insertRequestLog(n), args...); err != nil {
 				return fmt.Errorf("store: %w", err)
@@ -55,17 +55,25 @@ func (s *DB) InsertRequestLogs(ctx context.Context, rows []reqlog.Row) error {
 	})
 }
 
-// RequestLog returns the newest logged record of a request id.
+// RequestLog returns the newest logged record of a request id, else the
+// newest labelled with that client id. The gateway's id goes first: a
+// client cannot shadow another request by sending its id as a label.
 func (s *DB) RequestLog(ctx context.Context, id string) (string, error) {
-	var rec string
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT record FROM request_log WHERE id = ? ORDER BY received_at DESC LIMIT 1`), id).Scan(&rec)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", reqlog.ErrNotFound
+	if id == "" {
+		return "", reqlog.ErrNotFound // every unlabelled row has an empty label
 	}
-	if err != nil {
-		return "", fmt.Errorf("store: %w", err)
+	for _, col := range []string{"id", "client_request_id"} {
+		var rec string
+		err := s.rdb.QueryRowContext(ctx, s.q(`SELECT record FROM request_log WHERE `+col+` = ? ORDER BY received_at DESC LIMIT 1`), id).Scan(&rec)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("store: %w", err)
+		}
+		return rec, nil
 	}
-	return rec, nil
+	return "", reqlog.ErrNotFound
 }
 
 // PruneRequestLog deletes the rows received before a time; it returns how many.

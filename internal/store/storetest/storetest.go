@@ -40,6 +40,8 @@ func Run(t *testing.T, open Open) {
 		"ReleaseExpired":      testReleaseExpired,
 		"Report":              testReport,
 		"Credentials":         testCredentials,
+		"ClientLabels":        testClientLabels,
+		"SettleNeverCredits":  testSettleNeverCredits,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
