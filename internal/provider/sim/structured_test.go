@@ -54,7 +54,7 @@ var schemas = map[string]string{
 		"children":{"type":"array","items":{"$ref":"#/$defs/node"}}},"required":["name","children"]}},
 		"properties":{"root":{"$ref":"#/$defs/node"},"note":{"anyOf":[{"type":"string"},{"type":"null"}]},"score":{"type":["number","null"]}},
 		"required":["root","note","score"]}`,
-	"allOf": `{"allOf":[{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]},{"properties":{"b":{"type":"integer"}},"required":["b"]}]}`,
+	"allOf":           `{"allOf":[{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]},{"properties":{"b":{"type":"integer"}},"required":["b"]}]}`,
 	"top-level array": `{"type":"array","items":{"type":"string","enum":["x","y"]},"minItems":1}`,
 }
 
