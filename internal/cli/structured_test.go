@@ -12,7 +12,6 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/shared"
 
-	"github.com/tidegate/tidegate/internal/app"
 	"github.com/tidegate/tidegate/internal/config"
 )
 
@@ -21,15 +20,8 @@ import (
 func startDemo(t *testing.T) *gatewayProc {
 	t.Helper()
 	cfg := config.Default()
-	cfg.Listen, cfg.Store, cfg.MasterKey = "127.0.0.1:0", "sqlite:"+filepath.Join(t.TempDir(), "t.db"), testKey
-	g := &gatewayProc{store: cfg.Store, stderr: &syncBuffer{}}
-	r, err := app.Start(context.Background(), cfg, app.Options{Logger: newLogger(g.stderr, cfg.LogLevel), Version: Version})
-	if err != nil {
-		t.Fatalf("the demo did not start: %v", err)
-	}
-	g.run, g.URL = r, r.URL
-	t.Cleanup(g.stop)
-	return g
+	cfg.Store, cfg.MasterKey = "sqlite:"+filepath.Join(t.TempDir(), "t.db"), testKey
+	return serveConfig(t, cfg)
 }
 
 // itinerary is what the structured-output request asks for, as a Go
