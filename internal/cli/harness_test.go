@@ -66,12 +66,20 @@ func startConfig(t *testing.T, path string) *gatewayProc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g := serveConfig(t, cfg)
+	g.config = path
+	return g
+}
+
+// serveConfig serves tidegate with cfg on a loopback port.
+func serveConfig(t *testing.T, cfg *config.Config) *gatewayProc {
+	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	if !strings.HasPrefix(cfg.Store, "sqlite:") {
 		// The default outbox of a PostgreSQL store is under ./tidegate-data.
 		cfg.Budgets.Outbox.Path = filepath.Join(t.TempDir(), "outbox")
 	}
-	g := &gatewayProc{config: path, store: cfg.Store, stderr: &syncBuffer{}}
+	g := &gatewayProc{store: cfg.Store, stderr: &syncBuffer{}}
 	r, err := app.Start(context.Background(), cfg, app.Options{Logger: newLogger(g.stderr, cfg.LogLevel), Version: Version})
 	if err != nil {
 		t.Fatalf("tidegate did not start: %v", err)

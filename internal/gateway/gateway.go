@@ -289,8 +289,9 @@ func (g *Gateway) Images(ctx context.Context, call *Call, req *llm.ImageRequest)
 	delivered := asked
 	delivered.N = int64(len(resp.Data))
 	a := Attempt{Target: out.Route, Number: out.Attempts, Images: delivered, Status: "ok", Latency: time.Since(started)}
-	if resp.Usage != nil {
-		a.Usage = *resp.Usage
+	if u := resp.Usage; u != nil {
+		// Recorded for the report; an image request is priced per image.
+		a.Usage = llm.Usage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.TotalTokens}
 	}
 	tab.Record(a)
 	return resp, out, nil

@@ -46,8 +46,8 @@ const (
 	// HeaderOwnRequestID is tidegate's own id of the request (128 random
 	// bits): the key of its ledger records and request log entry.
 	HeaderOwnRequestID = "x-tidegate-request-id"
-	HeaderRoute     = "x-tidegate-route"
-	HeaderAttempts  = "x-tidegate-attempts"
+	HeaderRoute        = "x-tidegate-route"
+	HeaderAttempts     = "x-tidegate-attempts"
 )
 
 // Server holds the handlers' dependencies and limits.

@@ -290,6 +290,29 @@ type Choice struct {
 	Logprobs     json.RawMessage `json:"logprobs,omitempty"`
 }
 
+// MarshalJSON writes what OpenAI's spec requires of every choice, even
+// when there is nothing to say: logprobs and the message's refusal, as null.
+func (c Choice) MarshalJSON() ([]byte, error) {
+	type message struct {
+		Message
+		Refusal *string `json:"refusal"` // shadows Message.Refusal
+	}
+	m := message{Message: c.Message}
+	if c.Message.Refusal != "" {
+		m.Refusal = &c.Message.Refusal
+	}
+	logprobs := c.Logprobs
+	if len(logprobs) == 0 {
+		logprobs = json.RawMessage("null")
+	}
+	return json.Marshal(struct {
+		Index        int             `json:"index"`
+		Message      message         `json:"message"`
+		FinishReason string          `json:"finish_reason"`
+		Logprobs     json.RawMessage `json:"logprobs"`
+	}{c.Index, m, c.FinishReason, logprobs})
+}
+
 // ChatChunk is one streamed chunk (chat.completion.chunk).
 type ChatChunk struct {
 	ID                string        `json:"id"`

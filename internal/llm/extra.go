@@ -35,6 +35,7 @@ var (
 	chatRequestFields      = FieldsOf(chatRequestAlias{})
 	embeddingRequestFields = FieldsOf(embeddingRequestAlias{})
 	imageRequestFields     = FieldsOf(imageRequestAlias{})
+	imageResponseFields    = FieldsOf(imageResponseAlias{})
 )
 
 // decodeWithExtra decodes data into v and returns the top-level members v has no field for.

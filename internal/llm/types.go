@@ -126,10 +126,50 @@ func (r ImageRequest) MarshalJSON() ([]byte, error) {
 	return encodeWithExtra(imageRequestAlias(r), r.Extra)
 }
 
+// ImageResponse is OpenAI's image answer. Members tidegate does not read are
+// kept in Extra and relayed as they came.
 type ImageResponse struct {
-	Created int64       `json:"created"`
-	Data    []ImageData `json:"data"`
-	Usage   *Usage      `json:"usage,omitempty"`
+	Created      int64       `json:"created"`
+	Data         []ImageData `json:"data"`
+	Background   string      `json:"background,omitempty"`
+	OutputFormat string      `json:"output_format,omitempty"`
+	Quality      string      `json:"quality,omitempty"`
+	Size         string      `json:"size,omitempty"`
+	Usage        *ImageUsage `json:"usage,omitempty"`
+
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+type imageResponseAlias ImageResponse
+
+func (r *ImageResponse) UnmarshalJSON(data []byte) error {
+	var a imageResponseAlias
+	extra, err := decodeWithExtra(data, &a, imageResponseFields)
+	if err != nil {
+		return err
+	}
+	*r = ImageResponse(a)
+	r.Extra = extra
+	return nil
+}
+
+func (r ImageResponse) MarshalJSON() ([]byte, error) {
+	return encodeWithExtra(imageResponseAlias(r), r.Extra)
+}
+
+// ImageUsage is the token usage of OpenAI's GPT image models, not chat's shape.
+type ImageUsage struct {
+	TotalTokens         int                 `json:"total_tokens"`
+	InputTokens         int                 `json:"input_tokens"`
+	OutputTokens        int                 `json:"output_tokens"`
+	InputTokensDetails  ImageTokensDetails  `json:"input_tokens_details"`
+	OutputTokensDetails *ImageTokensDetails `json:"output_tokens_details,omitempty"`
+}
+
+// ImageTokensDetails splits image-model tokens into text and image ones.
+type ImageTokensDetails struct {
+	TextTokens  int `json:"text_tokens"`
+	ImageTokens int `json:"image_tokens"`
 }
 
 type ImageData struct {

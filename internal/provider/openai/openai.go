@@ -130,7 +130,7 @@ func (c *Client) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (_ *l
 	}
 	out.Usage = normalizeUsage(wire.RawUsage)
 	if out.Object == "chat.completion" && !c.Preset.ThinkTags && !mayHoldError(b) {
-		out.Raw = bytes.TrimSpace(b) // already OpenAI's shape: relay the bytes
+		out.Raw = llm.ConformChatResponse(bytes.TrimSpace(b)) // OpenAI's shape: relay the bytes, spec gaps filled
 	}
 	if out.Object == "" {
 		out.Object = "chat.completion"
@@ -272,7 +272,7 @@ func (s *stream) Next() bool {
 		}
 		if s.chunk.Object == "" {
 			s.chunk.Object = "chat.completion.chunk"
-		} else {
+		} else if !llm.HasNullMember(data, "system_fingerprint") { // a null one breaks OpenAI's spec: re-encode
 			s.chunk.Raw = append(s.raw[:0], data...) // relayed as is
 			s.raw = s.chunk.Raw
 		}

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidegate/tidegate/internal/llm"
 )
@@ -106,11 +107,22 @@ type plan struct {
 	ttft         time.Duration
 	skip         int // pieces already sent before a continuation
 	serial       uint64
+	// fixed holds each choice's pieces when the answer is decided whole
+	// (a value for a JSON schema, a text cut at a stop sequence) rather
+	// than generated on demand.
+	fixed [][]string
+	// logprobs asks for each content token's log probability, with this
+	// many alternatives.
+	logprobs    bool
+	topLogprobs int
 }
 
-// pieces is the number of text pieces of one choice (JSON mode closes the object).
-func (p *plan) pieces() int {
-	if p.json {
+// pieces is the number of text pieces of a choice (JSON mode closes the object).
+func (p *plan) pieces(choice int) int {
+	switch {
+	case p.fixed != nil:
+		return len(p.fixed[choice])
+	case p.json:
 		return p.tokens + 1
 	}
 	return p.tokens
@@ -119,6 +131,8 @@ func (p *plan) pieces() int {
 // piece is the i-th piece of a choice's text.
 func (p *plan) piece(choice, i int) string {
 	switch {
+	case p.fixed != nil:
+		return p.fixed[choice][i]
 	case i == 0 && p.json:
 		return `{"answer":"` + Marker
 	case i == 0:
@@ -134,7 +148,7 @@ func (p *plan) piece(choice, i int) string {
 // text is a choice's whole answer.
 func (p *plan) text(choice int) string {
 	var b strings.Builder
-	for i := p.skip; i < p.pieces(); i++ {
+	for i := p.skip; i < p.pieces(choice); i++ {
 		b.WriteString(p.piece(choice, i))
 	}
 	return b.String()
@@ -219,7 +233,7 @@ func (e engine) plan(m Model, req *llm.ChatRequest, serial uint64) plan {
 			Type: "function",
 			Function: llm.FunctionCall{
 				Name:      tool.Function.Name,
-				Arguments: argumentsFor(tool.Function.Parameters, rng),
+				Arguments: jsonFor(tool.Function.Parameters, rng),
 			},
 		}
 		p.finish = llm.FinishToolCalls
@@ -235,8 +249,26 @@ func (e engine) plan(m Model, req *llm.ChatRequest, serial uint64) plan {
 		n, p.finish = limit, llm.FinishLength
 	}
 	p.choices, p.tokens, p.json, p.wordSeed = req.Choices(), n, jsonWanted(req), rng.Uint64()
+	p.logprobs = req.Logprobs != nil && *req.Logprobs
+	if p.logprobs && req.TopLogprobs != nil {
+		p.topLogprobs = min(max(*req.TopLogprobs, 0), 20)
+	}
+	if schema := schemaWanted(req); schema != nil {
+		// The answer is a value of the schema, in pieces of about a sim
+		// token; max_tokens cuts it, as it cuts a model's JSON.
+		pieces := splitPieces(jsonFor(schema, rng))
+		p.finish, p.json = llm.FinishStop, false
+		if limit := req.MaxOutputTokens(); limit > 0 && limit < len(pieces) {
+			pieces, p.finish = pieces[:limit], llm.FinishLength
+		}
+		p.tokens, p.fixed = len(pieces), make([][]string, p.choices)
+		for c := range p.fixed {
+			p.fixed[c] = pieces
+		}
+	}
+	p.applyStop(req.Stop)
 	if prefix != "" {
-		for at := 0; p.skip < p.pieces() && at < len(prefix); p.skip++ {
+		for at := 0; p.skip < p.pieces(0) && at < len(prefix); p.skip++ {
 			at += len(p.piece(0, p.skip))
 		}
 	}
@@ -247,14 +279,88 @@ func jsonWanted(req *llm.ChatRequest) bool {
 	return req.ResponseFormat != nil && (req.ResponseFormat.Type == "json_object" || req.ResponseFormat.Type == "json_schema")
 }
 
+// schemaWanted is the schema of a json_schema response format, nil without one.
+func schemaWanted(req *llm.ChatRequest) json.RawMessage {
+	if req.ResponseFormat == nil || req.ResponseFormat.Type != "json_schema" {
+		return nil
+	}
+	var f struct {
+		Schema json.RawMessage `json:"schema"`
+	}
+	if json.Unmarshal(req.ResponseFormat.JSONSchema, &f) != nil || len(f.Schema) == 0 {
+		return nil
+	}
+	return f.Schema
+}
+
+// splitPieces cuts a text into pieces of about one sim token (four bytes),
+// never inside a character.
+func splitPieces(text string) []string {
+	var out []string
+	for len(text) > 0 {
+		n := min(4, len(text))
+		for n < len(text) && !utf8.RuneStart(text[n]) {
+			n++
+		}
+		out, text = append(out, text[:n]), text[n:]
+	}
+	return out
+}
+
+// maxStopPieces bounds the answers whose text is scanned for stop sequences.
+const maxStopPieces = 1 << 16
+
+// applyStop cuts each choice's text before the first stop sequence in it,
+// as models do (the sequence is not sent). The finish reason becomes stop
+// when every choice was cut. Answers longer than maxStopPieces are not scanned.
+func (p *plan) applyStop(stops llm.Stop) {
+	if len(stops) == 0 || p.toolCall != nil || p.pieces(0) > maxStopPieces {
+		return
+	}
+	fixed, cut := make([][]string, p.choices), 0
+	for c := range fixed {
+		pieces := make([]string, p.pieces(c))
+		for i := range pieces {
+			pieces[i] = p.piece(c, i)
+		}
+		text := strings.Join(pieces, "")
+		at := -1
+		for _, s := range stops {
+			if i := strings.Index(text, s); s != "" && i >= 0 && (at < 0 || i < at) {
+				at = i
+			}
+		}
+		if at < 0 {
+			fixed[c] = pieces
+			continue
+		}
+		cut++
+		n := 0
+		for _, pc := range pieces {
+			if n+len(pc) > at {
+				if at > n {
+					fixed[c] = append(fixed[c], pc[:at-n])
+				}
+				break
+			}
+			fixed[c], n = append(fixed[c], pc), n+len(pc)
+		}
+	}
+	p.fixed = fixed
+	if cut == p.choices {
+		p.finish = llm.FinishStop
+	}
+}
+
 // chooseTool picks the tool the sim calls: the named one, else the first, and
 // none after a tool result (the model then answers in text).
 func chooseTool(req *llm.ChatRequest) *llm.Tool {
-	if len(req.Tools) == 0 || len(req.Messages) == 0 || req.Messages[len(req.Messages)-1].Role == "tool" {
+	if len(req.Tools) == 0 || len(req.Messages) == 0 {
 		return nil
 	}
 	mode, name := req.ToolChoiceMode()
-	if mode == "none" {
+	// After a tool result the model answers in text, unless it must call one.
+	if mode == "none" || mode == "auto" && req.Messages[len(req.Messages)-1].Role == "tool" {
 		return nil
 	}
 	for i := range req.Tools {
@@ -265,35 +371,16 @@ func chooseTool(req *llm.ChatRequest) *llm.Tool {
 	return &req.Tools[0]
 }
 
-// argumentsFor fills a JSON object from a function's parameter schema.
-func argumentsFor(schema json.RawMessage, rng *rand.Rand) string {
-	var s struct {
-		Properties map[string]struct {
-			Type string   `json:"type"`
-			Enum []string `json:"enum"`
-		} `json:"properties"`
-	}
-	_ = json.Unmarshal(schema, &s)
-	args := make(map[string]any, len(s.Properties))
-	for name, prop := range s.Properties {
-		switch {
-		case len(prop.Enum) > 0:
-			args[name] = prop.Enum[rng.IntN(len(prop.Enum))]
-		case prop.Type == "integer" || prop.Type == "number":
-			args[name] = rng.IntN(100)
-		case prop.Type == "boolean":
-			args[name] = rng.IntN(2) == 1
-		default:
-			args[name] = words[rng.IntN(len(words))]
-		}
-	}
-	b, _ := json.Marshal(args)
-	return string(b)
-}
-
 func (p *plan) completionTokens() int {
 	if p.toolCall != nil {
 		return EstimateTokens(p.toolCall.Function.Name) + EstimateTokens(p.toolCall.Function.Arguments)
+	}
+	if p.fixed != nil {
+		n := 0
+		for _, pieces := range p.fixed {
+			n += len(pieces) - min(p.skip, len(pieces))
+		}
+		return n
 	}
 	return p.choices * (p.tokens - min(p.skip, p.tokens))
 }

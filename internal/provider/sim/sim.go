@@ -172,7 +172,7 @@ func (p *plan) response(id, model string, created int64) *llm.ChatResponse {
 		} else {
 			msg.Content = llm.TextContent(p.text(i))
 		}
-		resp.Choices = append(resp.Choices, llm.Choice{Index: i, Message: msg, FinishReason: p.finish})
+		resp.Choices = append(resp.Choices, llm.Choice{Index: i, Message: msg, FinishReason: p.finish, Logprobs: p.choiceLogprobs(i)})
 	}
 	return resp
 }
@@ -185,7 +185,10 @@ type chunkSeq struct {
 	base                  llm.ChatChunk
 	toolArgs              []string
 	roles, body, finishes int
+	order                 []piecePos // the body's pieces when the plan's are fixed (choices may differ in length)
 }
+
+type piecePos struct{ choice, pos int }
 
 func newChunkSeq(p *plan, id, model string, created int64) *chunkSeq {
 	s := &chunkSeq{p: p, base: llm.ChatChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, SystemFingerprint: Fingerprint},
@@ -197,8 +200,17 @@ func newChunkSeq(p *plan, id, model string, created int64) *chunkSeq {
 			s.toolArgs, args = append(s.toolArgs, args[:n]), args[n:]
 		}
 		s.body = 1 + len(s.toolArgs)
+	} else if p.fixed != nil {
+		for pos := p.skip; len(s.order) < p.completionTokens(); pos++ {
+			for c := range p.fixed {
+				if pos < len(p.fixed[c]) {
+					s.order = append(s.order, piecePos{c, pos})
+				}
+			}
+		}
+		s.body = len(s.order)
 	} else {
-		s.body = p.choices * (p.pieces() - p.skip)
+		s.body = p.choices * (p.pieces(0) - p.skip)
 	}
 	return s
 }
@@ -228,7 +240,12 @@ func (s *chunkSeq) at(k int) llm.ChatChunk {
 			return s.one(0, llm.Delta{ToolCalls: []llm.ToolCall{{Index: llm.Ptr(0), Function: llm.FunctionCall{Arguments: s.toolArgs[k-1]}}}}, nil)
 		}
 		choice, pos := k%p.choices, k/p.choices+p.skip
-		return s.one(choice, llm.Delta{Content: llm.Ptr(p.piece(choice, pos))}, nil)
+		if s.order != nil {
+			choice, pos = s.order[k].choice, s.order[k].pos
+		}
+		c := s.one(choice, llm.Delta{Content: llm.Ptr(p.piece(choice, pos))}, nil)
+		c.Choices[0].Logprobs = p.pieceLogprobs(choice, pos)
+		return c
 	case k < s.roles+s.body+s.finishes:
 		return s.one(k-s.roles-s.body, llm.Delta{}, llm.Ptr(p.finish))
 	default:
@@ -307,9 +324,9 @@ func (f *Fleet) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*llm
 	if _, err := f.model(req.Model); err != nil {
 		return nil, err
 	}
-	texts, ok := req.Inputs()
-	if !ok {
-		return nil, provider.Errorf(provider.KindInvalidRequest, "invalid_input", "the sim embeds strings only")
+	texts, tokens, err := embeddingInputs(req)
+	if err != nil {
+		return nil, err
 	}
 	dims := 8
 	if req.Dimensions != nil && *req.Dimensions > 0 && *req.Dimensions <= 4096 {
@@ -329,7 +346,7 @@ func (f *Fleet) Embeddings(ctx context.Context, req *llm.EmbeddingRequest) (*llm
 			raw, _ = json.Marshal(vec)
 		}
 		resp.Data = append(resp.Data, llm.Embedding{Object: "embedding", Index: i, Embedding: raw})
-		resp.Usage.PromptTokens += EstimateTokens(t)
+		resp.Usage.PromptTokens += tokens[i]
 	}
 	resp.Usage.TotalTokens = resp.Usage.PromptTokens
 	return resp, nil
@@ -362,8 +379,39 @@ func (f *Fleet) ImageGeneration(ctx context.Context, req *llm.ImageRequest) (*ll
 	}
 	resp := &llm.ImageResponse{Created: f.now().Unix()}
 	for i := 0; i < n; i++ {
-		resp.Data = append(resp.Data, llm.ImageData{B64JSON: base64.StdEncoding.EncodeToString(tinyPNG(req.Prompt, i)),
-			RevisedPrompt: Marker + " " + req.Prompt})
+		img := base64.StdEncoding.EncodeToString(tinyPNG(req.Prompt, i))
+		d := llm.ImageData{B64JSON: img, RevisedPrompt: Marker + " " + req.Prompt}
+		if req.ResponseFormat == "url" {
+			// A data: URL needs no server to keep images on, in-process or over HTTP.
+			d.B64JSON, d.URL = "", "data:image/png;base64,"+img
+		}
+		resp.Data = append(resp.Data, d)
 	}
 	return resp, nil
+}
+
+// embeddingInputs reads an embedding input as texts, with their token counts:
+// strings, or token ids (an array of ints, or of arrays of ints), which the
+// sim embeds by their digits.
+func embeddingInputs(req *llm.EmbeddingRequest) (texts []string, tokens []int, err error) {
+	if texts, ok := req.Inputs(); ok {
+		for _, t := range texts {
+			tokens = append(tokens, EstimateTokens(t))
+		}
+		return texts, tokens, nil
+	}
+	var one []int
+	var many [][]int
+	switch {
+	case json.Unmarshal(req.Input, &one) == nil:
+		many = [][]int{one}
+	case json.Unmarshal(req.Input, &many) == nil:
+	default:
+		return nil, nil, provider.Errorf(provider.KindInvalidRequest, "invalid_input",
+			"input must be a string, an array of strings, an array of token ids or an array of such arrays")
+	}
+	for _, ids := range many {
+		texts, tokens = append(texts, fmt.Sprint(ids)), append(tokens, len(ids))
+	}
+	return texts, tokens, nil
 }
