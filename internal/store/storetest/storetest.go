@@ -40,6 +40,7 @@ func Run(t *testing.T, open Open) {
 		"ReleaseExpired":      testReleaseExpired,
 		"Report":              testReport,
 		"Credentials":         testCredentials,
+		"Responses":           testResponses,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
