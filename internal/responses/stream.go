@@ -53,41 +53,41 @@ type (
 		Part           OutputPart `json:"part"`
 	}
 	textEvent struct {
-		Type           string `json:"type"`
-		SequenceNumber int    `json:"sequence_number"`
-		ItemID         string `json:"item_id"`
-		OutputIndex    int    `json:"output_index"`
-		ContentIndex   int    `json:"content_index"`
-		Delta          string `json:"delta,omitempty"`
-		Text           string `json:"text,omitempty"`
-		Logprobs       []any  `json:"logprobs"`
+		Type           string  `json:"type"`
+		SequenceNumber int     `json:"sequence_number"`
+		ItemID         string  `json:"item_id"`
+		OutputIndex    int     `json:"output_index"`
+		ContentIndex   int     `json:"content_index"`
+		Delta          *string `json:"delta,omitempty"`
+		Text           *string `json:"text,omitempty"`
+		Logprobs       []any   `json:"logprobs"`
 	}
 	refusalEvent struct {
-		Type           string `json:"type"`
-		SequenceNumber int    `json:"sequence_number"`
-		ItemID         string `json:"item_id"`
-		OutputIndex    int    `json:"output_index"`
-		ContentIndex   int    `json:"content_index"`
-		Delta          string `json:"delta,omitempty"`
-		Refusal        string `json:"refusal,omitempty"`
+		Type           string  `json:"type"`
+		SequenceNumber int     `json:"sequence_number"`
+		ItemID         string  `json:"item_id"`
+		OutputIndex    int     `json:"output_index"`
+		ContentIndex   int     `json:"content_index"`
+		Delta          *string `json:"delta,omitempty"`
+		Refusal        *string `json:"refusal,omitempty"`
 	}
 	reasoningEvent struct {
-		Type           string `json:"type"`
-		SequenceNumber int    `json:"sequence_number"`
-		ItemID         string `json:"item_id"`
-		OutputIndex    int    `json:"output_index"`
-		ContentIndex   int    `json:"content_index"`
-		Delta          string `json:"delta,omitempty"`
-		Text           string `json:"text,omitempty"`
+		Type           string  `json:"type"`
+		SequenceNumber int     `json:"sequence_number"`
+		ItemID         string  `json:"item_id"`
+		OutputIndex    int     `json:"output_index"`
+		ContentIndex   int     `json:"content_index"`
+		Delta          *string `json:"delta,omitempty"`
+		Text           *string `json:"text,omitempty"`
 	}
 	argumentsEvent struct {
-		Type           string `json:"type"`
-		SequenceNumber int    `json:"sequence_number"`
-		ItemID         string `json:"item_id"`
-		OutputIndex    int    `json:"output_index"`
-		Delta          string `json:"delta,omitempty"`
-		Name           string `json:"name,omitempty"`
-		Arguments      string `json:"arguments,omitempty"`
+		Type           string  `json:"type"`
+		SequenceNumber int     `json:"sequence_number"`
+		ItemID         string  `json:"item_id"`
+		OutputIndex    int     `json:"output_index"`
+		Delta          *string `json:"delta,omitempty"`
+		Name           string  `json:"name,omitempty"`
+		Arguments      *string `json:"arguments,omitempty"`
 	}
 )
 
@@ -108,6 +108,7 @@ type StreamEncoder struct {
 	calls   map[int]int // chunk tool-call index → output index
 	finish  string
 	started bool
+	settled bool
 }
 
 // NewStreamEncoder starts from base (see Base), which it completes.
@@ -128,7 +129,7 @@ func (e *StreamEncoder) next() int {
 // an event already encoded (they are encoded at once, but stay safe).
 func (e *StreamEncoder) snapshot() *Response {
 	r := *e.resp
-	r.Output = append([]OutputItem(nil), e.resp.Output...)
+	r.Output = append([]OutputItem{}, e.resp.Output...)
 	return &r
 }
 
@@ -197,15 +198,15 @@ func (e *StreamEncoder) closePart() error {
 	case "output_text":
 		p.Text = text
 		err = e.emit(EventTextDone, textEvent{Type: EventTextDone, SequenceNumber: e.next(), ItemID: it.ID, OutputIndex: e.open,
-			ContentIndex: ci, Text: text, Logprobs: []any{}})
+			ContentIndex: ci, Text: &text, Logprobs: []any{}})
 	case "refusal":
 		p.Refusal = text
 		err = e.emit(EventRefusalDone, refusalEvent{Type: EventRefusalDone, SequenceNumber: e.next(), ItemID: it.ID, OutputIndex: e.open,
-			ContentIndex: ci, Refusal: text})
+			ContentIndex: ci, Refusal: &text})
 	case "reasoning_text":
 		p.Text = text
 		return e.emit(EventReasoningDone, reasoningEvent{Type: EventReasoningDone, SequenceNumber: e.next(), ItemID: it.ID,
-			OutputIndex: e.open, ContentIndex: ci, Text: text})
+			OutputIndex: e.open, ContentIndex: ci, Text: &text})
 	}
 	if err != nil {
 		return err
@@ -225,7 +226,7 @@ func (e *StreamEncoder) closeItem() error {
 	it := e.item()
 	if it.Type == "function_call" {
 		if err := e.emit(EventArgumentsDone, argumentsEvent{Type: EventArgumentsDone, SequenceNumber: e.next(), ItemID: it.ID,
-			OutputIndex: e.open, Name: it.Name, Arguments: *it.Arguments}); err != nil {
+			OutputIndex: e.open, Name: it.Name, Arguments: it.Arguments}); err != nil {
 			return err
 		}
 	}
@@ -263,13 +264,13 @@ func (e *StreamEncoder) textDelta(itemType, partType, delta string) error {
 	switch partType {
 	case "output_text":
 		return e.emit(EventTextDelta, textEvent{Type: EventTextDelta, SequenceNumber: e.next(), ItemID: it.ID, OutputIndex: e.open,
-			ContentIndex: ci, Delta: delta, Logprobs: []any{}})
+			ContentIndex: ci, Delta: &delta, Logprobs: []any{}})
 	case "refusal":
 		return e.emit(EventRefusalDelta, refusalEvent{Type: EventRefusalDelta, SequenceNumber: e.next(), ItemID: it.ID,
-			OutputIndex: e.open, ContentIndex: ci, Delta: delta})
+			OutputIndex: e.open, ContentIndex: ci, Delta: &delta})
 	}
 	return e.emit(EventReasoningDelta, reasoningEvent{Type: EventReasoningDelta, SequenceNumber: e.next(), ItemID: it.ID,
-		OutputIndex: e.open, ContentIndex: ci, Delta: delta})
+		OutputIndex: e.open, ContentIndex: ci, Delta: &delta})
 }
 
 // Chunk encodes one chat chunk.
@@ -337,12 +338,17 @@ func (e *StreamEncoder) toolCall(tc llm.ToolCall) error {
 	it := &e.resp.Output[oi]
 	it.Arguments = llm.Ptr(*it.Arguments + tc.Function.Arguments) // a new string: events already made keep theirs
 	return e.emit(EventArgumentsDelta, argumentsEvent{Type: EventArgumentsDelta, SequenceNumber: e.next(), ItemID: it.ID,
-		OutputIndex: oi, Delta: tc.Function.Arguments})
+		OutputIndex: oi, Delta: &tc.Function.Arguments})
 }
 
-// Finish ends a stream that completed: the open item is closed, and
-// response.completed (or response.incomplete) carries the whole response.
-func (e *StreamEncoder) Finish(done time.Time) error {
+// Settle ends the output of a stream that completed: the open item is
+// closed and the response takes its final status. The response is then
+// whole (to be stored before the client learns it is done).
+func (e *StreamEncoder) Settle(done time.Time) error {
+	if e.settled {
+		return nil
+	}
+	e.settled = true
 	if err := e.Start(); err != nil {
 		return err
 	}
@@ -354,6 +360,15 @@ func (e *StreamEncoder) Finish(done time.Time) error {
 		finish = llm.FinishStop
 	}
 	Finish(e.resp, finish, done)
+	return nil
+}
+
+// Finish ends a stream that completed (settling it if need be) with
+// response.completed, or response.incomplete, carrying the whole response.
+func (e *StreamEncoder) Finish(done time.Time) error {
+	if err := e.Settle(done); err != nil {
+		return err
+	}
 	if e.resp.Status == StatusIncomplete {
 		return e.responseEvent(EventIncomplete)
 	}

@@ -123,33 +123,35 @@ type Part struct {
 	Detail   string `json:"detail,omitempty"`
 }
 
-// Response is OpenAI's Response object. Fields the spec requires are
-// always present, null when they have no value.
+// Response is OpenAI's Response object. Members the spec requires are
+// always present, null when they have no value; others only when set.
 type Response struct {
-	ID                 string            `json:"id"`
-	Object             string            `json:"object"`
-	CreatedAt          int64             `json:"created_at"`
-	Status             string            `json:"status"`
-	CompletedAt        *int64            `json:"completed_at"`
-	Error              *ResponseError    `json:"error"`
-	IncompleteDetails  *Incomplete       `json:"incomplete_details"`
-	Instructions       *string           `json:"instructions"`
-	MaxOutputTokens    *int              `json:"max_output_tokens"`
-	Model              string            `json:"model"`
-	Output             []OutputItem      `json:"output"`
-	ParallelToolCalls  bool              `json:"parallel_tool_calls"`
-	PreviousResponseID *string           `json:"previous_response_id"`
-	Reasoning          Reasoning         `json:"reasoning"`
-	Store              bool              `json:"store"`
-	Temperature        *float64          `json:"temperature"`
-	Text               TextParam         `json:"text"`
-	ToolChoice         json.RawMessage   `json:"tool_choice"`
-	Tools              []EchoTool        `json:"tools"`
-	TopP               *float64          `json:"top_p"`
-	Truncation         string            `json:"truncation"`
-	Usage              *Usage            `json:"usage"`
-	User               *string           `json:"user"`
-	Metadata           map[string]string `json:"metadata"`
+	ID                 string         `json:"id"`
+	Object             string         `json:"object"`
+	CreatedAt          int64          `json:"created_at"`
+	Status             string         `json:"status"`
+	CompletedAt        *int64         `json:"completed_at"`
+	Error              *ResponseError `json:"error"`
+	IncompleteDetails  *Incomplete    `json:"incomplete_details"`
+	Instructions       *string        `json:"instructions"`
+	MaxOutputTokens    *int           `json:"max_output_tokens"`
+	Model              string         `json:"model"`
+	Output             []OutputItem   `json:"output"`
+	ParallelToolCalls  bool           `json:"parallel_tool_calls"`
+	PreviousResponseID *string        `json:"previous_response_id"`
+	Reasoning          Reasoning      `json:"reasoning"`
+	// Store says whether the response is kept. OpenAI's Response schema has
+	// no such member, so it is not sent.
+	Store       bool              `json:"-"`
+	Temperature *float64          `json:"temperature"`
+	Text        TextParam         `json:"text"`
+	ToolChoice  json.RawMessage   `json:"tool_choice"`
+	Tools       []EchoTool        `json:"tools"`
+	TopP        *float64          `json:"top_p"`
+	Truncation  string            `json:"truncation"`
+	Usage       *Usage            `json:"usage,omitempty"`
+	User        *string           `json:"user,omitempty"`
+	Metadata    map[string]string `json:"metadata"`
 }
 
 // ResponseError is a failed response's error.
