@@ -200,7 +200,7 @@ func TestConformChecks(t *testing.T) {
 	s := loadSchemas(t)
 	tests := []struct {
 		name, schema, doc string
-		bad             bool
+		bad               bool
 	}{
 		{"whole usage", "ResponseUsage", `{"input_tokens":1,"input_tokens_details":{"cached_tokens":0,"cache_write_tokens":0},"output_tokens":2,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":3}`, false},
 		{"missing member", "ResponseUsage", `{"input_tokens":1,"output_tokens":2,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":3}`, true},
