@@ -52,7 +52,9 @@ type (
 		ContentIndex   int        `json:"content_index"`
 		Part           OutputPart `json:"part"`
 	}
-	textEvent struct {
+	// deltaEvent is a text, refusal or reasoning delta or done event: each
+	// sets the members of its kind (text events always carry logprobs).
+	deltaEvent struct {
 		Type           string  `json:"type"`
 		SequenceNumber int     `json:"sequence_number"`
 		ItemID         string  `json:"item_id"`
@@ -60,25 +62,8 @@ type (
 		ContentIndex   int     `json:"content_index"`
 		Delta          *string `json:"delta,omitempty"`
 		Text           *string `json:"text,omitempty"`
-		Logprobs       []any   `json:"logprobs"`
-	}
-	refusalEvent struct {
-		Type           string  `json:"type"`
-		SequenceNumber int     `json:"sequence_number"`
-		ItemID         string  `json:"item_id"`
-		OutputIndex    int     `json:"output_index"`
-		ContentIndex   int     `json:"content_index"`
-		Delta          *string `json:"delta,omitempty"`
 		Refusal        *string `json:"refusal,omitempty"`
-	}
-	reasoningEvent struct {
-		Type           string  `json:"type"`
-		SequenceNumber int     `json:"sequence_number"`
-		ItemID         string  `json:"item_id"`
-		OutputIndex    int     `json:"output_index"`
-		ContentIndex   int     `json:"content_index"`
-		Delta          *string `json:"delta,omitempty"`
-		Text           *string `json:"text,omitempty"`
+		Logprobs       *[]any  `json:"logprobs,omitempty"`
 	}
 	argumentsEvent struct {
 		Type           string  `json:"type"`
@@ -187,32 +172,47 @@ func (e *StreamEncoder) closePart() error {
 		return nil
 	}
 	it := e.item()
-	ci := len(it.Content) - 1
-	p := &it.Content[ci]
+	p := &it.Content[len(it.Content)-1]
 	text := e.text.String()
 	e.text.Reset()
+	if e.part == "refusal" {
+		p.Refusal = text
+	} else {
+		p.Text = text
+	}
+	err := e.partText(true, text)
 	typ := e.part
 	e.part = ""
-	var err error
-	switch typ {
-	case "output_text":
-		p.Text = text
-		err = e.emit(EventTextDone, textEvent{Type: EventTextDone, SequenceNumber: e.next(), ItemID: it.ID, OutputIndex: e.open,
-			ContentIndex: ci, Text: &text, Logprobs: []any{}})
-	case "refusal":
-		p.Refusal = text
-		err = e.emit(EventRefusalDone, refusalEvent{Type: EventRefusalDone, SequenceNumber: e.next(), ItemID: it.ID, OutputIndex: e.open,
-			ContentIndex: ci, Refusal: &text})
-	case "reasoning_text":
-		p.Text = text
-		return e.emit(EventReasoningDone, reasoningEvent{Type: EventReasoningDone, SequenceNumber: e.next(), ItemID: it.ID,
-			OutputIndex: e.open, ContentIndex: ci, Text: &text})
-	}
-	if err != nil {
+	if err != nil || typ == "reasoning_text" { // reasoning has no part events
 		return err
 	}
 	return e.emit(EventPartDone, partEvent{Type: EventPartDone, SequenceNumber: e.next(), ItemID: it.ID, OutputIndex: e.open,
-		ContentIndex: ci, Part: *p})
+		ContentIndex: len(it.Content) - 1, Part: *p})
+}
+
+// partEvents names each part type's delta and done events.
+var partEvents = map[string][2]string{
+	"output_text":    {EventTextDelta, EventTextDone},
+	"refusal":        {EventRefusalDelta, EventRefusalDone},
+	"reasoning_text": {EventReasoningDelta, EventReasoningDone},
+}
+
+// partText sends the open part's delta event, or its done event with the
+// whole text.
+func (e *StreamEncoder) partText(done bool, s string) error {
+	it := e.item()
+	ev := deltaEvent{Type: partEvents[e.part][0], SequenceNumber: e.next(), ItemID: it.ID, OutputIndex: e.open,
+		ContentIndex: len(it.Content) - 1, Delta: &s}
+	if done {
+		ev.Type, ev.Delta, ev.Text = partEvents[e.part][1], nil, &s
+		if e.part == "refusal" {
+			ev.Text, ev.Refusal = nil, &s
+		}
+	}
+	if e.part == "output_text" {
+		ev.Logprobs = &[]any{}
+	}
+	return e.emit(ev.Type, ev)
 }
 
 // closeItem finishes the open item: its part, its arguments, its done event.
@@ -259,18 +259,7 @@ func (e *StreamEncoder) textDelta(itemType, partType, delta string) error {
 		}
 	}
 	e.text.WriteString(delta)
-	it := e.item()
-	ci := len(it.Content) - 1
-	switch partType {
-	case "output_text":
-		return e.emit(EventTextDelta, textEvent{Type: EventTextDelta, SequenceNumber: e.next(), ItemID: it.ID, OutputIndex: e.open,
-			ContentIndex: ci, Delta: &delta, Logprobs: []any{}})
-	case "refusal":
-		return e.emit(EventRefusalDelta, refusalEvent{Type: EventRefusalDelta, SequenceNumber: e.next(), ItemID: it.ID,
-			OutputIndex: e.open, ContentIndex: ci, Delta: &delta})
-	}
-	return e.emit(EventReasoningDelta, reasoningEvent{Type: EventReasoningDelta, SequenceNumber: e.next(), ItemID: it.ID,
-		OutputIndex: e.open, ContentIndex: ci, Delta: &delta})
+	return e.partText(false, delta)
 }
 
 // Chunk encodes one chat chunk.
