@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		"Credentials":         testCredentials,
 		"ClientLabels":        testClientLabels,
 		"SettleNeverCredits":  testSettleNeverCredits,
+		"Responses":           testResponses,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
