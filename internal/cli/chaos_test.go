@@ -143,9 +143,9 @@ func TestChaosOneTargetFailing(t *testing.T) {
 			g := startGateway(t, fmt.Sprintf(`
 store: %q
 master_key: %s
-reliability: {first_token_timeout: 300ms, base_ejection: 30s}
+reliability: {first_token_timeout: 1s, base_ejection: 30s}
 providers:
-  - {name: bad, type: openai, base_url: %s/v1, api_key: k, timeout: 300ms}
+  - {name: bad, type: openai, base_url: %s/v1, api_key: k, timeout: 1s}
   - {name: good1, type: openai, base_url: %s/v1, api_key: k}
   - {name: good2, type: openai, base_url: %s/v1, api_key: k}
 prices:
