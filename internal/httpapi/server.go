@@ -110,6 +110,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.auth(s.chatCompletions))
 	mux.HandleFunc("POST /v1/messages", s.auth(s.messages))
+	mux.HandleFunc("POST /v1/messages/count_tokens", s.auth(s.countTokens))
+	mux.HandleFunc("/v1/messages/", s.unknownMessagesRoute)
 	mux.HandleFunc("POST /v1/embeddings", s.auth(s.embeddings))
 	mux.HandleFunc("POST /v1/images/generations", s.auth(s.images))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
