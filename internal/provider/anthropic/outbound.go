@@ -33,7 +33,6 @@ type Client struct {
 	HTTP    *http.Client
 }
 
-
 func (c *Client) send(ctx context.Context, req *llm.ChatRequest, stream bool) (*http.Response, error) {
 	mr, err := FromChatRequest(req)
 	if err != nil {
