@@ -180,10 +180,18 @@ type outputConfig struct {
 	} `json:"format,omitempty"`
 }
 
+// hints are members with no meaning to other providers, left behind like
+// cache_control on blocks: automatic caching, where the request runs.
+var hints = map[string]bool{"cache_control": true, "inference_geo": true}
+
 // carryExtra maps the members MessagesRequest does not read: a chat request
-// carries output_config's effort and JSON schema; anything else is refused.
+// carries output_config's effort and JSON schema; hints are left; anything
+// else is refused.
 func carryExtra(mr *MessagesRequest, req *llm.ChatRequest) error {
 	for name, raw := range mr.Extra {
+		if hints[name] {
+			continue
+		}
 		if name != "output_config" {
 			return cannotCarry(name, "%s", name)
 		}
