@@ -90,8 +90,8 @@ models:
 				{Text: "You are a careful analyst."},
 				{Text: "<the whole annual report>", CacheControl: anthropic.NewCacheControlEphemeralParam()},
 			},
-			Messages:    user(anthropic.NewTextBlock("Summarise the risks.")),
-			ServiceTier: anthropic.MessageNewParamsServiceTierStandardOnly,
+			Messages:     user(anthropic.NewTextBlock("Summarise the risks.")),
+			ServiceTier:  anthropic.MessageNewParamsServiceTierStandardOnly,
 			OutputConfig: anthropic.OutputConfigParam{Effort: anthropic.OutputConfigEffortMedium},
 		}, aoption.WithJSONSet("top_k", 40), aoption.WithResponseInto(&hdr))
 		if err != nil {
