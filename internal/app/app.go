@@ -7,7 +7,9 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/config"
@@ -54,9 +57,8 @@ type App struct {
 	Store   *store.DB
 	Gateway *gateway.Gateway
 	API     *httpapi.Server
-	// MasterKey authorises everything; KeyOrigin says where a generated
-	// one is kept ("" when the operator set it).
-	MasterKey, KeyOrigin string
+	// Master authorises everything.
+	Master MasterKey
 	// Started is when New began, for the "ready in" line.
 	Started time.Time
 
@@ -83,7 +85,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, err
 	}
 	a.onClose(func() { a.Store.Close() })
-	if a.MasterKey, a.KeyOrigin, err = ResolveMasterKey(ctx, cfg, a.Store, getenv); err != nil {
+	if a.Master, err = ResolveMasterKey(ctx, cfg, a.Store, getenv); err != nil {
 		return nil, err
 	}
 	var sealer *secrets.Sealer
@@ -125,23 +127,27 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	a.Gateway = gw
 	a.API = &httpapi.Server{
-		Gateway:         gw,
-		Logger:          logger,
-		MasterKey:       a.MasterKey,
-		BodyLimit:       cfg.Server.BodyLimit,
-		BodyReadTimeout: cfg.Server.BodyReadTimeout,
-		WriteTimeout:    cfg.Server.WriteTimeout,
-		Store:           a.Store,
-		Sealer:          sealer,
-		RequestTimeout:  cfg.Reliability.RequestTimeout,
-		Judge:           verdict.New(),
+		Gateway:          gw,
+		Logger:           logger,
+		MasterKey:        a.Master.Key, // "" when only its hash is kept
+		MasterKeyHash:    a.Master.Hash[:],
+		BodyMemory:       cfg.Server.BodyMemory,
+		AuthFailureLimit: cfg.Server.AuthFailureLimit,
+		AdminSeparate:    cfg.Admin.Listen != "",
+		BodyLimit:        cfg.Server.BodyLimit,
+		BodyReadTimeout:  cfg.Server.BodyReadTimeout,
+		WriteTimeout:     cfg.Server.WriteTimeout,
+		Store:            a.Store,
+		Sealer:           sealer,
+		RequestTimeout:   cfg.Reliability.RequestTimeout,
+		Judge:            verdict.New(),
 	}
 	creds.gw, creds.rt = gw, rt
 	a.API.CredentialsChanged = creds.Reload
 	if slices.ContainsFunc(cfg.Providers, func(p config.Provider) bool { return p.StoredCredentials }) {
 		a.background(func(ctx context.Context) { creds.Run(ctx, 30*time.Second) })
 	}
-	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, a.MasterKey, opts.Version, logger)
+	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, a.Master.Key, opts.Version, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -195,56 +201,115 @@ func (a *App) Close() {
 	a.closers = nil
 }
 
-// Listen opens the configured listener.
-func (a *App) Listen() (net.Listener, error) {
-	ln, err := net.Listen("tcp", a.Config.Listen)
+// Listeners are the sockets an App serves on.
+type Listeners struct {
+	API   net.Listener
+	Admin net.Listener // nil unless admin.listen is set
+}
+
+// Close closes both.
+func (l *Listeners) Close() {
+	l.API.Close()
+	if l.Admin != nil {
+		l.Admin.Close()
+	}
+}
+
+// Listen opens the configured listeners: the API's, and the admin API's
+// when admin.listen sets one apart.
+func (a *App) Listen() (*Listeners, error) {
+	cfg := a.Config
+	api, err := a.listen(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	ls := &Listeners{API: api}
+	if cfg.Admin.Listen != "" {
+		if ls.Admin, err = a.listen(cfg.Admin.Listen); err != nil {
+			api.Close()
+			return nil, fmt.Errorf("admin.listen: %w", err)
+		}
+	}
+	return ls, nil
+}
+
+// listen opens one listener with the config's per-connection limits.
+func (a *App) listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	if n := a.Config.Server.SendBuffer; n > 0 {
 		ln = sendBufferListener{ln, n}
 	}
-	return ln, nil
+	// Outside the send buffer's wrapper, which needs the bare TCP connection.
+	return httpapi.LimitConnsPerClient(ln, a.Config.Server.MaxConnsPerIP), nil
 }
 
-// Serve serves the API on ln until ctx ends, then drains: it stops
-// accepting, lets running requests and streams finish within the grace
-// period, and cuts what is left.
-func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+// Serve serves the API (and the admin API, when apart) until ctx ends,
+// then drains: it stops accepting, lets running requests and streams
+// finish within the grace period, and cuts what is left.
+func (a *App) Serve(ctx context.Context, ls *Listeners) error {
+	servers := []*http.Server{a.httpServer(a.API.Handler())}
+	listeners := []net.Listener{ls.API}
+	if ls.Admin != nil {
+		servers, listeners = append(servers, a.httpServer(a.API.AdminHandler())), append(listeners, ls.Admin)
+	}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	received := 0
+	var failed error
+	select {
+	case failed = <-errc:
+		received++
+	case <-ctx.Done():
+	}
+	grace := a.Config.Server.ShutdownGrace
+	a.Logger.Info("shutting down", "grace", grace.String())
+	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var drained sync.WaitGroup
+	for _, srv := range servers {
+		drained.Go(func() {
+			if err := srv.Shutdown(graceCtx); err != nil {
+				a.Logger.Warn("grace period over, closing remaining connections")
+				srv.Close()
+			}
+		})
+	}
+	drained.Wait()
+	for ; received < len(servers); received++ {
+		if err := <-errc; failed == nil || errors.Is(failed, http.ErrServerClosed) {
+			failed = err
+		}
+	}
+	if errors.Is(failed, http.ErrServerClosed) {
+		return nil
+	}
+	return failed
+}
+
+// httpServer is one listener's server, with the config's limits.
+func (a *App) httpServer(h http.Handler) *http.Server {
 	cfg := a.Config
-	srv := &http.Server{
-		Handler:           a.API.Handler(),
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		// No ReadTimeout or WriteTimeout: they would cut long streams. The
-		// handlers set a deadline for the body read and for every write.
+		// handlers bound every body from its head's arrival, and every write.
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	a.Logger.Info("shutting down", "grace", cfg.Server.ShutdownGrace.String())
-	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(graceCtx); err != nil {
-		a.Logger.Warn("grace period over, closing remaining connections")
-		srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
 
 // Running is an App serving in the background (tests, bench, drill).
 type Running struct {
 	*App
-	URL  string // http://host:port
-	stop func() error
+	URL      string // http://host:port
+	AdminURL string // set when admin.listen is
+	stop     func() error
 }
 
 // Start builds tidegate from cfg and serves it on cfg.Listen in the
@@ -254,21 +319,25 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Running, err
 	if err != nil {
 		return nil, err
 	}
-	ln, err := a.Listen()
+	ls, err := a.Listen()
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- a.Serve(sctx, ln) }()
+	go func() { served <- a.Serve(sctx, ls) }()
 	stop := func() error {
 		cancel()
 		err := <-served
 		a.Close()
 		return err
 	}
-	return &Running{App: a, URL: "http://" + ln.Addr().String(), stop: stop}, nil
+	r := &Running{App: a, URL: "http://" + ls.API.Addr().String(), stop: stop}
+	if ls.Admin != nil {
+		r.AdminURL = "http://" + ls.Admin.Addr().String()
+	}
+	return r, nil
 }
 
 // Stop drains the server and closes the app, returning what Serve
@@ -301,30 +370,68 @@ func Catalog(cfg *config.Config) (*ledger.Catalog, error) {
 	return ledger.NewCatalog(overrides)
 }
 
+// MasterKey is the master key as tidegate knows it: the key itself when
+// the operator gave it or it was generated (or migrated) just now, else
+// only its hash.
+type MasterKey struct {
+	Key  string // "" when only the hash is kept
+	Hash [sha256.Size]byte
+	// Note says where a key kept in the store lives, and whether it is shown;
+	// "" for the operator's own key.
+	Note string
+}
+
+// hashedSetting marks a stored master key kept as its hash.
+const hashedSetting = "sha256:"
+
 // ResolveMasterKey takes the key from the environment or the config, else
-// generates one once and keeps it in the store. The second result says where
-// a key that should be printed came from ("" when it came from the operator).
-func ResolveMasterKey(ctx context.Context, cfg *config.Config, st *store.DB, getenv func(string) string) (string, string, error) {
-	if k := getenv(MasterKeyEnv); k != "" {
-		return k, "", nil
-	}
-	if cfg.MasterKey != "" {
-		return cfg.MasterKey, "", nil
+// generates one once and keeps only its hash in the store. A plaintext key
+// left by an earlier version is replaced by its hash.
+func ResolveMasterKey(ctx context.Context, cfg *config.Config, st *store.DB, getenv func(string) string) (MasterKey, error) {
+	for _, k := range []string{getenv(MasterKeyEnv), cfg.MasterKey} {
+		if k != "" {
+			return MasterKey{Key: k, Hash: sha256.Sum256([]byte(k))}, nil
+		}
 	}
 	path, ok := strings.CutPrefix(cfg.Store, "sqlite:")
 	if !ok {
 		// A generated key would sit in a database other replicas share:
 		// with PostgreSQL the operator sets it.
-		return "", "", fmt.Errorf("master_key: set master_key or %s (a key is generated only with the SQLite store)", MasterKeyEnv)
+		return MasterKey{}, fmt.Errorf("master_key: set master_key or %s (a key is generated only with the SQLite store)", MasterKeyEnv)
 	}
-	key, created, err := st.SettingOnce(ctx, "master_key", newMasterKey)
+	var generated string
+	stored, created, err := st.SettingOnce(ctx, "master_key", func() string {
+		generated = newMasterKey()
+		return hashedForStore(generated)
+	})
 	if err != nil {
-		return "", "", err
+		return MasterKey{}, err
 	}
 	if created {
-		return key, "generated now, kept in " + path, nil
+		return MasterKey{Key: generated, Hash: sha256.Sum256([]byte(generated)),
+			Note: "generated now and shown only this once; " + path + " keeps its hash"}, nil
 	}
-	return key, "kept in " + path, nil
+	if h, ok := strings.CutPrefix(stored, hashedSetting); ok {
+		var mk MasterKey
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != sha256.Size {
+			return MasterKey{}, fmt.Errorf("master_key: the hash kept in %s is damaged; set %s", path, MasterKeyEnv)
+		}
+		copy(mk.Hash[:], b)
+		mk.Note = "generated earlier and not shown again (" + path + " keeps only its hash); to use another, set " + MasterKeyEnv
+		return mk, nil
+	}
+	// A plaintext key from an earlier version: keep only its hash from now on.
+	if _, err := st.ReplaceSetting(ctx, "master_key", stored, hashedForStore(stored)); err != nil {
+		return MasterKey{}, err
+	}
+	return MasterKey{Key: stored, Hash: sha256.Sum256([]byte(stored)),
+		Note: "kept in plaintext until now, from now on only its hash; shown this last time"}, nil
+}
+
+func hashedForStore(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hashedSetting + hex.EncodeToString(sum[:])
 }
 
 func newMasterKey() string {

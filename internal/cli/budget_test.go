@@ -169,7 +169,7 @@ func storeOf(t *testing.T, g *gatewayProc) string {
 func TestThousandConcurrentRequests(t *testing.T) {
 	for name, dsn := range storeDSNs(t) {
 		t.Run(name, func(t *testing.T) {
-			g := meteredGateway(t, dsn(t), "")
+			g := meteredGateway(t, dsn(t), "server: {max_conns_per_ip: 4096}\n") // one client address, 1,000 connections
 			_, key := createKey(t, g, `{"name":"load","project":"crm","budget":{"amount":1000,"currency":"CNY","period":"month"}}`)
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000}}
 			var mu sync.Mutex

@@ -40,19 +40,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	ln, err := a.Listen()
+	ls, err := a.Listen()
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
+	addr := ls.API.Addr().String()
 	fmt.Fprintf(stdout, "tidegate %s listening on http://%s (ready in %s)\n", Version, addr, time.Since(a.Started).Round(time.Millisecond))
+	if ls.Admin != nil {
+		fmt.Fprintf(stdout, "admin API and metrics on http://%s only\n", ls.Admin.Addr())
+	}
 	if demo {
 		fmt.Fprintf(stdout, "demo mode: the simulated fleet, state in %s\n", config.DataDir)
 	}
-	if a.KeyOrigin != "" {
-		fmt.Fprintf(stdout, "master key (%s): %s\n", a.KeyOrigin, a.MasterKey)
-		fmt.Fprintf(stdout, "try:\n  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n", addr, a.MasterKey)
-	}
+	printMasterKey(stdout, a.Master, addr)
 	logger.Info("listening", "addr", addr, "providers", len(cfg.Providers), "models", len(cfg.Models))
 	if *addrFile != "" {
 		// Written whole, then renamed: a reader never sees half an address.
@@ -71,7 +71,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer stopProfiler()
 	}
-	return a.Serve(ctx, ln)
+	return a.Serve(ctx, ls)
+}
+
+// printMasterKey says what the operator needs about the master key: a key
+// known in full is printed (it was generated or migrated just now), with a
+// ready curl line; a key kept only as its hash is never shown.
+func printMasterKey(w io.Writer, mk app.MasterKey, addr string) {
+	switch {
+	case mk.Note == "":
+		return // the operator's own key
+	case mk.Key == "":
+		fmt.Fprintf(w, "master key: %s\n", mk.Note)
+	default:
+		fmt.Fprintf(w, "master key (%s): %s\n", mk.Note, mk.Key)
+		fmt.Fprintf(w, "try:\n  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n", addr, mk.Key)
+	}
 }
 
 // serveProfiler exposes net/http/pprof on its own listener, never on the API's.

@@ -34,10 +34,14 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	masterKey, _, err := app.ResolveMasterKey(ctx, cfg, st, os.Getenv)
+	master, err := app.ResolveMasterKey(ctx, cfg, st, os.Getenv)
 	st.Close()
 	if err != nil {
 		return err
+	}
+	masterKey := master.Key
+	if masterKey == "" {
+		return fmt.Errorf("the master key is kept only as its hash: set %s", app.MasterKeyEnv)
 	}
 	base := *url
 	if base == "" {

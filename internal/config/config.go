@@ -32,6 +32,15 @@ type Config struct {
 	Budgets     Budgets     `yaml:"budgets"`
 	Reliability Reliability `yaml:"reliability"`
 	Observe     Observe     `yaml:"observe"`
+	Admin       Admin       `yaml:"admin"`
+}
+
+// Admin configures the admin surface.
+type Admin struct {
+	// Listen serves /admin/* and /metrics on their own address (keep it on
+	// a private network); they are then absent from the public listener.
+	// Empty: both on the public listener, behind the master key.
+	Listen string `yaml:"listen"`
 }
 
 // Observe configures what tidegate records and exports about requests.
@@ -117,7 +126,24 @@ type Server struct {
 	// SendBuffer caps each client connection's kernel send buffer, in
 	// bytes; 0 leaves it to the kernel (which grows it up to 4 MiB on Linux).
 	SendBuffer int `yaml:"send_buffer"`
+	// MaxConnsPerIP caps open connections from one client address (an
+	// IPv6 /64 counts as one); past it new connections are refused at
+	// once. Default 256.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
+	// BodyMemory caps the memory request bodies hold at once, all requests
+	// together: BodyCopies times a body while it is read, decoded and sent,
+	// its size while its answer streams. Past it: 503. Default 256 MiB.
+	BodyMemory int64 `yaml:"body_memory"`
+	// AuthFailureLimit is how many failed authentications one client
+	// address may make in a minute before it is answered 429 for the rest
+	// of that minute. Default 20.
+	AuthFailureLimit int `yaml:"auth_failure_limit"`
 }
+
+// BodyCopies is what a request body costs while it is read, decoded and
+// sent upstream, in multiples of its size (httpapi holds that much of
+// server.body_memory per body).
+const BodyCopies = 4
 
 // Provider is one upstream account.
 type Provider struct {
@@ -225,6 +251,15 @@ func (c *Config) applyDefaults() {
 	}
 	if s.ShutdownGrace == 0 {
 		s.ShutdownGrace = 30 * time.Second
+	}
+	if s.MaxConnsPerIP == 0 {
+		s.MaxConnsPerIP = 256
+	}
+	if s.BodyMemory == 0 {
+		s.BodyMemory = 256 << 20
+	}
+	if s.AuthFailureLimit == 0 {
+		s.AuthFailureLimit = 20
 	}
 	if c.Budgets.OutputCap == 0 {
 		c.Budgets.OutputCap = 4096
@@ -350,6 +385,22 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.BodyLimit < 1024 {
 		bad("server.body_limit", "must be at least 1024 bytes")
+	}
+	if c.Server.BodyMemory < BodyCopies*c.Server.BodyLimit {
+		// Else a body the limit admits could never be read.
+		bad("server.body_memory", "must be at least %d × server.body_limit (%d bytes)", BodyCopies, BodyCopies*c.Server.BodyLimit)
+	}
+	if c.Server.MaxConnsPerIP < 1 {
+		bad("server.max_conns_per_ip", "must be positive")
+	}
+	if c.Server.AuthFailureLimit < 1 {
+		bad("server.auth_failure_limit", "must be positive")
+	}
+	if s := c.Server; s.ReadHeaderTimeout < 0 || s.BodyReadTimeout < 0 || s.IdleTimeout < 0 || s.WriteTimeout < 0 || s.ShutdownGrace < 0 {
+		bad("server", "timeouts must not be negative")
+	}
+	if c.Admin.Listen != "" && c.Admin.Listen == c.Listen {
+		bad("admin.listen", "must differ from listen")
 	}
 	if t := c.Observe.Tracing; t.Endpoint != "" && !strings.HasPrefix(t.Endpoint, "http://") && !strings.HasPrefix(t.Endpoint, "https://") {
 		bad("observe.tracing.endpoint", "want an http:// or https:// OTLP/HTTP collector URL, got %q", t.Endpoint)

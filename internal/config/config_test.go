@@ -57,6 +57,11 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"store", "store: mysql://x\n", "store: want sqlite:PATH or postgres://"},
 		{"weights", "providers: [{name: a, type: vllm}]\nmodels: [{name: m, targets: [a/x, a/y], weights: [1]}]\n", "models[0].weights: want one weight per target"},
 		{"duration", "server:\n  write_timeout: soon\n", "line 2: cannot unmarshal"},
+		{"body memory under the body limit", "server: {body_limit: 4096, body_memory: 16383}\n", "server.body_memory: must be at least 4 × server.body_limit (16384 bytes)"},
+		{"conns per ip", "server: {max_conns_per_ip: -1}\n", "server.max_conns_per_ip: must be positive"},
+		{"auth failure limit", "server: {auth_failure_limit: -5}\n", "server.auth_failure_limit: must be positive"},
+		{"negative body timeout", "server: {body_read_timeout: -1s}\n", "server: timeouts must not be negative"},
+		{"admin on the public listener", "listen: 127.0.0.1:9000\nadmin: {listen: 127.0.0.1:9000}\n", "admin.listen: must differ from listen"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,6 +70,22 @@ func TestParseErrorsNameTheField(t *testing.T) {
 				t.Errorf("err = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestServerDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("admin: {listen: 127.0.0.1:9001}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type limits struct {
+		MaxConnsPerIP, AuthFailureLimit int
+		BodyMemory                      int64
+		AdminListen                     string
+	}
+	got := limits{cfg.Server.MaxConnsPerIP, cfg.Server.AuthFailureLimit, cfg.Server.BodyMemory, cfg.Admin.Listen}
+	if d := cmp.Diff(limits{256, 20, 256 << 20, "127.0.0.1:9001"}, got); d != "" {
+		t.Error(d)
 	}
 }
 

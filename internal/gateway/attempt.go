@@ -130,16 +130,17 @@ func (r *run) healthPass(t router.Target) (router.Pass, bool) {
 	return pass, false
 }
 
-// checked applies the run's own limits to an admitted attempt: the retry
-// budget for every attempt after the first, and the deadline.
+// checked applies the run's own limits to an admitted attempt: the
+// deadline, then the retry budget for every attempt after the first (in
+// that order: a retry the deadline stops is not paid for).
 func (r *run) checked(tk *ticket) (*ticket, bool) {
-	if r.attempts > 0 && !r.g.Retries.Spend() {
-		r.stop(tk, nil)
-		return nil, false
-	}
 	if deadline, ok := r.ctx.Deadline(); ok && time.Until(deadline) < minAttempt {
 		r.stop(tk, &provider.Error{Kind: provider.KindTimeout, Code: "deadline_exceeded",
 			Message: "the request's deadline leaves no time for another attempt"})
+		return nil, false
+	}
+	if r.attempts > 0 && !r.g.Retries.Spend() {
+		r.stop(tk, nil)
 		return nil, false
 	}
 	r.attempts++

@@ -16,9 +16,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/keys"
@@ -52,12 +52,27 @@ const (
 type Server struct {
 	Gateway *gateway.Gateway
 	Logger  *slog.Logger
-	// MasterKey authorises every call; compared in constant time.
+	// MasterKey authorises every call; compared, as its hash, in constant time.
 	MasterKey string
+	// MasterKeyHash is the SHA-256 of a master key kept only as its hash
+	// (a generated one); used when MasterKey is empty.
+	MasterKeyHash []byte
+	// AdminSeparate keeps /admin/* and /metrics off Handler: AdminHandler
+	// serves them, on a listener of their own.
+	AdminSeparate bool
+	// AuthFailureLimit is how many failed authentications a client address
+	// may make in a minute; past it, it is answered 429 until the minute
+	// ends, whatever key it presents. 0: no limit.
+	AuthFailureLimit int
 	// BodyLimit bounds a request body in bytes.
 	BodyLimit int64
-	// BodyReadTimeout bounds reading a request body.
+	// BodyReadTimeout bounds reading a request body, from the arrival of
+	// its head, on every route.
 	BodyReadTimeout time.Duration
+	// BodyMemory caps the memory request bodies hold at once, all requests
+	// together (past it: 503): BodyCopies times a body's size while it is
+	// read, decoded and sent, its size alone once the answer starts. 0: no cap.
+	BodyMemory int64
 	// WriteTimeout bounds each write to a client, so a reader that stopped
 	// reading cannot hold a stream (and its upstream) forever.
 	WriteTimeout time.Duration
@@ -91,22 +106,42 @@ type Server struct {
 	Metrics http.Handler
 
 	streams atomic.Int64 // streams being relayed
+	bodies  bodyMemory   // request body bytes held
 
+	setup      sync.Once
 	masterHash [sha256.Size]byte
+	hasMaster  bool
+	throttle   *authThrottle
 	keyCache   *keys.Cache
 	idPrefix   string        // random per process
 	idSeq      atomic.Uint64 // request ids are prefix + sequence
 }
 
-// Handler builds the routes.
+// init readies what every handler shares, once.
+func (s *Server) init() {
+	s.setup.Do(func() {
+		switch {
+		case s.MasterKey != "":
+			s.masterHash, s.hasMaster = sha256.Sum256([]byte(s.MasterKey)), true
+		case len(s.MasterKeyHash) == sha256.Size:
+			copy(s.masterHash[:], s.MasterKeyHash)
+			s.hasMaster = true
+		}
+		s.bodies.limit = s.BodyMemory
+		s.throttle = newAuthThrottle(s.AuthFailureLimit, time.Minute)
+		if s.Store != nil {
+			s.keyCache = keys.NewCache(s.Store)
+		}
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		s.idPrefix = "req_" + hex.EncodeToString(b[:]) + "_"
+	})
+}
+
+// Handler builds the public routes, with the admin surface unless
+// AdminSeparate.
 func (s *Server) Handler() http.Handler {
-	s.masterHash = sha256.Sum256([]byte(s.MasterKey))
-	if s.Store != nil {
-		s.keyCache = keys.NewCache(s.Store)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	s.idPrefix = "req_" + hex.EncodeToString(b[:]) + "_"
+	s.init()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.auth(s.chatCompletions))
 	mux.HandleFunc("POST /v1/messages", s.auth(s.messages))
@@ -116,10 +151,29 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/images/generations", s.auth(s.images))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{id...}", s.auth(s.getModel))
+	if !s.AdminSeparate {
+		s.adminSurface(mux)
+	}
+	return s.common(mux)
+}
+
+// AdminHandler serves the admin surface alone: /admin/*, /metrics, health.
+func (s *Server) AdminHandler() http.Handler {
+	s.init()
+	mux := http.NewServeMux()
+	s.adminSurface(mux)
+	return s.common(mux)
+}
+
+func (s *Server) adminSurface(mux *http.ServeMux) {
 	s.adminRoutes(mux)
 	if s.Metrics != nil {
 		mux.HandleFunc("GET /metrics", s.adminOnly(s.Metrics.ServeHTTP))
 	}
+}
+
+// common adds health and the unknown-route answer, and wraps the middleware.
+func (s *Server) common(mux *http.ServeMux) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
@@ -197,6 +251,7 @@ type statusRecorder struct {
 	kind      string
 	timeline  *timing.Request
 	lastWrite time.Duration // offset of the end of the last write or flush
+	body      *requestBody  // nil: the request has none
 }
 
 // clientBlocked is how long a write must take to count as waiting on the
@@ -214,6 +269,12 @@ func (w *statusRecorder) head(code int) {
 		return
 	}
 	w.status = code
+	if w.body != nil {
+		if !w.body.done.Load() {
+			w.body.answeredEarly(w.Header()) // refused, unread or cut
+		}
+		w.body.answered()
+	}
 	if w.timeline != nil {
 		w.Header().Set("Server-Timing", w.timeline.ServerTiming(time.Since(w.timeline.Received)))
 	}
@@ -258,8 +319,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if s.Traces != nil {
 			rt.SetTrace(s.Traces.StartTrace(r.Header))
 		}
-		rec := &statusRecorder{ResponseWriter: w, timeline: rt}
+		rec := &statusRecorder{ResponseWriter: w, timeline: rt, body: s.guardBody(w, r)}
 		r = r.WithContext(timing.With(context.WithValue(r.Context(), keyRequestID, id), rt))
+		if rec.body != nil {
+			r.Body = rec.body
+			defer rec.body.release()
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -305,7 +370,7 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 	}
 	invalid := &provider.Error{Kind: provider.KindUnauthorized, Code: "invalid_api_key", Message: "invalid API key"}
 	sum := sha256.Sum256([]byte(key))
-	if s.MasterKey != "" && subtle.ConstantTimeCompare(sum[:], s.masterHash[:]) == 1 {
+	if s.hasMaster && subtle.ConstantTimeCompare(sum[:], s.masterHash[:]) == 1 {
 		return principal{master: true}, nil
 	}
 	if s.Store == nil {
@@ -357,8 +422,19 @@ func (s *Server) deadline(r *http.Request) (time.Duration, error) {
 // by its deadline.
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		addr := clientKey(r.RemoteAddr)
+		if wait := s.throttle.wait(addr, s.now()); wait > 0 {
+			// Refused before the key is looked at: no guess is tried.
+			s.writeError(w, r, &provider.Error{Kind: provider.KindRateLimited, Code: "too_many_auth_failures", RetryAfter: wait,
+				Message: "too many failed authentications from this address; retry later"})
+			return
+		}
 		p, err := s.authenticate(r)
 		if err != nil {
+			if provider.AsError(err).Kind == provider.KindUnauthorized && s.throttle.failed(addr, s.now()) {
+				s.Logger.LogAttrs(r.Context(), slog.LevelWarn, "authentication failures throttled",
+					slog.String("client", addr), slog.Int("failures", s.AuthFailureLimit))
+			}
 			s.writeError(w, r, err)
 			return
 		}
@@ -393,37 +469,6 @@ func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	})
-}
-
-// readBody reads a request body within the size limit and its own deadline,
-// and rejects bodies that are not UTF-8.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	rc := http.NewResponseController(w)
-	if s.BodyReadTimeout > 0 {
-		_ = rc.SetReadDeadline(time.Now().Add(s.BodyReadTimeout))
-		// Clear it: a deadline left on the connection would cancel a long stream.
-		defer rc.SetReadDeadline(time.Time{})
-	}
-	started := time.Now()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.BodyLimit))
-	if d := time.Since(started); d >= clientBlocked {
-		timing.From(r.Context()).ClientWait(d) // a slow upload is the client's time
-	}
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, &provider.Error{Kind: provider.KindTooLarge, Code: "request_too_large",
-				Message: fmt.Sprintf("request body is over the limit of %d bytes", s.BodyLimit)}
-		}
-		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Code: "body_read_error", Message: "could not read the request body"}
-	}
-	if len(body) == 0 {
-		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Code: "empty_body", Message: "request body is empty"}
-	}
-	if !utf8.Valid(body) {
-		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_encoding", Message: "request body is not valid UTF-8"}
-	}
-	return body, nil
 }
 
 // setOutcome writes the routing headers of the public contract.

@@ -254,3 +254,14 @@ func (s *DB) SettingOnce(ctx context.Context, key string, make func() string) (v
 	}
 	return value, n == 1, nil
 }
+
+// ReplaceSetting sets key to value if it still holds old; it reports
+// whether it did (another process may have replaced it first).
+func (s *DB) ReplaceSetting(ctx context.Context, key, old, value string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE settings SET value = ? WHERE key = ? AND value = ?`), value, key, old)
+	if err != nil {
+		return false, fmt.Errorf("store: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}

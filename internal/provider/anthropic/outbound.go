@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
@@ -359,6 +360,7 @@ func FromChatRequest(req *llm.ChatRequest) (*MessagesRequest, error) {
 				Message: fmt.Sprintf("unknown message role %q", m.Role)}
 		}
 	}
+	mr.trimPrefill()
 	if len(mr.Messages) == 0 {
 		return nil, &provider.Error{Kind: provider.KindInvalidRequest, Param: "messages", Message: "Anthropic needs at least one user or assistant message"}
 	}
@@ -372,6 +374,29 @@ func (mr *MessagesRequest) appendTurn(role string, blocks []Block) {
 		return
 	}
 	mr.Messages = append(mr.Messages, Message{Role: role, Content: blocks})
+}
+
+// trimPrefill strips trailing whitespace from a final assistant turn (a
+// prefill, as resume sends): Anthropic rejects one that ends in whitespace.
+// Text blocks left empty are dropped, and the turn with them if nothing is left.
+func (mr *MessagesRequest) trimPrefill() {
+	n := len(mr.Messages)
+	if n == 0 || mr.Messages[n-1].Role != "assistant" {
+		return
+	}
+	blocks := mr.Messages[n-1].Content
+	for len(blocks) > 0 && blocks[len(blocks)-1].Type == "text" {
+		last := &blocks[len(blocks)-1]
+		if last.Text = strings.TrimRightFunc(last.Text, unicode.IsSpace); last.Text != "" {
+			break
+		}
+		blocks = blocks[:len(blocks)-1]
+	}
+	if len(blocks) == 0 {
+		mr.Messages = mr.Messages[:n-1]
+		return
+	}
+	mr.Messages[n-1].Content = blocks
 }
 
 func userBlocks(c llm.Content) []Block {
