@@ -49,6 +49,27 @@ func (g *Gateway) messagesPlan(req *MessagesRequest) (*router.Plan, error) {
 	return g.Router.Plan(&router.Request{Model: req.Model, Stream: req.Stream, PromptBytes: req.PromptBytes, Needs: req.Needs})
 }
 
+// startMessages plans a request, takes its route's slot and holds its
+// worst case against limits and budgets; release gives the slot back.
+func (g *Gateway) startMessages(ctx context.Context, call *Call, req *MessagesRequest) (_ *run, _ Estimate, _ Tab, release func(), _ error) {
+	plan, err := g.messagesPlan(req)
+	if err != nil {
+		return nil, Estimate{}, nil, nil, err
+	}
+	release, err = takeRoute(plan)
+	if err != nil {
+		return nil, Estimate{}, nil, nil, err
+	}
+	est := req.estimate(plan.Targets)
+	tab, err := g.open(ctx, call, est)
+	if err != nil {
+		release()
+		return nil, Estimate{}, nil, nil, err
+	}
+	timing.From(ctx).Routed()
+	return g.newRun(ctx, plan), est, tab, release, nil
+}
+
 // estimate bounds the request's cost: max_tokens covers the thinking budget.
 func (req *MessagesRequest) estimate(plan []router.Target) Estimate {
 	return Estimate{Plan: plan, PromptTokens: (min(req.PromptBytes, estimateCeiling) + 2) / 3,
@@ -70,23 +91,12 @@ func (req *MessagesRequest) chatFor() (*llm.ChatRequest, error) {
 // failover, health, budgets and billing as on chat; a native target's usage
 // (cache reads and writes included) is what is billed.
 func (g *Gateway) Messages(ctx context.Context, call *Call, req *MessagesRequest) (*MessagesAnswer, Outcome, error) {
-	plan, err := g.messagesPlan(req)
-	if err != nil {
-		return nil, Outcome{}, err
-	}
-	release, err := takeRoute(plan)
+	r, est, tab, release, err := g.startMessages(ctx, call, req)
 	if err != nil {
 		return nil, Outcome{}, err
 	}
 	defer release()
-	est := req.estimate(plan.Targets)
-	tab, err := g.open(ctx, call, est)
-	if err != nil {
-		return nil, Outcome{}, err
-	}
-	timing.From(ctx).Routed()
 	var started time.Time
-	r := g.newRun(ctx, plan)
 	ans, err := try(r, func(p provider.Provider, t router.Target) (*MessagesAnswer, error) {
 		np, native := p.(provider.MessagesPassthrough)
 		var chat *llm.ChatRequest
@@ -156,22 +166,10 @@ func (g *Gateway) Messages(ctx context.Context, call *Call, req *MessagesRequest
 // by the next at no cost to the client. Native events are held and relayed
 // whole; a broken or cancelled stream is billed as a chat stream is.
 func (g *Gateway) MessagesStream(ctx context.Context, call *Call, req *MessagesRequest) (*MessagesStream, Outcome, error) {
-	plan, err := g.messagesPlan(req)
+	r, est, tab, releaseRoute, err := g.startMessages(ctx, call, req)
 	if err != nil {
 		return nil, Outcome{}, err
 	}
-	releaseRoute, err := takeRoute(plan)
-	if err != nil {
-		return nil, Outcome{}, err
-	}
-	est := req.estimate(plan.Targets)
-	tab, err := g.open(ctx, call, est)
-	if err != nil {
-		releaseRoute()
-		return nil, Outcome{}, err
-	}
-	timing.From(ctx).Routed()
-	r := g.newRun(ctx, plan)
 	var started time.Time
 	ms, err := try(r, func(p provider.Provider, t router.Target) (*MessagesStream, error) {
 		if np, native := p.(provider.MessagesPassthrough); native {
