@@ -14,9 +14,10 @@ import (
 	"github.com/tidegate/tidegate/internal/provider/anthropic"
 )
 
-// anthropicRoute reports whether errors on this request take Anthropic's shape.
+// anthropicRoute reports whether errors on this request take Anthropic's
+// shape: /v1/messages and every path under it, known or not.
 func anthropicRoute(r *http.Request) bool {
-	return r.URL.Path == "/v1/messages"
+	return r.URL.Path == "/v1/messages" || strings.HasPrefix(r.URL.Path, "/v1/messages/")
 }
 
 // clientMessage is what a client reads: the provider is named, secrets never are.
@@ -78,6 +79,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && e.RetryAfter != provider.NoRetry {
 		secs := int((e.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	}
+	if anthropicRoute(r) {
+		status = anthropicStatus(w, r, e, status)
 	}
 	writeJSON(w, status, errorBody(r, e))
 }

@@ -5,70 +5,8 @@ import (
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
-	"github.com/tidegate/tidegate/internal/provider/anthropic"
 	"github.com/tidegate/tidegate/internal/timing"
 )
-
-// messages serves Anthropic's /v1/messages through any provider.
-func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
-	var mr anthropic.MessagesRequest
-	if err := s.decode(w, r, &mr); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := mr.Validate(); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	timing.From(r.Context()).Describe(mr.Model, mr.Stream)
-	if !s.allowModel(w, r, mr.Model) {
-		return
-	}
-	req := anthropic.ToChatRequest(&mr)
-	ctx := r.Context()
-	if !mr.Stream {
-		resp, out, err := s.Gateway.Chat(ctx, call(r), req)
-		setOutcome(w, out)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		captureAnswer(r, resp)
-		s.setWriteDeadline(w)
-		writeJSON(w, http.StatusOK, anthropic.FromChatResponse(resp))
-		deliverThenSettle(w, out)
-		return
-	}
-	stream, out, err := s.Gateway.ChatStream(ctx, call(r), req)
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer stream.Close()
-	defer s.streamStarted()()
-	sw := s.newSSE(w)
-	enc := anthropic.NewStreamEncoder(sw.event)
-	for stream.Next() {
-		sw.hold = stream.Buffered()
-		if err := enc.Chunk(stream.Chunk()); err != nil {
-			return
-		}
-		if !sw.hold {
-			if err := sw.flush(); err != nil {
-				return
-			}
-		}
-	}
-	sw.hold = false
-	if err := stream.Err(); err != nil {
-		e := provider.AsError(err)
-		s.logStreamError(r, e)
-		_ = enc.Fail(e)
-		return
-	}
-	_ = enc.Finish()
-}
 
 func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	var req llm.EmbeddingRequest
@@ -131,6 +69,10 @@ func (s *Server) images(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	if anthropicClient(r) {
+		s.anthropicModels(w, r)
+		return
+	}
 	writeJSON(w, http.StatusOK, llm.ModelList{Object: "list", Data: s.Gateway.Models()})
 }
 
@@ -138,6 +80,10 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	for _, m := range s.Gateway.Models() {
 		if m.ID == id {
+			if anthropicClient(r) {
+				writeJSON(w, http.StatusOK, s.anthropicModel(m))
+				return
+			}
 			writeJSON(w, http.StatusOK, m)
 			return
 		}

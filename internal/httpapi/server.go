@@ -145,6 +145,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/responses", s.auth(s.createResponse))
 	mux.HandleFunc("GET /v1/responses/{id}", s.auth(s.getResponse))
 	mux.HandleFunc("DELETE /v1/responses/{id}", s.auth(s.deleteResponse))
+	mux.HandleFunc("POST /v1/messages/count_tokens", s.auth(s.countTokens))
+	mux.HandleFunc("/v1/messages/", s.unknownMessagesRoute)
 	mux.HandleFunc("POST /v1/embeddings", s.auth(s.embeddings))
 	mux.HandleFunc("POST /v1/images/generations", s.auth(s.images))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))

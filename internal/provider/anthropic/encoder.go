@@ -12,6 +12,11 @@ type Emit func(event string, data any) error
 // message_start, content blocks (start, deltas, stop), message_delta,
 // message_stop. It holds the open block so kinds of output can interleave.
 type StreamEncoder struct {
+	// InputTokens is reported in message_start, where clients (LangChain)
+	// read it: the upstream's count comes only at the end, so this is the
+	// prompt's estimate; message_delta then carries the true usage.
+	InputTokens int
+
 	emit      Emit
 	started   bool
 	model     string
@@ -34,7 +39,8 @@ func (e *StreamEncoder) start(c *llm.ChatChunk) error {
 	}
 	e.started = true
 	e.id, e.model = MessageID(c.ID), c.Model
-	msg := MessagesResponse{ID: e.id, Type: "message", Role: "assistant", Model: e.model, Content: []Block{}}
+	msg := MessagesResponse{ID: e.id, Type: "message", Role: "assistant", Model: e.model, Content: []Block{},
+		Usage: Usage{InputTokens: e.InputTokens}}
 	if err := e.emit("message_start", streamEvent{Type: "message_start", Message: &msg}); err != nil {
 		return err
 	}
@@ -102,7 +108,7 @@ func (e *StreamEncoder) Chunk(c *llm.ChatChunk) error {
 			}
 			if _, seen := e.tools[ti]; !seen {
 				e.tools[ti] = e.nextIndex
-				if err := e.openBlock(Block{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: []byte("{}")}); err != nil {
+				if err := e.openBlock(Block{Type: "tool_use", ID: ToolUseID(tc.ID), Name: tc.Function.Name, Input: []byte("{}")}); err != nil {
 					return err
 				}
 			}
@@ -133,7 +139,11 @@ func (e *StreamEncoder) Finish() error {
 		stop = "end_turn"
 	}
 	u := AnthropicUsage(e.usage)
-	if err := e.emit("message_delta", streamEvent{Type: "message_delta", Delta: &eventDelta{StopReason: &stop}, Usage: &u}); err != nil {
+	if err := e.emit("message_delta", struct {
+		Type  string       `json:"type"`
+		Delta messageDelta `json:"delta"`
+		Usage Usage        `json:"usage"`
+	}{"message_delta", messageDelta{StopReason: stop}, u}); err != nil {
 		return err
 	}
 	return e.emit("message_stop", map[string]string{"type": "message_stop"})

@@ -59,7 +59,7 @@ func TestStreamEncoder(t *testing.T) {
 			`content_block_start {"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}`,
 			`content_block_delta {"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Hi"}}`,
 			`content_block_stop {"index":1,"type":"content_block_stop"}`,
-			`message_delta {"type":"message_delta","delta":{"stop_reason":"end_turn"},` +
+			`message_delta {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},` +
 				`"usage":{"input_tokens":10,"output_tokens":5,"cache_creation_input_tokens":20,"cache_read_input_tokens":100}}`,
 			encStop},
 	}, {
@@ -76,14 +76,14 @@ func TestStreamEncoder(t *testing.T) {
 			`content_block_start {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
 			`content_block_delta {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Checking."}}`,
 			`content_block_stop {"index":0,"type":"content_block_stop"}`,
-			`content_block_start {"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"call_a","name":"weather","input":{}}}`,
+			`content_block_start {"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_call_a","name":"weather","input":{}}}`,
 			`content_block_delta {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"city\":"}}`,
 			`content_block_delta {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"Hangzhou\"}"}}`,
 			`content_block_stop {"index":1,"type":"content_block_stop"}`,
-			`content_block_start {"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"call_b","name":"time","input":{}}}`,
+			`content_block_start {"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_call_b","name":"time","input":{}}}`,
 			`content_block_delta {"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{}"}}`,
 			`content_block_stop {"index":2,"type":"content_block_stop"}`,
-			`message_delta {"type":"message_delta","delta":{"stop_reason":"tool_use"},` +
+			`message_delta {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},` +
 				`"usage":{"input_tokens":0,"output_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}`,
 			encStop},
 	}, {
@@ -96,7 +96,7 @@ func TestStreamEncoder(t *testing.T) {
 			`content_block_start {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
 			`content_block_delta {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}`,
 			`content_block_stop {"index":0,"type":"content_block_stop"}`,
-			`message_delta {"type":"message_delta","delta":{"stop_reason":"max_tokens"},` +
+			`message_delta {"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},` +
 				`"usage":{"input_tokens":0,"output_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}`,
 			encStop},
 	}}

@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -14,16 +15,18 @@ type messagesRequestAlias MessagesRequest
 var messagesRequestFields = llm.FieldsOf(messagesRequestAlias{})
 
 // UnmarshalJSON refuses duplicates and other spellings of the fields
-// tidegate reads (llm.SplitMembers); unknown fields are dropped.
+// tidegate reads (llm.SplitMembers); unknown fields are kept in Extra.
 func (mr *MessagesRequest) UnmarshalJSON(data []byte) error {
 	var a messagesRequestAlias
 	if err := json.Unmarshal(data, &a); err != nil {
 		return err
 	}
-	if _, err := llm.SplitMembers(data, messagesRequestFields); err != nil {
+	extra, err := llm.SplitMembers(data, messagesRequestFields)
+	if err != nil {
 		return err
 	}
 	*mr = MessagesRequest(a)
+	mr.Extra = extra
 	return nil
 }
 
@@ -57,8 +60,11 @@ func (mr *MessagesRequest) Validate() error {
 }
 
 // ToChatRequest translates an Anthropic request into an OpenAI chat request,
-// so any provider can serve /v1/messages.
-func ToChatRequest(mr *MessagesRequest) *llm.ChatRequest {
+// so any provider can serve /v1/messages. What a chat request cannot carry
+// (documents, images in tool results, server tools, containers, …) is
+// refused with a KindUnsupported error rather than dropped; hints with no
+// meaning elsewhere (cache_control, thinking signatures) are left behind.
+func ToChatRequest(mr *MessagesRequest) (*llm.ChatRequest, error) {
 	req := &llm.ChatRequest{Model: mr.Model, Stream: mr.Stream, Temperature: mr.Temperature, TopP: mr.TopP,
 		MaxTokens: llm.Ptr(mr.MaxTokens)}
 	if len(mr.StopSequences) > 0 {
@@ -83,7 +89,13 @@ func ToChatRequest(mr *MessagesRequest) *llm.ChatRequest {
 			req.ReasoningEffort = "high"
 		}
 	}
-	for _, t := range mr.Tools {
+	if err := carryExtra(mr, req); err != nil {
+		return nil, err
+	}
+	for i, t := range mr.Tools {
+		if t.Type != "" && t.Type != "custom" {
+			return nil, cannotCarry(fmt.Sprintf("tools.%d.type", i), "server tool %q", t.Type)
+		}
 		req.Tools = append(req.Tools, llm.Tool{Type: "function",
 			Function: llm.ToolFunction{Name: t.Name, Description: t.Description, Parameters: t.InputSchema}})
 	}
@@ -110,7 +122,7 @@ func ToChatRequest(mr *MessagesRequest) *llm.ChatRequest {
 		}
 		req.Messages = append(req.Messages, llm.Message{Role: "system", Content: llm.TextContent(strings.Join(sys, "\n\n"))})
 	}
-	for _, m := range mr.Messages {
+	for i, m := range mr.Messages {
 		if m.Role == "assistant" {
 			req.Messages = append(req.Messages, assistantMessage(m.Content))
 			continue
@@ -118,21 +130,27 @@ func ToChatRequest(mr *MessagesRequest) *llm.ChatRequest {
 		// Tool results become tool messages, which OpenAI wants right after
 		// the assistant's calls; any other user content follows them.
 		var parts []llm.ContentPart
-		for _, b := range m.Content {
+		for j, b := range m.Content {
 			switch b.Type {
 			case "tool_result":
-				req.Messages = append(req.Messages, llm.Message{Role: "tool", ToolCallID: b.ToolUseID,
-					Content: llm.TextContent(toolResultText(b))})
+				text, err := toolResultText(b)
+				if err != nil {
+					return nil, cannotCarry(fmt.Sprintf("messages.%d.content.%d.content", i, j), "%v in a tool result", err)
+				}
+				req.Messages = append(req.Messages, llm.Message{Role: "tool", ToolCallID: b.ToolUseID, Content: llm.TextContent(text)})
 			case "text":
 				parts = append(parts, llm.ContentPart{Type: "text", Text: b.Text})
 			case "image":
-				if b.Source != nil {
-					u := b.Source.URL
-					if b.Source.Type == "base64" {
-						u = "data:" + b.Source.MediaType + ";base64," + b.Source.Data
-					}
-					parts = append(parts, llm.ContentPart{Type: "image_url", ImageURL: &llm.ImageURL{URL: u}})
+				if b.Source == nil || (b.Source.Type != "base64" && b.Source.Type != "url") {
+					return nil, cannotCarry(fmt.Sprintf("messages.%d.content.%d.source", i, j), "an image that is not base64 or a URL")
 				}
+				u := b.Source.URL
+				if b.Source.Type == "base64" {
+					u = "data:" + b.Source.MediaType + ";base64," + b.Source.Data
+				}
+				parts = append(parts, llm.ContentPart{Type: "image_url", ImageURL: &llm.ImageURL{URL: u}})
+			default:
+				return nil, cannotCarry(fmt.Sprintf("messages.%d.content.%d.type", i, j), "a %q block", b.Type)
 			}
 		}
 		switch {
@@ -142,7 +160,59 @@ func ToChatRequest(mr *MessagesRequest) *llm.ChatRequest {
 			req.Messages = append(req.Messages, llm.Message{Role: "user", Content: llm.Content{Parts: parts, Set: true}})
 		}
 	}
-	return req
+	return req, nil
+}
+
+// cannotCarry refuses what a chat translation would lose. The kind lets a
+// plan go on to a target that speaks Anthropic natively; with none, the
+// client gets a 400 naming the field.
+func cannotCarry(param, format string, args ...any) *provider.Error {
+	return &provider.Error{Kind: provider.KindUnsupported, Code: "unsupported_content", Param: param,
+		Message: fmt.Sprintf(format, args...) + " cannot be sent to this model: only a target that speaks Anthropic's Messages API can take it"}
+}
+
+// outputConfig is the part of output_config a chat request can carry.
+type outputConfig struct {
+	Effort string `json:"effort,omitempty"`
+	Format *struct {
+		Type   string          `json:"type"`
+		Schema json.RawMessage `json:"schema"`
+	} `json:"format,omitempty"`
+}
+
+// hints are members with no meaning to other providers, left behind like
+// cache_control on blocks: automatic caching, where the request runs.
+var hints = map[string]bool{"cache_control": true, "inference_geo": true}
+
+// carryExtra maps the members MessagesRequest does not read: a chat request
+// carries output_config's effort and JSON schema; hints are left; anything
+// else is refused.
+func carryExtra(mr *MessagesRequest, req *llm.ChatRequest) error {
+	for name, raw := range mr.Extra {
+		if hints[name] {
+			continue
+		}
+		if name != "output_config" {
+			return cannotCarry(name, "%s", name)
+		}
+		var oc outputConfig
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&oc); err != nil {
+			return cannotCarry(name, "this output_config")
+		}
+		if oc.Effort != "" && req.ReasoningEffort == "" {
+			req.ReasoningEffort = oc.Effort
+		}
+		if f := oc.Format; f != nil {
+			if f.Type != "json_schema" || len(f.Schema) == 0 {
+				return cannotCarry(name+".format", "output format %q", f.Type)
+			}
+			js, _ := json.Marshal(map[string]any{"name": "output", "strict": true, "schema": f.Schema})
+			req.ResponseFormat = &llm.ResponseFormat{Type: "json_schema", JSONSchema: js}
+		}
+	}
+	return nil
 }
 
 func assistantMessage(blocks Blocks) llm.Message {
@@ -167,21 +237,29 @@ func assistantMessage(blocks Blocks) llm.Message {
 	return msg
 }
 
-// toolResultText flattens a tool_result's content (a string or text blocks).
-func toolResultText(b Block) string {
+// toolResultText flattens a tool_result's content (a string or text
+// blocks); an error marks it as one (OpenAI's tool message has no flag). A
+// block of any other kind cannot be carried.
+func toolResultText(b Block) (string, error) {
 	var s string
-	if json.Unmarshal(b.Content, &s) == nil {
-		return s
-	}
-	var blocks []Block
-	_ = json.Unmarshal(b.Content, &blocks)
-	var out []string
-	for _, x := range blocks {
-		if x.Type == "text" {
+	if len(b.Content) > 0 && json.Unmarshal(b.Content, &s) != nil {
+		var blocks []Block
+		if err := json.Unmarshal(b.Content, &blocks); err != nil {
+			return "", err
+		}
+		var out []string
+		for _, x := range blocks {
+			if x.Type != "text" {
+				return "", fmt.Errorf("a %q block", x.Type)
+			}
 			out = append(out, x.Text)
 		}
+		s = strings.Join(out, "\n")
 	}
-	return strings.Join(out, "\n")
+	if b.IsError {
+		s = "Error: " + s
+	}
+	return s, nil
 }
 
 // AnthropicUsage converts the normal form back: input excludes cached tokens.
@@ -195,6 +273,65 @@ func AnthropicUsage(u *llm.Usage) Usage {
 	}
 	return Usage{InputTokens: max(0, u.PromptTokens-cached-written), OutputTokens: u.CompletionTokens,
 		CacheReadInputTokens: cached, CacheCreationInputTokens: written}
+}
+
+// mediaBytes is the flat size counted for an image or a document, as the
+// chat estimate counts an image part.
+const mediaBytes = 1024
+
+// PromptBytes sizes the prompt for planning and the budget reservation:
+// its text, tool calls, results and definitions, and a flat allowance for
+// each image or document (their encoded bytes say little of their tokens).
+func (mr *MessagesRequest) PromptBytes() int64 {
+	var n int64
+	var blocks func(bs []Block)
+	blocks = func(bs []Block) {
+		for _, b := range bs {
+			n += int64(len(b.Text) + len(b.Thinking) + len(b.Input) + len(b.Name) + 16)
+			switch {
+			case b.Type == "image" || b.Type == "document":
+				n += mediaBytes
+			case b.Type == "tool_result":
+				var inner Blocks
+				if json.Unmarshal(b.Content, &inner) == nil {
+					blocks(inner)
+				}
+			}
+		}
+	}
+	blocks(mr.System)
+	for _, m := range mr.Messages {
+		blocks(m.Content)
+	}
+	for _, t := range mr.Tools {
+		n += int64(len(t.Name) + len(t.Description) + len(t.InputSchema))
+	}
+	return n
+}
+
+// Needs lists the capabilities the request needs of a model ("tools", "vision").
+func (mr *MessagesRequest) Needs() []string {
+	var out []string
+	if len(mr.Tools) > 0 {
+		out = append(out, "tools")
+	}
+	for _, m := range mr.Messages {
+		for _, b := range m.Content {
+			if b.Type == "image" || (b.Type == "tool_result" && bytes.Contains(b.Content, []byte(`"image"`))) {
+				return append(out, "vision")
+			}
+		}
+	}
+	return out
+}
+
+// ToolUseID gives a translated tool call an Anthropic-style id, as the
+// SDKs and clients that check the prefix expect.
+func ToolUseID(id string) string {
+	if strings.HasPrefix(id, "toolu_") {
+		return id
+	}
+	return "toolu_" + id
 }
 
 // MessageID gives an answer an Anthropic-style id.
@@ -219,7 +356,7 @@ func FromChatResponse(resp *llm.ChatResponse) *MessagesResponse {
 			out.Content = append(out.Content, Block{Type: "text", Text: text})
 		}
 		for _, tc := range ch.Message.ToolCalls {
-			out.Content = append(out.Content, Block{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: toolInput(tc.Function.Arguments)})
+			out.Content = append(out.Content, Block{Type: "tool_use", ID: ToolUseID(tc.ID), Name: tc.Function.Name, Input: toolInput(tc.Function.Arguments)})
 		}
 		stop = StopReason(ch.FinishReason)
 	}

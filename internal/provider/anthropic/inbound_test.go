@@ -74,7 +74,7 @@ func TestToChatRequest(t *testing.T) {
 				{"type":"tool_use","id":"toolu_2","name":"weather","input":{}}]},
 			{"role":"user","content":[{"type":"text","text":"and this?"},
 				{"type":"tool_result","tool_use_id":"toolu_1","content":"21C"},
-				{"type":"tool_result","tool_use_id":"toolu_2","content":[{"type":"text","text":"a"},{"type":"image","source":{"type":"url","url":"u"}},{"type":"text","text":"b"}]},
+				{"type":"tool_result","tool_use_id":"toolu_2","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
 				{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBOR"}}]}]}`,
 		want: llm.ChatRequest{Model: "chat", MaxTokens: llm.Ptr(9), Messages: []llm.Message{
 			user("weather?"),
@@ -94,7 +94,10 @@ func TestToChatRequest(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := ToChatRequest(decode(t, tt.body))
+			got, err := ToChatRequest(decode(t, tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
 			if diff := cmp.Diff(&tt.want, got); diff != "" {
 				t.Errorf("ToChatRequest (-want +got):\n%s", diff)
 			}
@@ -107,7 +110,11 @@ func TestThinkingEffort(t *testing.T) {
 	got := map[int]string{}
 	for budget := range want {
 		mr := &MessagesRequest{Thinking: &Thinking{Type: "enabled", BudgetTokens: budget}}
-		got[budget] = ToChatRequest(mr).ReasoningEffort
+		req, err := ToChatRequest(mr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[budget] = req.ReasoningEffort
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("effort by budget (-want +got):\n%s", diff)
@@ -158,8 +165,8 @@ func TestFromChatResponse(t *testing.T) {
 				PromptTokensDetails: &llm.PromptTokensDetails{CachedTokens: 100, CacheWriteTokens: 20}}},
 		want: MessagesResponse{ID: "msg_chatcmpl-1", Type: "message", Role: "assistant", Model: "deepseek-chat", StopReason: end("tool_use"),
 			Content: []Block{{Type: "thinking", Thinking: "hmm"}, text("Checking."),
-				{Type: "tool_use", ID: "call_1", Name: "weather", Input: json.RawMessage(`{"city":"Hangzhou"}`)},
-				{Type: "tool_use", ID: "call_2", Name: "weather", Input: json.RawMessage(`{}`)}},
+				{Type: "tool_use", ID: "toolu_call_1", Name: "weather", Input: json.RawMessage(`{"city":"Hangzhou"}`)},
+				{Type: "tool_use", ID: "toolu_call_2", Name: "weather", Input: json.RawMessage(`{}`)}},
 			Usage: Usage{InputTokens: 10, OutputTokens: 5, CacheReadInputTokens: 100, CacheCreationInputTokens: 20}},
 	}, {
 		name: "length, id kept, no usage",

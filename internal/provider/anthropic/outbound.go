@@ -34,14 +34,6 @@ type Client struct {
 	HTTP    *http.Client
 }
 
-func (c *Client) url() string {
-	base := c.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	return strings.TrimRight(base, "/") + "/v1/messages"
-}
-
 func (c *Client) send(ctx context.Context, req *llm.ChatRequest, stream bool) (*http.Response, error) {
 	mr, err := FromChatRequest(req)
 	if err != nil {
@@ -55,7 +47,7 @@ func (c *Client) send(ctx context.Context, req *llm.ChatRequest, stream bool) (*
 	h := make(http.Header, 4)
 	h.Set("x-api-key", c.APIKey)
 	h.Set("anthropic-version", Version)
-	return provider.Call(ctx, c.HTTP, c.Name, c.url(), h, body, c.fail)
+	return provider.Call(ctx, c.HTTP, c.Name, c.endpoint("/v1/messages"), h, body, c.fail)
 }
 
 // fail maps an Anthropic error body ({"type":"error","error":{…}}).
@@ -216,17 +208,7 @@ func (s *stream) Next() bool {
 			}
 		case "message_delta":
 			if e.Usage != nil {
-				// output_tokens is cumulative; newer servers repeat the input side too.
-				s.usage.OutputTokens = e.Usage.OutputTokens
-				if e.Usage.InputTokens > 0 {
-					s.usage.InputTokens = e.Usage.InputTokens
-				}
-				if e.Usage.CacheReadInputTokens > 0 {
-					s.usage.CacheReadInputTokens = e.Usage.CacheReadInputTokens
-				}
-				if e.Usage.CacheCreationInputTokens > 0 {
-					s.usage.CacheCreationInputTokens = e.Usage.CacheCreationInputTokens
-				}
+				mergeUsage(&s.usage, e.Usage)
 				s.rawUsage = rawUsage(ev.Data)
 			}
 			if e.Delta != nil && e.Delta.StopReason != nil {
@@ -324,9 +306,12 @@ func FromChatRequest(req *llm.ChatRequest) (*MessagesRequest, error) {
 	if req.User != "" {
 		mr.Metadata = &Metadata{UserID: req.User}
 	}
-	if budget := thinkingBudget(req.ReasoningEffort); budget > 0 {
+	// The budget fits under max_tokens, never the reverse: max_tokens is
+	// what the budget reservation covered. Anthropic wants at least
+	// minThinking tokens of budget, below max_tokens; with less room there
+	// is no thinking.
+	if budget := min(thinkingBudget(req.ReasoningEffort), mr.MaxTokens-1); budget >= minThinking {
 		mr.Thinking = &Thinking{Type: "enabled", BudgetTokens: budget}
-		mr.MaxTokens = max(mr.MaxTokens, budget+1024)
 		mr.Temperature, mr.TopP = nil, nil // not allowed with thinking
 	}
 	for _, t := range req.Tools {
@@ -459,6 +444,9 @@ func toolChoice(req *llm.ChatRequest) *ToolChoice {
 	}
 	return tc
 }
+
+// minThinking is the smallest thinking budget Anthropic accepts.
+const minThinking = 1024
 
 func thinkingBudget(effort string) int {
 	switch effort {

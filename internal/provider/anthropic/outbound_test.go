@@ -51,10 +51,10 @@ func TestFromChatRequest(t *testing.T) {
 		want: MessagesRequest{Model: "m", MaxTokens: DefaultMaxTokens, TopP: llm.Ptr(0.9),
 			Messages: []Message{{Role: "user", Content: Blocks{text("hi")}}}},
 	}, {
-		name: "reasoning effort enables thinking, raises max_tokens, drops sampling",
+		name: "reasoning effort enables thinking within max_tokens (never raised past the reservation), drops sampling",
 		req: llm.ChatRequest{Model: "m", ReasoningEffort: "high", Temperature: llm.Ptr(0.2), TopP: llm.Ptr(0.5),
-			MaxTokens: llm.Ptr(1000), Messages: []llm.Message{user("hi")}},
-		want: MessagesRequest{Model: "m", MaxTokens: 16384 + 1024, Thinking: &Thinking{Type: "enabled", BudgetTokens: 16384},
+			MaxTokens: llm.Ptr(5000), Messages: []llm.Message{user("hi")}},
+		want: MessagesRequest{Model: "m", MaxTokens: 5000, Thinking: &Thinking{Type: "enabled", BudgetTokens: 4999},
 			Messages: []Message{{Role: "user", Content: Blocks{text("hi")}}}},
 	}, {
 		name: "low effort keeps a larger max_tokens",

@@ -24,6 +24,11 @@ type MessagesRequest struct {
 	Metadata      *Metadata       `json:"metadata,omitempty"`
 	Thinking      *Thinking       `json:"thinking,omitempty"`
 	ServiceTier   json.RawMessage `json:"service_tier,omitempty"`
+
+	// Extra holds the members tidegate does not read (output_config,
+	// container, …): a native target gets them in the client's bytes, a
+	// translation carries them or refuses the request.
+	Extra map[string]json.RawMessage `json:"-"`
 }
 
 type Metadata struct {
@@ -124,6 +129,9 @@ type Source struct {
 }
 
 type Tool struct {
+	// Type is "custom" (or absent) for a client tool; Anthropic's server
+	// tools (web_search_…, bash_…) have their own.
+	Type        string          `json:"type,omitempty"`
 	Name        string          `json:"name"`
 	Description string          `json:"description,omitempty"`
 	InputSchema json.RawMessage `json:"input_schema"`
@@ -186,4 +194,11 @@ type eventDelta struct {
 	Signature    string  `json:"signature,omitempty"`
 	StopReason   *string `json:"stop_reason,omitempty"`
 	StopSequence *string `json:"stop_sequence,omitempty"`
+}
+
+// messageDelta is message_delta's delta: both members always present, as
+// Anthropic sends them (stop_sequence null when no sequence matched).
+type messageDelta struct {
+	StopReason   string  `json:"stop_reason"`
+	StopSequence *string `json:"stop_sequence"`
 }
