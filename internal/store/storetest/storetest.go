@@ -40,6 +40,9 @@ func Run(t *testing.T, open Open) {
 		"ReleaseExpired":      testReleaseExpired,
 		"Report":              testReport,
 		"Credentials":         testCredentials,
+		"EvalSuites":          testEvalSuites,
+		"EvalAllOrNothing":    testEvalAllOrNothing,
+		"EvalRace":            testEvalRace,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
