@@ -195,8 +195,8 @@ func TestDemo(t *testing.T) {
 	}
 	sum := s.Summarize()
 	want := map[string]int{"classification": 10, "arithmetic": 10, "extraction": 10, "short_answer": 10}
-	if d := cmp.Diff(want, sum.Tags); d != "" || sum.Items != 40 {
-		t.Errorf("tags (-want +got):\n%s, items %d", d, sum.Items)
+	if d := cmp.Diff(want, sum.Tags); d != "" || sum.ItemCount != 40 {
+		t.Errorf("tags (-want +got):\n%s, items %d", d, sum.ItemCount)
 	}
 	perfect := map[string]func(e json.RawMessage) string{
 		"classification": func(e json.RawMessage) string { var s string; _ = json.Unmarshal(e, &s); return "Sentiment: " + s },

@@ -56,14 +56,14 @@ type Summary struct {
 	ID        string         `json:"id"`
 	Name      string         `json:"name"`
 	Grader    GraderSpec     `json:"grader"`
-	Items     int            `json:"items"`
+	ItemCount int            `json:"item_count"`
 	Tags      map[string]int `json:"tags"` // items per tag
 	CreatedAt time.Time      `json:"created_at"`
 }
 
 // Summarize counts a suite's items and tags.
 func (s *Suite) Summarize() Summary {
-	sum := Summary{ID: s.ID, Name: s.Name, Grader: s.Grader, Items: len(s.Items), Tags: map[string]int{}, CreatedAt: s.CreatedAt}
+	sum := Summary{ID: s.ID, Name: s.Name, Grader: s.Grader, ItemCount: len(s.Items), Tags: map[string]int{}, CreatedAt: s.CreatedAt}
 	for _, it := range s.Items {
 		for _, t := range it.Tags {
 			sum.Tags[t]++

@@ -92,7 +92,7 @@ func scanSummary(row interface{ Scan(...any) error }, extra ...any) (eval.Summar
 	var sum eval.Summary
 	var grader, tags string
 	var created int64
-	if err := row.Scan(append([]any{&sum.ID, &sum.Name, &grader, &sum.Items, &tags, &created}, extra...)...); err != nil {
+	if err := row.Scan(append([]any{&sum.ID, &sum.Name, &grader, &sum.ItemCount, &tags, &created}, extra...)...); err != nil {
 		return sum, err
 	}
 	if err := json.Unmarshal([]byte(grader), &sum.Grader); err != nil {
@@ -140,7 +140,7 @@ func (s *DB) Suite(ctx context.Context, name string) (*eval.Suite, error) {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		if su == nil {
-			su = &eval.Suite{ID: sum.ID, Name: sum.Name, Grader: sum.Grader, CreatedAt: sum.CreatedAt, Items: make([]eval.Item, 0, sum.Items)}
+			su = &eval.Suite{ID: sum.ID, Name: sum.Name, Grader: sum.Grader, CreatedAt: sum.CreatedAt, Items: make([]eval.Item, 0, sum.ItemCount)}
 		}
 		var it eval.Item
 		if err := json.Unmarshal([]byte(body), &it); err != nil {

@@ -58,8 +58,8 @@ func testEvalSuites(t *testing.T, s *store.DB) {
 		t.Fatal(err)
 	}
 	want := []eval.Summary{
-		{Name: "demo", Grader: su.Grader, Items: 1, Tags: map[string]int{"math": 1, "numeric": 1}},
-		{ID: su.ID, Name: "tickets", Grader: su.Grader, Items: 450, Tags: map[string]int{"math": 450, "numeric": 150}, CreatedAt: su.CreatedAt},
+		{Name: "demo", Grader: su.Grader, ItemCount: 1, Tags: map[string]int{"math": 1, "numeric": 1}},
+		{ID: su.ID, Name: "tickets", Grader: su.Grader, ItemCount: 450, Tags: map[string]int{"math": 450, "numeric": 150}, CreatedAt: su.CreatedAt},
 	}
 	if d := cmp.Diff(want, list, cmpopts.IgnoreFields(eval.Summary{}, "ID", "CreatedAt")); d != "" {
 		t.Errorf("Suites (-want +got):\n%s", d)
