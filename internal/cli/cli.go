@@ -25,6 +25,7 @@ Usage:
   tidegate drill [--scenario down,outage] [--stream] rehearse provider outages on the sim fleet
   tidegate diagnose REQUEST_ID [--json]             one request's timeline and who was slow
   tidegate status [--url URL]                       each target's health over the last hour and day
+  tidegate eval add|list|show|delete [flags]        eval suites (add NAME FILE.jsonl, or add demo --builtin)
   tidegate version                                  print the version
 `
 
@@ -54,6 +55,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = diagnoseCmd(ctx, args[1:], stdout, stderr)
 	case "status":
 		err = statusCmd(ctx, args[1:], stdout, stderr)
+	case "eval":
+		err = evalCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "tidegate", Version)
 	case "help", "-h", "--help":

@@ -30,6 +30,7 @@ type Store interface {
 	BudgetAdmin
 	CredentialAdmin
 	UsageReporter
+	EvalAdmin
 }
 
 // KeyAdmin creates, lists and revokes virtual keys.
@@ -73,6 +74,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/usage", s.adminOnly(s.usage))
 	mux.HandleFunc("GET /admin/requests/{id}", s.adminOnly(s.getRequest))
 	mux.HandleFunc("GET /admin/status", s.adminOnly(s.status))
+	s.evalRoutes(mux)
 }
 
 func (s *Server) now() time.Time {
