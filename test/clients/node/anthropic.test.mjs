@@ -1,30 +1,14 @@
 // The official `@anthropic-ai/sdk` npm package against a running tidegate:
 // /v1/messages (plain, streamed, tools), count_tokens, models and typed errors.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 
-import { outputTokens, routeMissing, simMarker, startFleet } from './tidegate.mjs';
-
-// Every suite is bounded: a hung stream fails it rather than stalling CI.
-const bounded = { timeout: 30_000 };
-
-let fleet;
-let client;
-
-before(async () => {
-  fleet = await startFleet();
-  client = newClient(fleet.masterKey);
-});
-after(async () => {
-  await fleet?.stop();
-});
+import { bounded, outputTokens, rejectsAs, routeMissing, simMarker, useFleet } from './tidegate.mjs';
 
 // Retries off: an error must reach the test as the class the SDK made of it
 // (the SDK would retry 429 and 529 by itself).
-function newClient(apiKey) {
-  return new Anthropic({ baseURL: fleet.url, apiKey, maxRetries: 0, timeout: 20_000 });
-}
+const env = useFleet((url, apiKey) => new Anthropic({ baseURL: url, apiKey, maxRetries: 0, timeout: 20_000 }));
 
 const weatherTool = {
   name: 'get_weather',
@@ -38,7 +22,7 @@ const hello = [{ role: 'user', content: 'Hello' }];
 for (const model of ['chat', 'claude']) {
   describe(`messages on ${model}`, bounded, () => {
     it('answers with usage', async () => {
-      const msg = await client.messages.create({ model, max_tokens: 256, system: 'Be brief.', messages: hello });
+      const msg = await env.client.messages.create({ model, max_tokens: 256, system: 'Be brief.', messages: hello });
       assert.equal(msg.type, 'message');
       assert.equal(msg.role, 'assistant');
       assert.equal(msg.content.length, 1);
@@ -50,7 +34,7 @@ for (const model of ['chat', 'claude']) {
     });
 
     it('streams events the SDK accumulates', async () => {
-      const stream = client.messages.stream({ model, max_tokens: 256, messages: [{ role: 'user', content: 'Stream to me' }] });
+      const stream = env.client.messages.stream({ model, max_tokens: 256, messages: [{ role: 'user', content: 'Stream to me' }] });
       const types = new Set();
       let text = '';
       stream.on('streamEvent', (ev) => types.add(ev.type));
@@ -68,7 +52,7 @@ for (const model of ['chat', 'claude']) {
 
     it('uses a tool and answers its result', async () => {
       const messages = [{ role: 'user', content: 'Weather in Hangzhou?' }];
-      const first = await client.messages.create({ model, max_tokens: 256, messages, tools: [weatherTool] });
+      const first = await env.client.messages.create({ model, max_tokens: 256, messages, tools: [weatherTool] });
       assert.equal(first.stop_reason, 'tool_use');
       const use = first.content.find((b) => b.type === 'tool_use');
       assert.ok(use, `no tool_use in ${JSON.stringify(first.content)}`);
@@ -79,13 +63,13 @@ for (const model of ['chat', 'claude']) {
         { role: 'assistant', content: first.content },
         { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: '{"temp_c":21}' }] },
       );
-      const second = await client.messages.create({ model, max_tokens: 256, messages, tools: [weatherTool] });
+      const second = await env.client.messages.create({ model, max_tokens: 256, messages, tools: [weatherTool] });
       assert.equal(second.stop_reason, 'end_turn');
       assert.ok(second.content[0].text.startsWith(simMarker), JSON.stringify(second.content));
     });
 
     it('streams a tool use whole', async () => {
-      const msg = await client.messages
+      const msg = await env.client.messages
         .stream({ model, max_tokens: 256, messages: [{ role: 'user', content: 'Weather in Hangzhou?' }], tools: [weatherTool] })
         .finalMessage();
       assert.equal(msg.stop_reason, 'tool_use');
@@ -96,9 +80,9 @@ for (const model of ['chat', 'claude']) {
 
     it('counts tokens', async (t) => {
       try {
-        const count = await client.messages.countTokens({ model, system: 'Be brief.', messages: hello, tools: [weatherTool] });
+        const count = await env.client.messages.countTokens({ model, system: 'Be brief.', messages: hello, tools: [weatherTool] });
         assert.ok(Number.isInteger(count.input_tokens) && count.input_tokens > 0, `input_tokens ${count.input_tokens}`);
-        const shorter = await client.messages.countTokens({ model, messages: hello });
+        const shorter = await env.client.messages.countTokens({ model, messages: hello });
         assert.ok(shorter.input_tokens < count.input_tokens, `${shorter.input_tokens} >= ${count.input_tokens}`);
       } catch (err) {
         if (!routeMissing(err)) throw err;
@@ -110,7 +94,7 @@ for (const model of ['chat', 'claude']) {
 
 describe('models', bounded, () => {
   it('lists models to a client that sends anthropic-version', async (t) => {
-    const page = await client.models.list();
+    const page = await env.client.models.list();
     const ids = page.data.map((m) => m.id);
     assert.ok(ids.includes('claude') && ids.includes('chat'), `models: ${ids}`);
     if (page.data[0].type !== 'model') {
@@ -129,35 +113,29 @@ describe('typed errors', bounded, () => {
   const ask = (c, model = 'chat') => c.messages.create({ model, max_tokens: 16, messages: hello });
 
   it('401 is an AuthenticationError', async () => {
-    await assert.rejects(ask(newClient('tg-not-a-key')), (err) => {
-      assert.ok(err instanceof Anthropic.AuthenticationError, `${err.constructor.name}: ${err.message}`);
+    await rejectsAs(ask(env.clientFor('tg-not-a-key')), Anthropic.AuthenticationError, (err) => {
       assert.equal(err.status, 401);
-      return true;
     });
   });
 
   it('an unknown model is a NotFoundError in Anthropic\'s shape', async () => {
-    await assert.rejects(ask(client, 'no-such-model'), (err) => {
-      assert.ok(err instanceof Anthropic.NotFoundError, `${err.constructor.name}: ${err.message}`);
+    await rejectsAs(ask(env.client, 'no-such-model'), Anthropic.NotFoundError, (err) => {
       assert.equal(err.error?.type, 'error');
       assert.equal(err.error?.error?.type, 'not_found_error');
-      return true;
     });
   });
 
   it('a key past its rpm gets a RateLimitError', async () => {
-    const limited = newClient(await fleet.createKey({ name: 'node-anthropic-rpm1', project: 'node', rpm: 1 }));
+    const limited = env.clientFor(await env.fleet.createKey({ name: 'node-anthropic-rpm1', project: 'node', rpm: 1 }));
     await ask(limited);
-    await assert.rejects(ask(limited), (err) => {
-      assert.ok(err instanceof Anthropic.RateLimitError, `${err.constructor.name}: ${err.message}`);
+    await rejectsAs(ask(limited), Anthropic.RateLimitError, (err) => {
       assert.equal(err.error?.error?.type, 'rate_limit_error');
       assert.ok(Number(err.headers.get('retry-after')) > 0, `retry-after ${err.headers.get('retry-after')}`);
-      return true;
     });
   });
 
   it('an overloaded provider is an OverloadedError (529)', async (t) => {
-    const err = await ask(client, 'down').then(() => assert.fail('a model that always fails answered'), (e) => e);
+    const err = await ask(env.client, 'down').then(() => assert.fail('a model that always fails answered'), (e) => e);
     if (err.status === 503) {
       t.skip(`/v1/messages answers an overloaded provider with 503, not Anthropic's 529, until issue 11 item 3 lands: ${err.message}`);
       return;

@@ -2,31 +2,15 @@
 // streamed, tools, structured output), embeddings, models, typed errors and
 // the Responses API.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 
-import { outputTokens, routeMissing, simMarker, startFleet } from './tidegate.mjs';
-
-// Every suite is bounded: a hung stream fails it rather than stalling CI.
-const bounded = { timeout: 30_000 };
-
-let fleet;
-let client;
-
-before(async () => {
-  fleet = await startFleet();
-  client = newClient(fleet.masterKey);
-});
-after(async () => {
-  await fleet?.stop();
-});
+import { bounded, outputTokens, rejectsAs, routeMissing, simMarker, useFleet } from './tidegate.mjs';
 
 // Retries off: an error must reach the test as the class the SDK made of it.
-function newClient(apiKey) {
-  return new OpenAI({ baseURL: `${fleet.url}/v1`, apiKey, maxRetries: 0, timeout: 20_000 });
-}
+const env = useFleet((url, apiKey) => new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0, timeout: 20_000 }));
 
 const weatherParameters = {
   type: 'object',
@@ -54,7 +38,7 @@ async function unlessRouteMissing(t, reason, fn) {
 for (const model of ['chat', 'claude']) {
   describe(`chat completions on ${model}`, bounded, () => {
     it('answers with usage and the contract headers', async () => {
-      const { data, response } = await client.chat.completions
+      const { data, response } = await env.client.chat.completions
         .create({ model, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello' }] })
         .withResponse();
       assert.ok(data.choices[0].message.content.startsWith(simMarker), data.choices[0].message.content);
@@ -67,7 +51,7 @@ for (const model of ['chat', 'claude']) {
     });
 
     it('streams chunks and a final usage chunk', async () => {
-      const stream = await client.chat.completions.create({
+      const stream = await env.client.chat.completions.create({
         model,
         messages: [{ role: 'user', content: 'Stream to me' }],
         stream: true,
@@ -87,7 +71,7 @@ for (const model of ['chat', 'claude']) {
     });
 
     it('accumulates a stream with the SDK helper', async () => {
-      const runner = client.chat.completions.stream({
+      const runner = env.client.chat.completions.stream({
         model,
         messages: [{ role: 'user', content: 'Stream to me' }],
         stream_options: { include_usage: true },
@@ -102,7 +86,7 @@ for (const model of ['chat', 'claude']) {
 
     it('calls a tool and answers its result', async () => {
       const messages = [{ role: 'user', content: 'Weather in Hangzhou?' }];
-      const first = await client.chat.completions.create({ model, messages, tools: [weatherTool] });
+      const first = await env.client.chat.completions.create({ model, messages, tools: [weatherTool] });
       const msg = first.choices[0].message;
       assert.equal(first.choices[0].finish_reason, 'tool_calls');
       assert.equal(msg.tool_calls?.length, 1);
@@ -110,13 +94,13 @@ for (const model of ['chat', 'claude']) {
       assert.equal(typeof JSON.parse(msg.tool_calls[0].function.arguments).city, 'string');
 
       messages.push(msg, { role: 'tool', tool_call_id: msg.tool_calls[0].id, content: '{"temp_c":21}' });
-      const second = await client.chat.completions.create({ model, messages, tools: [weatherTool] });
+      const second = await env.client.chat.completions.create({ model, messages, tools: [weatherTool] });
       assert.ok(second.choices[0].message.content.startsWith(simMarker), second.choices[0].message.content);
       assert.ok(!second.choices[0].message.tool_calls?.length, 'a tool call after the tool result');
     });
 
     it('streams a tool call whole through the SDK helper', async () => {
-      const done = await client.chat.completions
+      const done = await env.client.chat.completions
         .stream({ model, messages: [{ role: 'user', content: 'Weather in Hangzhou?' }], tools: [weatherTool] })
         .finalChatCompletion();
       const calls = done.choices[0].message.tool_calls;
@@ -127,7 +111,7 @@ for (const model of ['chat', 'claude']) {
 
     it('runs a tool round trip with runTools', async () => {
       const seen = [];
-      const runner = client.chat.completions.runTools({
+      const runner = env.client.chat.completions.runTools({
         model,
         messages: [{ role: 'user', content: 'Weather in Hangzhou?' }],
         tools: [{
@@ -155,7 +139,7 @@ describe('structured output', bounded, () => {
   it('parses a json_schema answer with chat.completions.parse', async (t) => {
     // Probe without the helper first: a sim that ignores the schema answers
     // JSON of its own shape, which the helper would only report as a ZodError.
-    const raw = await client.chat.completions.create({
+    const raw = await env.client.chat.completions.create({
       model: 'chat', messages: [{ role: 'user', content: 'Weather in Hangzhou as JSON' }], response_format: format,
     });
     const content = raw.choices[0].message.content;
@@ -164,7 +148,7 @@ describe('structured output', bounded, () => {
       t.skip(`the sim does not answer json_schema with a schema-valid object yet (issue 11 item 6); it said ${content}`);
       return;
     }
-    const done = await client.chat.completions.parse({
+    const done = await env.client.chat.completions.parse({
       model: 'chat', messages: [{ role: 'user', content: 'Weather in Hangzhou as JSON' }], response_format: format,
     });
     const parsed = done.choices[0].message.parsed;
@@ -173,7 +157,7 @@ describe('structured output', bounded, () => {
   });
 
   it('answers JSON mode with JSON, n times', async () => {
-    const done = await client.chat.completions.create({
+    const done = await env.client.chat.completions.create({
       model: 'chat', n: 2, seed: 7, response_format: { type: 'json_object' },
       messages: [{ role: 'user', content: 'Two answers as JSON' }],
     });
@@ -186,8 +170,8 @@ describe('embeddings and models', bounded, () => {
   it('embeds, in the SDK\'s default base64 and in floats alike', async () => {
     const input = ['tide', 'gate'];
     // The SDK asks for base64 unless told otherwise and decodes it itself.
-    const b64 = await client.embeddings.create({ model: 'embed', input });
-    const floats = await client.embeddings.create({ model: 'embed', input, encoding_format: 'float' });
+    const b64 = await env.client.embeddings.create({ model: 'embed', input });
+    const floats = await env.client.embeddings.create({ model: 'embed', input, encoding_format: 'float' });
     assert.deepEqual(b64.data.map((d) => d.index), [0, 1]);
     assert.ok(b64.usage.prompt_tokens > 0);
     for (const [i, d] of b64.data.entries()) {
@@ -201,14 +185,14 @@ describe('embeddings and models', bounded, () => {
 
   it('lists and retrieves models', async () => {
     const ids = new Set();
-    for await (const m of client.models.list()) ids.add(m.id);
+    for await (const m of env.client.models.list()) ids.add(m.id);
     for (const want of ['chat', 'claude', 'embed', 'sim/fast', 'claude/claude-sim']) {
       assert.ok(ids.has(want), `models list lacks ${want}: ${[...ids]}`);
     }
-    const m = await client.models.retrieve('sim/fast');
+    const m = await env.client.models.retrieve('sim/fast');
     assert.equal(m.id, 'sim/fast');
     assert.equal(m.owned_by, 'sim');
-    await assert.rejects(client.models.retrieve('nope'), OpenAI.NotFoundError);
+    await rejectsAs(env.client.models.retrieve('nope'), OpenAI.NotFoundError);
   });
 });
 
@@ -216,37 +200,29 @@ describe('typed errors', bounded, () => {
   const ask = (c, model = 'chat') => c.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] });
 
   it('401 is an AuthenticationError', async () => {
-    await assert.rejects(ask(newClient('tg-not-a-key')), (err) => {
-      assert.ok(err instanceof OpenAI.AuthenticationError, `${err.constructor.name}: ${err.message}`);
+    await rejectsAs(ask(env.clientFor('tg-not-a-key')), OpenAI.AuthenticationError, (err) => {
       assert.equal(err.status, 401);
-      return true;
     });
   });
 
   it('an unknown model is a NotFoundError', async () => {
-    await assert.rejects(ask(client, 'no-such-model'), (err) => {
-      assert.ok(err instanceof OpenAI.NotFoundError, `${err.constructor.name}: ${err.message}`);
+    await rejectsAs(ask(env.client, 'no-such-model'), OpenAI.NotFoundError, (err) => {
       assert.equal(err.code, 'model_not_found');
-      return true;
     });
   });
 
   it('a key past its rpm gets a RateLimitError', async () => {
-    const limited = newClient(await fleet.createKey({ name: 'node-rpm1', project: 'node', rpm: 1 }));
+    const limited = env.clientFor(await env.fleet.createKey({ name: 'node-rpm1', project: 'node', rpm: 1 }));
     await ask(limited);
-    await assert.rejects(ask(limited), (err) => {
-      assert.ok(err instanceof OpenAI.RateLimitError, `${err.constructor.name}: ${err.message}`);
+    await rejectsAs(ask(limited), OpenAI.RateLimitError, (err) => {
       assert.equal(err.code, 'rpm_limit_exceeded');
       assert.ok(Number(err.headers.get('retry-after')) > 0, `retry-after ${err.headers.get('retry-after')}`);
-      return true;
     });
   });
 
   it('an overloaded provider is an InternalServerError with 503', async () => {
-    await assert.rejects(ask(client, 'down'), (err) => {
-      assert.ok(err instanceof OpenAI.InternalServerError, `${err.constructor.name}: ${err.message}`);
+    await rejectsAs(ask(env.client, 'down'), OpenAI.InternalServerError, (err) => {
       assert.equal(err.status, 503);
-      return true;
     });
   });
 });
@@ -255,7 +231,7 @@ describe('responses API', bounded, () => {
   const pending = '/v1/responses is not served by this tidegate yet (issue 11 item 1)';
 
   it('creates a response', (t) => unlessRouteMissing(t, pending, async () => {
-    const res = await client.responses.create({ model: 'chat', instructions: 'Be brief.', input: 'Hello' });
+    const res = await env.client.responses.create({ model: 'chat', instructions: 'Be brief.', input: 'Hello' });
     assert.equal(res.object, 'response');
     assert.equal(res.status, 'completed');
     assert.ok(res.output_text.startsWith(simMarker), res.output_text);
@@ -264,7 +240,7 @@ describe('responses API', bounded, () => {
   }));
 
   it('streams typed events', (t) => unlessRouteMissing(t, pending, async () => {
-    const stream = await client.responses.create({ model: 'chat', input: 'Stream to me', stream: true });
+    const stream = await env.client.responses.create({ model: 'chat', input: 'Stream to me', stream: true });
     const types = [];
     let deltas = '';
     let completed;
@@ -282,7 +258,7 @@ describe('responses API', bounded, () => {
   }));
 
   it('accumulates a stream with the SDK helper', (t) => unlessRouteMissing(t, pending, async () => {
-    const stream = client.responses.stream({ model: 'chat', input: 'Stream to me' });
+    const stream = env.client.responses.stream({ model: 'chat', input: 'Stream to me' });
     let deltas = '';
     stream.on('response.output_text.delta', (ev) => { deltas += ev.delta; });
     // The helper builds its answer from the events (output_item.added,
@@ -296,13 +272,13 @@ describe('responses API', bounded, () => {
 
   it('calls a function tool and continues from previous_response_id', (t) => unlessRouteMissing(t, pending, async () => {
     const tools = [{ type: 'function', name: 'get_weather', description: 'Weather in a city', parameters: weatherParameters, strict: true }];
-    const first = await client.responses.create({ model: 'chat', input: 'Weather in Hangzhou?', tools });
+    const first = await env.client.responses.create({ model: 'chat', input: 'Weather in Hangzhou?', tools });
     const call = first.output.find((item) => item.type === 'function_call');
     assert.ok(call, `no function_call in ${JSON.stringify(first.output)}`);
     assert.equal(call.name, 'get_weather');
     assert.equal(typeof JSON.parse(call.arguments).city, 'string');
 
-    const second = await client.responses.create({
+    const second = await env.client.responses.create({
       model: 'chat', previous_response_id: first.id, tools,
       input: [{ type: 'function_call_output', call_id: call.call_id, output: '{"temp_c":21}' }],
     });
@@ -312,7 +288,7 @@ describe('responses API', bounded, () => {
 
   it('streams function-call arguments', (t) => unlessRouteMissing(t, pending, async () => {
     const tools = [{ type: 'function', name: 'get_weather', parameters: weatherParameters, strict: true }];
-    const stream = await client.responses.create({ model: 'chat', input: 'Weather in Hangzhou?', tools, stream: true });
+    const stream = await env.client.responses.create({ model: 'chat', input: 'Weather in Hangzhou?', tools, stream: true });
     let args = '';
     let completed;
     for await (const ev of stream) {
@@ -325,22 +301,22 @@ describe('responses API', bounded, () => {
   }));
 
   it('keeps a conversation by previous_response_id, then retrieves and deletes it', (t) => unlessRouteMissing(t, pending, async () => {
-    const first = await client.responses.create({ model: 'chat', input: 'Remember the word tide.' });
-    const second = await client.responses.create({ model: 'chat', input: 'Which word?', previous_response_id: first.id });
+    const first = await env.client.responses.create({ model: 'chat', input: 'Remember the word tide.' });
+    const second = await env.client.responses.create({ model: 'chat', input: 'Which word?', previous_response_id: first.id });
     assert.equal(second.previous_response_id, first.id);
     assert.ok(second.output_text.startsWith(simMarker));
     // The follow-up's prompt carries the stored turn, so it is the longer one.
     assert.ok(second.usage.input_tokens > first.usage.input_tokens, `${second.usage.input_tokens} <= ${first.usage.input_tokens}`);
 
-    const got = await client.responses.retrieve(first.id);
+    const got = await env.client.responses.retrieve(first.id);
     assert.equal(got.id, first.id);
     assert.equal(got.output_text, first.output_text);
-    await client.responses.delete(first.id);
-    await assert.rejects(client.responses.retrieve(first.id), OpenAI.NotFoundError);
+    await env.client.responses.delete(first.id);
+    await rejectsAs(env.client.responses.retrieve(first.id), OpenAI.NotFoundError);
   }));
 
   it('does not keep a response sent with store: false', (t) => unlessRouteMissing(t, pending, async () => {
-    const res = await client.responses.create({ model: 'chat', input: 'Forget me', store: false });
-    await assert.rejects(client.responses.retrieve(res.id), OpenAI.NotFoundError);
+    const res = await env.client.responses.create({ model: 'chat', input: 'Forget me', store: false });
+    await rejectsAs(env.client.responses.retrieve(res.id), OpenAI.NotFoundError);
   }));
 });

@@ -1,6 +1,7 @@
 // Runs real tidegate processes for the SDK suites: the binary is built from
 // this repository (or taken from TIDEGATE_BIN), started on a loopback port
 // with --addr-file, and stopped when the suite ends.
+import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,12 +9,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 
 // The sim's answers start with this marker (internal/provider/sim).
 export const simMarker = '[simulated]';
 export const outputTokens = 12;
+
+// Every suite is bounded: a hung stream fails it rather than stalling CI.
+export const bounded = { timeout: 30_000 };
 
 let built;
 
@@ -154,4 +159,33 @@ export function routeMissing(err) {
   if (err?.status !== 404) return false;
   const body = JSON.stringify(err.error ?? {});
   return body.includes('unknown_route') || /no route/.test(err.message ?? '');
+}
+
+// useFleet starts a fleet before a test file's suites and stops it after.
+// connect(url, apiKey) makes the file's SDK client; the result's client
+// (on the master key) and clientFor(key) are ready inside tests.
+export function useFleet(connect) {
+  const env = {
+    fleet: null,
+    client: null,
+    clientFor: (apiKey) => connect(env.fleet.url, apiKey),
+  };
+  before(async () => {
+    env.fleet = await startFleet();
+    env.client = env.clientFor(env.fleet.masterKey);
+  });
+  after(async () => {
+    await env.fleet?.stop();
+  });
+  return env;
+}
+
+// rejectsAs asserts that promise fails with an error of the SDK class want,
+// then runs check on that error.
+export async function rejectsAs(promise, want, check = () => {}) {
+  await assert.rejects(promise, (err) => {
+    assert.ok(err instanceof want, `${err.constructor.name}: ${err.message}`);
+    check(err);
+    return true;
+  });
 }
