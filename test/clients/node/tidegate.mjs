@@ -22,9 +22,9 @@ export const bounded = { timeout: 30_000 };
 
 let built;
 
-// binary returns a tidegate executable: TIDEGATE_BIN when CI built one,
-// else a fresh `go build` of this checkout into a temporary folder, removed
-// when the process ends.
+// binary returns a tidegate executable: TIDEGATE_BIN when given (npm test
+// and .ci/run build one first), else a `go build` of this checkout into a
+// temporary folder, removed when the process ends.
 function binary() {
   if (process.env.TIDEGATE_BIN) return process.env.TIDEGATE_BIN;
   if (!built) {
