@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 
-import { bounded, outputTokens, rejectsAs, routeMissing, simMarker, useFleet } from './tidegate.mjs';
+import { bounded, outputTokens, rejectsAs, simMarker, useFleet } from './tidegate.mjs';
 
 // Retries off: an error must reach the test as the class the SDK made of it
 // (the SDK would retry 429 and 529 by itself).
@@ -78,43 +78,30 @@ for (const model of ['chat', 'claude']) {
       assert.equal(typeof use.input.city, 'string');
     });
 
-    it('carries a request-id and toolu_ tool ids', async (t) => {
+    it('carries a request-id and toolu_ tool ids', async () => {
       const msg = await env.client.messages.create({
         model, max_tokens: 256, messages: [{ role: 'user', content: 'Weather in Hangzhou?' }], tools: [weatherTool],
       });
       // The SDK reads request-id into _request_id (null when the header is absent).
-      if (msg._request_id == null) {
-        t.skip('/v1/messages sends no request-id header yet (issue 11 item 3)');
-        return;
-      }
       assert.match(msg._request_id, /^req_/);
       const use = msg.content.find((b) => b.type === 'tool_use');
       assert.match(use?.id ?? '', /^toolu_/, JSON.stringify(msg.content));
     });
 
-    it('counts tokens', async (t) => {
-      try {
-        const count = await env.client.messages.countTokens({ model, system: 'Be brief.', messages: hello, tools: [weatherTool] });
-        assert.ok(Number.isInteger(count.input_tokens) && count.input_tokens > 0, `input_tokens ${count.input_tokens}`);
-        const shorter = await env.client.messages.countTokens({ model, messages: hello });
-        assert.ok(shorter.input_tokens < count.input_tokens, `${shorter.input_tokens} >= ${count.input_tokens}`);
-      } catch (err) {
-        if (!routeMissing(err)) throw err;
-        t.skip(`POST /v1/messages/count_tokens is not served by this tidegate yet (issue 11 item 3): ${err.message}`);
-      }
+    it('counts tokens', async () => {
+      const count = await env.client.messages.countTokens({ model, system: 'Be brief.', messages: hello, tools: [weatherTool] });
+      assert.ok(Number.isInteger(count.input_tokens) && count.input_tokens > 0, `input_tokens ${count.input_tokens}`);
+      const shorter = await env.client.messages.countTokens({ model, messages: hello });
+      assert.ok(shorter.input_tokens < count.input_tokens, `${shorter.input_tokens} >= ${count.input_tokens}`);
     });
   });
 }
 
 describe('models', bounded, () => {
-  it('lists models to a client that sends anthropic-version', async (t) => {
+  it('lists models to a client that sends anthropic-version', async () => {
     const page = await env.client.models.list();
     const ids = page.data.map((m) => m.id);
     assert.ok(ids.includes('claude') && ids.includes('chat'), `models: ${ids}`);
-    if (page.data[0].type !== 'model') {
-      t.skip(`/v1/models does not answer in Anthropic's shape yet (issue 11 item 3): ${JSON.stringify(page.data[0])}`);
-      return;
-    }
     for (const m of page.data) {
       assert.equal(m.type, 'model');
       assert.equal(typeof m.display_name, 'string');
@@ -148,12 +135,8 @@ describe('typed errors', bounded, () => {
     });
   });
 
-  it('an overloaded provider is an OverloadedError (529)', async (t) => {
+  it('an overloaded provider is an OverloadedError (529)', async () => {
     const err = await ask(env.client, 'down').then(() => assert.fail('a model that always fails answered'), (e) => e);
-    if (err.status === 503) {
-      t.skip(`/v1/messages answers an overloaded provider with 503, not Anthropic's 529, until issue 11 item 3 lands: ${err.message}`);
-      return;
-    }
     assert.ok(err instanceof Anthropic.OverloadedError, `${err.constructor.name}: ${err.message}`);
     assert.equal(err.status, 529);
     assert.equal(err.error?.error?.type, 'overloaded_error');

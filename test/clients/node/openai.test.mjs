@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 
-import { bounded, outputTokens, rejectsAs, routeMissing, simMarker, useFleet } from './tidegate.mjs';
+import { bounded, outputTokens, rejectsAs, simMarker, useFleet } from './tidegate.mjs';
 
 // Retries off: an error must reach the test as the class the SDK made of it.
 const env = useFleet((url, apiKey) => new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0, timeout: 20_000 }));
@@ -23,16 +23,6 @@ const weatherTool = {
   function: { name: 'get_weather', description: 'Weather in a city', parameters: weatherParameters },
 };
 
-// unlessRouteMissing runs fn, and skips the test, saying why, when tidegate
-// answers that it has no such route: the surface is being built (issue 11).
-async function unlessRouteMissing(t, reason, fn) {
-  try {
-    await fn();
-  } catch (err) {
-    if (!routeMissing(err)) throw err;
-    t.skip(`${reason}: ${err.message}`);
-  }
-}
 
 // "chat" is served by the built-in sim, "claude" by an Anthropic-dialect upstream.
 for (const model of ['chat', 'claude']) {
@@ -136,18 +126,14 @@ describe('structured output', bounded, () => {
   const Weather = z.object({ city: z.string(), temp_c: z.number(), sunny: z.boolean() });
   const format = zodResponseFormat(Weather, 'weather');
 
-  it('parses a json_schema answer with chat.completions.parse', async (t) => {
-    // Probe without the helper first: a sim that ignores the schema answers
-    // JSON of its own shape, which the helper would only report as a ZodError.
+  it('parses a json_schema answer with chat.completions.parse', async () => {
+    // Without the helper first: a schema-invalid answer is then named, where
+    // the helper would only report a ZodError.
     const raw = await env.client.chat.completions.create({
       model: 'chat', messages: [{ role: 'user', content: 'Weather in Hangzhou as JSON' }], response_format: format,
     });
     const content = raw.choices[0].message.content;
-    const probe = Weather.safeParse(JSON.parse(content));
-    if (!probe.success) {
-      t.skip(`the sim does not answer json_schema with a schema-valid object yet (issue 11 item 6); it said ${content}`);
-      return;
-    }
+    assert.ok(Weather.safeParse(JSON.parse(content)).success, `not valid for the schema: ${content}`);
     const done = await env.client.chat.completions.parse({
       model: 'chat', messages: [{ role: 'user', content: 'Weather in Hangzhou as JSON' }], response_format: format,
     });
@@ -228,18 +214,17 @@ describe('typed errors', bounded, () => {
 });
 
 describe('responses API', bounded, () => {
-  const pending = '/v1/responses is not served by this tidegate yet (issue 11 item 1)';
 
-  it('creates a response', (t) => unlessRouteMissing(t, pending, async () => {
+  it('creates a response', async () => {
     const res = await env.client.responses.create({ model: 'chat', instructions: 'Be brief.', input: 'Hello' });
     assert.equal(res.object, 'response');
     assert.equal(res.status, 'completed');
     assert.ok(res.output_text.startsWith(simMarker), res.output_text);
     assert.equal(res.usage.output_tokens, outputTokens);
     assert.ok(res.usage.input_tokens > 0);
-  }));
+  });
 
-  it('streams typed events', (t) => unlessRouteMissing(t, pending, async () => {
+  it('streams typed events', async () => {
     const stream = await env.client.responses.create({ model: 'chat', input: 'Stream to me', stream: true });
     const types = [];
     let deltas = '';
@@ -255,9 +240,9 @@ describe('responses API', bounded, () => {
     assert.ok(deltas.startsWith(simMarker), deltas);
     assert.equal(completed.output_text ?? completed.output[0].content[0].text, deltas);
     assert.equal(completed.usage.output_tokens, outputTokens);
-  }));
+  });
 
-  it('accumulates a stream with the SDK helper', (t) => unlessRouteMissing(t, pending, async () => {
+  it('accumulates a stream with the SDK helper', async () => {
     const stream = env.client.responses.stream({ model: 'chat', input: 'Stream to me' });
     let deltas = '';
     stream.on('response.output_text.delta', (ev) => { deltas += ev.delta; });
@@ -268,9 +253,9 @@ describe('responses API', bounded, () => {
       .flatMap((item) => item.content).map((part) => part.text).join('');
     assert.ok(deltas.startsWith(simMarker), deltas);
     assert.equal(text, deltas);
-  }));
+  });
 
-  it('calls a function tool and continues from previous_response_id', (t) => unlessRouteMissing(t, pending, async () => {
+  it('calls a function tool and continues from previous_response_id', async () => {
     const tools = [{ type: 'function', name: 'get_weather', description: 'Weather in a city', parameters: weatherParameters, strict: true }];
     const first = await env.client.responses.create({ model: 'chat', input: 'Weather in Hangzhou?', tools });
     const call = first.output.find((item) => item.type === 'function_call');
@@ -284,9 +269,9 @@ describe('responses API', bounded, () => {
     });
     assert.equal(second.previous_response_id, first.id);
     assert.ok(second.output_text.startsWith(simMarker), second.output_text);
-  }));
+  });
 
-  it('streams function-call arguments', (t) => unlessRouteMissing(t, pending, async () => {
+  it('streams function-call arguments', async () => {
     const tools = [{ type: 'function', name: 'get_weather', parameters: weatherParameters, strict: true }];
     const stream = await env.client.responses.create({ model: 'chat', input: 'Weather in Hangzhou?', tools, stream: true });
     let args = '';
@@ -298,9 +283,9 @@ describe('responses API', bounded, () => {
     const call = completed.output.find((item) => item.type === 'function_call');
     assert.equal(call?.arguments, args);
     assert.equal(typeof JSON.parse(args).city, 'string');
-  }));
+  });
 
-  it('keeps a conversation by previous_response_id, then retrieves and deletes it', (t) => unlessRouteMissing(t, pending, async () => {
+  it('keeps a conversation by previous_response_id, then retrieves and deletes it', async () => {
     const first = await env.client.responses.create({ model: 'chat', input: 'Remember the word tide.' });
     const second = await env.client.responses.create({ model: 'chat', input: 'Which word?', previous_response_id: first.id });
     assert.equal(second.previous_response_id, first.id);
@@ -313,10 +298,10 @@ describe('responses API', bounded, () => {
     assert.equal(got.output_text, first.output_text);
     await env.client.responses.delete(first.id);
     await rejectsAs(env.client.responses.retrieve(first.id), OpenAI.NotFoundError);
-  }));
+  });
 
-  it('does not keep a response sent with store: false', (t) => unlessRouteMissing(t, pending, async () => {
+  it('does not keep a response sent with store: false', async () => {
     const res = await env.client.responses.create({ model: 'chat', input: 'Forget me', store: false });
     await rejectsAs(env.client.responses.retrieve(res.id), OpenAI.NotFoundError);
-  }));
+  });
 });

@@ -153,14 +153,6 @@ models:
   };
 }
 
-// routeMissing tells an SDK error for a route this tidegate does not serve
-// (yet) from any other failure: 404 with tidegate's unknown_route answer.
-export function routeMissing(err) {
-  if (err?.status !== 404) return false;
-  const body = JSON.stringify(err.error ?? {});
-  return body.includes('unknown_route') || /no route/.test(err.message ?? '');
-}
-
 // useFleet starts a fleet before a test file's suites and stops it after.
 // connect(url, apiKey) makes the file's SDK client; the result's client
 // (on the master key) and clientFor(key) are ready inside tests.
