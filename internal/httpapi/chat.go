@@ -178,17 +178,12 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	defer stream.Close()
 	defer s.streamStarted()()
 	sw := s.newSSE(w)
-	for stream.Next() {
-		sw.hold = stream.Buffered()
-		if err := sw.data(stream.Chunk()); err != nil {
-			return // the client is gone or not reading; closing the stream cancels the upstream
-		}
+	e, ok := s.pump(r, sw, stream, func(c *llm.ChatChunk) error { return sw.data(c) })
+	if !ok {
+		return // the client is gone or not reading
 	}
-	sw.hold = false
-	if err := stream.Err(); err != nil {
+	if e != nil {
 		// Past the commit point: end with an error event and no [DONE].
-		e := provider.AsError(err)
-		s.logStreamError(r, e)
 		_ = sw.data(errorBody(r, e))
 		return
 	}

@@ -128,21 +128,11 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	enc := anthropic.NewStreamEncoder(sw.event)
 	enc.InputTokens = int(gateway.EstimateTokens(int(min(req.PromptBytes, 1<<40))))
-	for stream.Next() {
-		sw.hold = stream.Buffered()
-		if err := enc.Chunk(stream.Chunk()); err != nil {
-			return
-		}
-		if !sw.hold {
-			if err := sw.flush(); err != nil {
-				return
-			}
-		}
+	e, ok := s.pump(r, sw, stream, enc.Chunk)
+	if !ok {
+		return
 	}
-	sw.hold = false
-	if err := stream.Err(); err != nil {
-		e := provider.AsError(err)
-		s.logStreamError(r, e)
+	if e != nil {
 		_ = enc.Fail(e)
 		return
 	}
@@ -152,16 +142,11 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 // relayEvents writes a native stream's events as they came; a break after
 // the commit point ends it with an error event in Anthropic's shape.
 func (s *Server) relayEvents(w http.ResponseWriter, r *http.Request, sw *sseWriter, stream *gateway.MessagesStream) {
-	for stream.Next() {
-		sw.hold = stream.Buffered()
-		if err := sw.raw(stream.Chunk().Raw); err != nil {
-			return // the client is gone; closing the stream cancels the upstream
-		}
+	e, ok := s.pump(r, sw, stream, func(c *llm.ChatChunk) error { return sw.raw(c.Raw) })
+	if !ok {
+		return
 	}
-	sw.hold = false
-	if err := stream.Err(); err != nil {
-		e := provider.AsError(err)
-		s.logStreamError(r, e)
+	if e != nil {
 		_ = sw.event("error", errorBody(r, e))
 		return
 	}

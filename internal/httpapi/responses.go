@@ -124,21 +124,11 @@ func (s *Server) createResponse(w http.ResponseWriter, r *http.Request) {
 	defer s.streamStarted()()
 	sw := s.newSSE(w)
 	enc := responses.NewStreamEncoder(base, ids.New, sw.event)
-	for stream.Next() {
-		sw.hold = stream.Buffered()
-		if err := enc.Chunk(stream.Chunk()); err != nil {
-			return // the client is gone; closing the stream cancels the upstream
-		}
-		if !sw.hold {
-			if err := sw.flush(); err != nil {
-				return
-			}
-		}
+	e, ok := s.pump(r, sw, stream, enc.Chunk)
+	if !ok {
+		return // the client is gone; closing the stream cancels the upstream
 	}
-	sw.hold = false
-	if err := stream.Err(); err != nil {
-		e := provider.AsError(err)
-		s.logStreamError(r, e)
+	if e != nil {
 		_ = enc.Fail(failureCode(e), clientMessage(e))
 		return
 	}

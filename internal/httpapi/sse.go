@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/provider"
 )
 
 // sseWriter writes server-sent events, flushing each at once, with a fresh
@@ -21,6 +22,8 @@ type sseWriter struct {
 	// hold defers the flush while the next chunk is already in memory: a
 	// burst goes out in one write, and no token ever waits for a later one.
 	hold bool
+	// unflushed: something was written under hold and not flushed yet.
+	unflushed bool
 }
 
 func (s *Server) newSSE(w http.ResponseWriter) *sseWriter {
@@ -54,8 +57,10 @@ func (sw *sseWriter) raw(b []byte) error {
 		return err
 	}
 	if sw.hold {
+		sw.unflushed = true
 		return nil
 	}
+	sw.unflushed = false
 	return sw.rc.Flush()
 }
 
@@ -90,5 +95,41 @@ func (sw *sseWriter) event(name string, v any) error {
 
 func (sw *sseWriter) flush() error {
 	sw.begin()
+	sw.unflushed = false
 	return sw.rc.Flush()
+}
+
+// chunkStream is a gateway stream as the relay sees it.
+type chunkStream interface {
+	Next() bool
+	Chunk() *llm.ChatChunk
+	Buffered() bool
+	Err() error
+}
+
+// pump relays a stream's chunks through emit, which writes zero or more
+// events for each. A flush is held while the next chunk is already in
+// memory, so a burst goes out in one write and no chunk waits for a later
+// one. It returns false when the client went away, and the stream's error
+// (logged) when it broke past the commit point: the caller ends the stream
+// in its route's shape.
+func (s *Server) pump(r *http.Request, sw *sseWriter, stream chunkStream, emit func(*llm.ChatChunk) error) (*provider.Error, bool) {
+	for stream.Next() {
+		sw.hold = stream.Buffered()
+		if err := emit(stream.Chunk()); err != nil {
+			return nil, false // closing the stream cancels the upstream
+		}
+		if !sw.hold && sw.unflushed {
+			if err := sw.flush(); err != nil {
+				return nil, false
+			}
+		}
+	}
+	sw.hold = false
+	if err := stream.Err(); err != nil {
+		e := provider.AsError(err)
+		s.logStreamError(r, e)
+		return e, true
+	}
+	return nil, true
 }
