@@ -134,7 +134,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 store: sqlite:%s/bench.db
 master_key: bench-key
 log_level: info
-server: {shutdown_grace: 2s}
+server: {shutdown_grace: 2s, max_conns_per_ip: 100000}   # the load tool is one client address
 providers:
   - name: up
     type: openai
