@@ -139,9 +139,9 @@ func (s *DB) SaveResult(ctx context.Context, r *eval.RunResult) (fresh bool, err
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = s.now()
 	}
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO eval_results (run_id, item_id, model, request_id, judge_request_id, score, answer, reason, error, latency_us, created_at)
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO eval_results (run_id, item_id, model, request_id, judge_label, score, answer, reason, error, latency_us, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, item_id, model) DO NOTHING`),
-		r.RunID, r.ItemID, r.Model, r.RequestID, r.JudgeRequestID, r.Score, r.Answer, r.Reason, r.Error, r.Latency.Microseconds(), micros(r.CreatedAt))
+		r.RunID, r.ItemID, r.Model, r.RequestID, r.JudgeLabel, r.Score, r.Answer, r.Reason, r.Error, r.Latency.Microseconds(), micros(r.CreatedAt))
 	if err != nil {
 		return false, fmt.Errorf("store: %w", err)
 	}
@@ -152,13 +152,13 @@ func (s *DB) SaveResult(ctx context.Context, r *eval.RunResult) (fresh bool, err
 // resultCosts reads a result's costs from the ledger: the candidate's
 // request and the judge's, summed over their attempts.
 const resultCosts = `COALESCE((SELECT SUM(l.cost) FROM usage_ledger l WHERE l.request_id = r.request_id AND r.request_id <> ''), 0),
-	COALESCE((SELECT SUM(l.cost) FROM usage_ledger l WHERE l.request_id = r.judge_request_id AND r.judge_request_id <> ''), 0),
+	COALESCE((SELECT SUM(l.cost) FROM usage_ledger l WHERE l.client_request_id = r.judge_label AND r.judge_label <> ''), 0),
 	COALESCE((SELECT MAX(l.currency) FROM usage_ledger l WHERE l.request_id = r.request_id AND r.request_id <> ''), '')`
 
 // RunResults reads a run's results, by item then model, with their costs
 // from the ledger.
 func (s *DB) RunResults(ctx context.Context, runID string) ([]eval.RunResult, error) {
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT r.run_id, r.item_id, r.model, r.request_id, r.judge_request_id, r.score, r.answer, r.reason, r.error, r.latency_us, r.created_at, `+resultCosts+`
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT r.run_id, r.item_id, r.model, r.request_id, r.judge_label, r.score, r.answer, r.reason, r.error, r.latency_us, r.created_at, `+resultCosts+`
 		FROM eval_results r WHERE r.run_id = ? ORDER BY r.item_id, r.model`), runID)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -168,7 +168,7 @@ func (s *DB) RunResults(ctx context.Context, runID string) ([]eval.RunResult, er
 	for rows.Next() {
 		var r eval.RunResult
 		var latency, created int64
-		if err := rows.Scan(&r.RunID, &r.ItemID, &r.Model, &r.RequestID, &r.JudgeRequestID, &r.Score, &r.Answer, &r.Reason, &r.Error, &latency, &created,
+		if err := rows.Scan(&r.RunID, &r.ItemID, &r.Model, &r.RequestID, &r.JudgeLabel, &r.Score, &r.Answer, &r.Reason, &r.Error, &latency, &created,
 			&r.CostMicros, &r.JudgeCostMicros, &r.Currency); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}

@@ -23,7 +23,7 @@ CREATE TABLE eval_results (
     item_id          TEXT NOT NULL,
     model            TEXT NOT NULL,
     request_id       TEXT NOT NULL,  -- the ledger's key for the candidate's call
-    judge_request_id TEXT NOT NULL,  -- and for the judge's, when one graded
+    judge_label      TEXT NOT NULL,  -- the client label on the judge's calls, when one graded
     score            DOUBLE PRECISION NOT NULL,
     answer           TEXT NOT NULL,
     reason           TEXT NOT NULL,
