@@ -31,6 +31,7 @@ type Store interface {
 	CredentialAdmin
 	UsageReporter
 	EvalAdmin
+	EvalRunReader
 }
 
 // KeyAdmin creates, lists and revokes virtual keys.
