@@ -66,5 +66,5 @@ type RunResult struct {
 	JudgeCostMicros int64     `json:"judge_cost_micros,omitempty"`
 	Currency        string    `json:"currency,omitempty"`
 	CreatedAt       time.Time `json:"-"`
-	JudgeLabel  string    `json:"judge_label,omitempty"`
+	JudgeLabel      string    `json:"judge_label,omitempty"`
 }
