@@ -309,3 +309,61 @@ func TestEvalRunCrash(t *testing.T) {
 		})
 	}
 }
+
+// TestEvalRunJudge: a judge item is graded by the configured judge model
+// through the gateway; the judge's calls are billed apart (eval_judge),
+// and a judge reply that is not the JSON asked for is a result's error.
+func TestEvalRunJudge(t *testing.T) {
+	cfg, calls := evalConfig(t, "sqlite:"+filepath.Join(t.TempDir(), "t.db"), sim.Model{Name: "a", OutputTokens: 8}, sim.Model{Name: "judge", OutputTokens: 12})
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, "evals: {judge: up/judge}")
+	f.Close()
+	suite := filepath.Join(t.TempDir(), "j.jsonl")
+	os.WriteFile(suite, []byte(`{"id": "j1", "messages": [{"role": "user", "content": "Greet"}], "expected": "a polite greeting", "grader": "judge"}
+{"id": "j2", "messages": [{"role": "user", "content": "2+2?"}], "expected": "4"}
+`), 0o600)
+	if _, e, code := runMain(t, "eval", "add", "j", suite, "--config", cfg); code != 0 {
+		t.Fatalf("eval add: %s", e)
+	}
+	out, e, code := runMain(t, "eval", "run", "j", "--models", "up/a", "--json", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("eval run: %s", e)
+	}
+	var sc evalrun.Scorecard
+	if err := json.Unmarshal([]byte(out), &sc); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 3 {
+		t.Errorf("%d upstream calls, want 2 candidates' and 1 judge's", calls.Load())
+	}
+	st, err := app.OpenStore(context.Background(), mustLoad(t, cfg).Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	results, err := st.RunResults(context.Background(), sc.ID)
+	if err != nil || len(results) != 2 {
+		t.Fatalf("results %v, %v", results, err)
+	}
+	j1 := results[0]
+	if j1.JudgeLabel == "" || j1.JudgeCostMicros <= 0 || !strings.Contains(j1.Error, "judge") || results[1].JudgeLabel != "" {
+		t.Errorf("judged item %+v; exact item %+v", j1, results[1])
+	}
+	if got := sc.Results[0].JudgeCost.Amount; got != float64(j1.JudgeCostMicros)/1e6 {
+		t.Errorf("scorecard judge cost %v, ledger %v", got, j1.JudgeCostMicros)
+	}
+	report, err := st.UsageReport(context.Background(), "purpose", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	purposes := map[string]int64{}
+	for _, r := range report {
+		purposes[r.Group] = r.Requests
+	}
+	if purposes[eval.PurposeEval] != 2 || purposes[eval.PurposeJudge] != 1 {
+		t.Errorf("ledger requests by purpose %v, want eval 2, eval_judge 1", purposes)
+	}
+}
