@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/config"
+	"github.com/tidegate/tidegate/internal/evalrun"
 	"github.com/tidegate/tidegate/internal/fleet"
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/httpapi"
@@ -57,6 +58,8 @@ type App struct {
 	Store   *store.DB
 	Gateway *gateway.Gateway
 	API     *httpapi.Server
+	// Evals runs eval suites; Serve resumes the API-started runs.
+	Evals *evalrun.Runner
 	// Master authorises everything.
 	Master MasterKey
 	// Started is when New began, for the "ready in" line.
@@ -145,6 +148,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		RequestTimeout:   cfg.Reliability.RequestTimeout,
 		Judge:            verdict.New(),
 	}
+	a.Evals = &evalrun.Runner{Store: a.Store, Gateway: gw, Logger: logger, Judge: cfg.Evals.Judge}
+	a.API.EvalRuns = a.Evals
 	creds.gw, creds.rt = gw, rt
 	a.API.CredentialsChanged = creds.Reload
 	if slices.ContainsFunc(cfg.Providers, func(p config.Provider) bool { return p.StoredCredentials }) {
@@ -269,6 +274,10 @@ func (a *App) Serve(ctx context.Context, ls *Listeners) error {
 	if ls.Admin != nil {
 		servers, listeners = append(servers, a.httpServer(a.API.AdminHandler())), append(listeners, ls.Admin)
 	}
+	ectx, stopEvals := context.WithCancel(ctx)
+	evalsDone := make(chan struct{})
+	go func() { defer close(evalsDone); a.Evals.Serve(ectx) }()
+	defer func() { stopEvals(); <-evalsDone }()
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() { errc <- srv.Serve(listeners[i]) }()

@@ -22,12 +22,16 @@ const evalUsage = `usage:
   tidegate eval list [--json]
   tidegate eval show NAME [--json]
   tidegate eval delete NAME
+  tidegate eval run NAME --models provider/model,… [--concurrency 8] [--json] [--out DIR] [--run ID]
 each takes --config FILE (default: the demo's store)`
 
 // evalCmd: tidegate eval add|list|show|delete, on the configured store.
 func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(evalUsage)
+	}
+	if args[0] == "run" {
+		return evalRunCmd(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("eval "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)

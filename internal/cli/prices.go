@@ -70,7 +70,7 @@ func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (default: the demo's store)")
-	groupBy := fs.String("group-by", "model", "key, project, model, provider or day")
+	groupBy := fs.String("group-by", "model", "key, project, model, provider, purpose or day")
 	from := fs.String("from", "", "start (RFC 3339 or YYYY-MM-DD; default 30 days ago)")
 	to := fs.String("to", "", "end, exclusive (default now)")
 	asCSV := fs.Bool("csv", false, "print CSV")

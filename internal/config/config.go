@@ -37,6 +37,14 @@ type Config struct {
 	Reliability Reliability `yaml:"reliability"`
 	Observe     Observe     `yaml:"observe"`
 	Admin       Admin       `yaml:"admin"`
+	Evals       Evals       `yaml:"evals"`
+}
+
+// Evals configures eval runs.
+type Evals struct {
+	// Judge is the provider/model that grades judge items; its calls are
+	// billed apart (purpose eval_judge). Empty: judge items fail to grade.
+	Judge string `yaml:"judge"`
 }
 
 // Admin configures the admin surface.

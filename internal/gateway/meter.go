@@ -14,10 +14,12 @@ type Call struct {
 	// ledger's key. ClientRequestID is the client's x-request-id, a label only.
 	RequestID       string
 	ClientRequestID string
-	KeyID           string
-	ProjectID       string
-	RPM, TPM        int64
-	MaxStreams      int64
+	// Purpose tags the ledger rows: "" for traffic, "eval" for eval runs.
+	Purpose    string
+	KeyID      string
+	ProjectID  string
+	RPM, TPM   int64
+	MaxStreams int64
 }
 
 // Estimate is what a request may cost at worst, for budgets and limits.

@@ -31,6 +31,7 @@ type Store interface {
 	CredentialAdmin
 	UsageReporter
 	EvalAdmin
+	EvalRunReader
 }
 
 // KeyAdmin creates, lists and revokes virtual keys.
@@ -427,9 +428,9 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 		groupBy = "model"
 	}
 	switch groupBy {
-	case "key", "project", "model", "provider", "day":
+	case "key", "project", "model", "provider", "purpose", "day":
 	default:
-		s.writeError(w, r, invalid("group_by", "group_by is one of key, project, model, provider, day"))
+		s.writeError(w, r, invalid("group_by", "group_by is one of key, project, model, provider, purpose, day"))
 		return
 	}
 	from, to, err := ParseRange(q.Get("from"), q.Get("to"), s.now())

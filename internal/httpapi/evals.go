@@ -25,6 +25,7 @@ func (s *Server) evalRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/evals", s.adminOnly(s.listSuites))
 	mux.HandleFunc("GET /admin/evals/{name}", s.adminOnly(s.getSuite))
 	mux.HandleFunc("DELETE /admin/evals/{name}", s.adminOnly(s.deleteSuite))
+	s.evalRunRoutes(mux)
 }
 
 // SuiteView is a suite as the admin API shows it: its summary, and its

@@ -78,6 +78,8 @@ type Server struct {
 	// WriteTimeout bounds each write to a client, so a reader that stopped
 	// reading cannot hold a stream (and its upstream) forever.
 	WriteTimeout time.Duration
+	// EvalRuns starts eval runs (POST /admin/evals/{name}/runs); nil: off.
+	EvalRuns EvalRunner
 	// Store holds virtual keys and serves the admin API; nil: master key only.
 	Store Store
 	// Sealer encrypts provider credentials; nil: the credentials API is off.

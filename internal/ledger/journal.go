@@ -48,6 +48,7 @@ type intent struct {
 	Request  string          `json:"request"`
 	Key      string          `json:"key,omitempty"`
 	Project  string          `json:"project,omitempty"`
+	Purpose  string          `json:"purpose,omitempty"`
 	Attempt  gateway.Attempt `json:"attempt"` // the attempt about to start, billed for its prompt if nothing follows
 	PriceRef string          `json:"price_ref,omitempty"`
 	Res      *Reservation    `json:"res,omitempty"`
@@ -68,7 +69,7 @@ type journaled struct{ *tab }
 // journal writes a new tab's intent; the request is refused (503) when the
 // outbox cannot take it, rather than served without a durable bill.
 func (m *Meter) journal(t *tab, est gateway.Estimate) (gateway.Tab, error) {
-	in := intent{Request: t.call.RequestID, Key: t.call.KeyID, Project: t.call.ProjectID,
+	in := intent{Request: t.call.RequestID, Key: t.call.KeyID, Project: t.call.ProjectID, Purpose: t.call.Purpose,
 		Attempt: gateway.Attempt{Number: 1, Usage: llm.Usage{PromptTokens: int(est.PromptTokens)}, Estimated: true, Status: StatusCrashed},
 		Res:     t.res, Budgets: t.budgets}
 	if _, local := m.holds().(*LocalHolds); local && t.res != nil {
@@ -168,7 +169,7 @@ func (m *Meter) SettleWaiting(ctx context.Context, ot outbox.Tab) error {
 		m.Logger.Error("outbox: unreadable intent dropped", "tab", ot.ID, "error", err)
 		return nil
 	}
-	t := &tab{m: m, call: &gateway.Call{RequestID: in.Request, KeyID: in.Key, ProjectID: in.Project}, res: in.Res, budgets: in.Budgets}
+	t := &tab{m: m, call: &gateway.Call{RequestID: in.Request, KeyID: in.Key, ProjectID: in.Project, Purpose: in.Purpose}, res: in.Res, budgets: in.Budgets}
 	closed := false
 	for _, r := range ot.Records {
 		var a appended

@@ -73,7 +73,7 @@ func PriceUnknown(target string) *provider.Error {
 // entry makes an attempt's ledger record: its usage checked and clamped
 // before any arithmetic (sanitize), then priced.
 func (m *Meter) entry(call *gateway.Call, est gateway.Estimate, a gateway.Attempt, at time.Time) Entry {
-	u := Entry{RequestID: call.RequestID, ClientRequestID: call.ClientRequestID, Attempt: a.Number, CreatedAt: at,
+	u := Entry{RequestID: call.RequestID, ClientRequestID: call.ClientRequestID, Purpose: call.Purpose, Attempt: a.Number, CreatedAt: at,
 		KeyID: call.KeyID, ProjectID: call.ProjectID, Provider: a.Target.Provider, Model: a.Target.Model,
 		PromptTokens: int64(a.Usage.PromptTokens), CompletionTokens: int64(a.Usage.CompletionTokens),
 		CachedTokens: int64(a.Usage.CachedTokens()), ReasoningTokens: int64(a.Usage.ReasoningTokens()), Images: a.Images.N,

@@ -76,6 +76,7 @@ func (e *BudgetExceededError) Error() string { return "ledger: budget " + e.Budg
 type Entry struct {
 	RequestID        string // the gateway's own id: with Attempt, the record's key
 	ClientRequestID  string // the client's x-request-id, a label to search by
+	Purpose          string // "" for traffic; eval spend is tagged (eval.Purpose…)
 	Attempt          int
 	CreatedAt        time.Time
 	KeyID            string

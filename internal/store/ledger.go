@@ -26,7 +26,7 @@ func (s *DB) insertUsage(ctx context.Context, tx *sql.Tx, records []ledger.Entry
 			u.RequestID, u.Attempt, micros(u.CreatedAt), u.KeyID, u.ProjectID, u.Provider, u.Model,
 			u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.CacheWriteTokens, u.ReasoningTokens, u.Cost, u.Currency,
 			b2i(u.Priced), b2i(u.Estimated), u.Status, u.Latency.Microseconds(), u.PriceRef,
-			u.ClientRequestID, u.Images, u.Flags)
+			u.ClientRequestID, u.Images, u.Flags, u.Purpose)
 		if err != nil {
 			return false, fmt.Errorf("store: %w", err)
 		}
@@ -51,6 +51,7 @@ var reportColumns = map[string]string{
 	"project":  "project_id",
 	"model":    "model",
 	"provider": "provider",
+	"purpose":  "purpose", // "" traffic, eval, eval_judge
 }
 
 // UsageReport sums the ledger between from and to (to exclusive), grouped by

@@ -12,8 +12,8 @@ const (
 	sqlReleaseWindow = `UPDATE budget_windows SET reserved = reserved - ? WHERE budget_id = ? AND period_start = ?`
 	sqlInsertUsage   = `INSERT INTO usage_ledger (request_id, attempt, created_at, key_id, project_id, provider, model,
 			prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost, currency, priced, estimated, status, latency_us, price_ref,
-			client_request_id, images, usage_flags)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id, attempt) DO NOTHING`
+			client_request_id, images, usage_flags, purpose)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id, attempt) DO NOTHING`
 )
 
 // hotWrites are the statements every metered request runs; prepared once.

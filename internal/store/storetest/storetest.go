@@ -43,6 +43,7 @@ func Run(t *testing.T, open Open) {
 		"EvalSuites":          testEvalSuites,
 		"EvalAllOrNothing":    testEvalAllOrNothing,
 		"EvalRace":            testEvalRace,
+		"EvalRuns":            testEvalRuns,
 		"ClientLabels":        testClientLabels,
 		"SettleNeverCredits":  testSettleNeverCredits,
 		"Responses":           testResponses,
