@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/ability"
 	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/evalrun"
 	"github.com/tidegate/tidegate/internal/fleet"
@@ -43,6 +44,10 @@ const (
 	SecretKeyEnv = "TIDEGATE_SECRET_KEY"
 )
 
+// abilityRefresh is how often ability routes reread results and prices:
+// a new eval run or price moves their choices within it.
+const abilityRefresh = 20 * time.Second
+
 // Options tune what New builds beyond the config.
 type Options struct {
 	Logger  *slog.Logger // nil: discard
@@ -62,6 +67,8 @@ type App struct {
 	Evals *evalrun.Runner
 	// Master authorises everything.
 	Master MasterKey
+	// Abilities are the ability routes by public name.
+	Abilities map[string]*ability.Route
 	// Started is when New began, for the "ready in" line.
 	Started time.Time
 
@@ -113,7 +120,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	rt := newRouter(cfg)
+	ab := &abilityDeps{catalog: catalog, logger: logger, abilities: map[string]*ability.Route{}}
+	if rs, ok := any(a.Store).(ability.Results); ok {
+		ab.results = rs
+	}
+	rt := newRouter(cfg, ab)
+	a.Abilities = ab.abilities
+	for _, r := range ab.abilities {
+		a.background(func(ctx context.Context) { r.Run(ctx, abilityRefresh) })
+	}
 	rt.SetCredentials(credentialIDs(cfg.Providers))
 	gw := &gateway.Gateway{
 		Router:    rt,

@@ -241,6 +241,9 @@ type Provider struct {
 type Sim struct {
 	Seed   uint64      `yaml:"seed"`
 	Models []sim.Model `yaml:"models"`
+	// Tasks is a suite file (native JSONL) whose items the fleet's models
+	// with skills answer by skill; default: the built-in demo suite.
+	Tasks string `yaml:"tasks"`
 }
 
 // Model is a public model name and its ordered targets.
@@ -265,6 +268,23 @@ type Model struct {
 	// request in 20 keeps the configured order, so a target that recovered
 	// is noticed. "" or "config": as listed.
 	Order string `yaml:"order"`
+	// Route chooses targets per prompt; nil: Order or Weights.
+	Route *Route `yaml:"route"`
+}
+
+// Route is a model's per-prompt routing.
+type Route struct {
+	// Ability sends each prompt to the cheapest target predicted to answer
+	// it right, learned from a suite's eval results.
+	Ability *Ability `yaml:"ability"`
+}
+
+// Ability configures an ability route.
+type Ability struct {
+	Suite string `yaml:"suite"`
+	// Quality is the bar: the share of the best target's quality on the
+	// suite the route keeps on prompts it has not seen, in (0, 1].
+	Quality float64 `yaml:"quality"`
 }
 
 // DataDir is where the demo keeps its state.
@@ -281,6 +301,11 @@ func Default() *Config {
 			{Name: "chat-fast", Targets: []string{"sim/fast"}},
 			{Name: "chat-flaky", Targets: []string{"sim/flaky", "sim/fast"}},
 			{Name: "embed", Targets: []string{"sim/embed"}},
+			// Learns from results of the built-in demo suite
+			// (tidegate eval run demo --models sim/nano,sim/mini,sim/pro,sim/max);
+			// before a run, the listed order.
+			{Name: "ability", Targets: []string{"sim/max", "sim/pro", "sim/mini", "sim/nano"},
+				Route: &Route{Ability: &Ability{Suite: "demo", Quality: 0.95}}},
 		},
 	}
 	c.applyDefaults()
@@ -549,6 +574,19 @@ func (c *Config) Validate() error {
 		}
 		if m.Order != "" && m.Order != "config" && m.Order != "latency" {
 			bad(f+".order", "want config or latency, got %q", m.Order)
+		}
+		if m.Route != nil {
+			a := m.Route.Ability
+			switch {
+			case a == nil:
+				bad(f+".route", "want ability: {suite, quality}")
+			case a.Suite == "":
+				bad(f+".route.ability.suite", "is required")
+			case !(a.Quality > 0 && a.Quality <= 1):
+				bad(f+".route.ability.quality", "want a share of the best target's quality in (0, 1], got %v", a.Quality)
+			case m.Weights != nil || m.Order == "latency":
+				bad(f+".route", "an ability route excludes weights and latency order")
+			}
 		}
 		for j, t := range m.Targets {
 			tf := fmt.Sprintf("%s.targets[%d]", f, j)

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/config"
+	"github.com/tidegate/tidegate/internal/eval"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/provider/anthropic"
 	"github.com/tidegate/tidegate/internal/provider/gemini"
@@ -92,7 +94,15 @@ func build(c config.Provider) (provider.Provider, error) {
 		if c.Sim != nil {
 			seed, models = c.Sim.Seed, c.Sim.Models
 		}
-		return sim.New(c.Name, seed, models), nil
+		f := sim.New(c.Name, seed, models)
+		if c.Sim != nil && c.Sim.Tasks != "" {
+			ts, err := simTasks(c.Sim.Tasks)
+			if err != nil {
+				return nil, fmt.Errorf("provider %s: sim.tasks: %w", c.Name, err)
+			}
+			f.SetTasks(ts)
+		}
+		return f, nil
 	case "anthropic":
 		return &anthropic.Client{Name: c.Name, BaseURL: c.BaseURL, APIKey: c.APIKey, HTTP: HTTPClient(c.Timeout)}, nil
 	case "gemini":
@@ -103,4 +113,21 @@ func build(c config.Provider) (provider.Provider, error) {
 		return nil, fmt.Errorf("unknown type %q", c.Type)
 	}
 	return &openai.Client{Name: c.Name, Preset: preset, BaseURL: c.BaseURL, APIKey: c.APIKey, HTTP: HTTPClient(c.Timeout)}, nil
+}
+
+// simTasks reads a suite file as the tasks a sim fleet knows.
+func simTasks(path string) ([]sim.Task, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := eval.Parse(path, data, eval.Options{})
+	if err != nil {
+		return nil, err
+	}
+	s := &eval.Suite{Name: "tasks", Grader: eval.GraderSpec{Type: eval.TypeExact}, Items: p.Items}
+	if err := eval.Validate(s, p.Lines); err != nil {
+		return nil, err
+	}
+	return sim.TasksOf(s), nil
 }

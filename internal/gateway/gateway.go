@@ -132,7 +132,7 @@ func (o Outcome) Settle() {
 // chatPlan plans a chat request: its route's order, less the targets that
 // cannot take it (capabilities, context window).
 func (g *Gateway) chatPlan(req *llm.ChatRequest) (*router.Plan, error) {
-	return g.Router.Plan(&router.Request{Model: req.Model, Stream: req.Stream, PromptBytes: promptBytes(req), Needs: needs(req)})
+	return g.Router.Plan(&router.Request{Model: req.Model, Stream: req.Stream, PromptBytes: promptBytes(req), Needs: needs(req), Messages: req.Messages})
 }
 
 // needs lists the capabilities a request needs.
@@ -164,6 +164,7 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 	if err != nil {
 		return nil, Outcome{}, err
 	}
+	timing.From(ctx).Chose(plan.Reason)
 	release, err := takeRoute(plan)
 	if err != nil {
 		return nil, Outcome{}, err

@@ -22,6 +22,7 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 	if err != nil {
 		return nil, Outcome{}, err
 	}
+	timing.From(ctx).Chose(plan.Reason)
 	est := estimate(req, plan.Targets, g.outputCap())
 	releaseRoute, err := takeRoute(plan)
 	if err != nil {

@@ -14,6 +14,13 @@ type Policy interface {
 	Order(req *Request, ts []Target) []Target
 }
 
+// Explainer is a Policy that also says why it ordered a request's
+// targets so; the reason goes into the plan and the request record.
+type Explainer interface {
+	Policy
+	Explain(req *Request, ts []Target) ([]Target, string)
+}
+
 // Listed keeps the configured order.
 type Listed struct{}
 

@@ -7,7 +7,10 @@ import "time"
 type Plan struct {
 	Route   *Route
 	Targets []Target
-	r       *Router
+	// Reason is why the route's policy chose this order, when it says
+	// (ability routes): shown in the request record.
+	Reason string
+	r      *Router
 }
 
 // Spec is what the fleet declares of t.

@@ -1,6 +1,10 @@
 package router
 
-import "time"
+import (
+	"time"
+
+	"github.com/tidegate/tidegate/internal/llm"
+)
 
 // Route is a public model name and its policy, as data: the targets it may
 // use, how to order them for a request, and how to call them.
@@ -53,4 +57,7 @@ type Request struct {
 	PromptBytes int64
 	// Needs lists the capabilities the request needs ("tools", "vision").
 	Needs []string
+	// Messages is the prompt, for policies that choose by what it asks
+	// (ability routes); nil where the request has none.
+	Messages []llm.Message
 }

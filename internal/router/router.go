@@ -110,13 +110,19 @@ func (r *Router) Plan(req *Request) (*Plan, error) {
 		return nil, err
 	}
 	// Order first: a policy sees the route's targets as configured.
-	ts := rt.Order.Order(req, rt.Targets)
+	var ts []Target
+	var reason string
+	if ex, ok := rt.Order.(Explainer); ok {
+		ts, reason = ex.Explain(req, rt.Targets)
+	} else {
+		ts = rt.Order.Order(req, rt.Targets)
+	}
 	for _, f := range r.filters {
 		if ts, err = r.filter(f, req, ts); err != nil {
 			return nil, err
 		}
 	}
-	return &Plan{Route: rt, Targets: r.expand(ts), r: r}, nil
+	return &Plan{Route: rt, Targets: r.expand(ts), Reason: reason, r: r}, nil
 }
 
 func (r *Router) route(model string) (*Route, error) {

@@ -78,18 +78,20 @@ type AttemptRecord struct {
 
 // Record is a finished request's timeline.
 type Record struct {
-	ID        string          `json:"id"`
-	Received  time.Time       `json:"received"`
-	Endpoint  string          `json:"endpoint"`
-	Model     string          `json:"model,omitempty"`
-	Stream    bool            `json:"stream"`
-	Status    int             `json:"status"`
-	ErrorKind string          `json:"error_kind,omitempty"`
-	Route     string          `json:"route,omitempty"`
-	KeyID     string          `json:"key_id,omitempty"`
-	Phases    Phases          `json:"phases"`
-	Attempts  []AttemptRecord `json:"attempts"`
-	Verdict   Verdict         `json:"verdict"`
+	ID        string    `json:"id"`
+	Received  time.Time `json:"received"`
+	Endpoint  string    `json:"endpoint"`
+	Model     string    `json:"model,omitempty"`
+	Stream    bool      `json:"stream"`
+	Status    int       `json:"status"`
+	ErrorKind string    `json:"error_kind,omitempty"`
+	Route     string    `json:"route,omitempty"`
+	// RouteReason is why the route's policy chose its order (ability routes).
+	RouteReason string          `json:"route_reason,omitempty"`
+	KeyID       string          `json:"key_id,omitempty"`
+	Phases      Phases          `json:"phases"`
+	Attempts    []AttemptRecord `json:"attempts"`
+	Verdict     Verdict         `json:"verdict"`
 	// The W3C trace the request belongs to (when tracing is on), and its span.
 	TraceID      string `json:"trace_id,omitempty"`
 	SpanID       string `json:"span_id,omitempty"`
@@ -221,10 +223,10 @@ type Meta struct {
 // offset from Received); the verdict is left for the judge.
 func (r *Request) Finish(m Meta, finished time.Duration) Record {
 	r.mu.Lock()
-	model, stream, keyID := r.model, r.stream, r.keyID
+	model, stream, keyID, reason := r.model, r.stream, r.keyID, r.reason
 	r.mu.Unlock()
 	rec := Record{ID: r.ID, Received: r.Received, Endpoint: m.Endpoint, Model: model, Stream: stream,
-		Status: m.Status, ErrorKind: m.ErrorKind, Route: m.Route, KeyID: keyID}
+		Status: m.Status, ErrorKind: m.ErrorKind, Route: m.Route, RouteReason: reason, KeyID: keyID}
 	rec.Phases = r.phases(finished, &rec.Attempts)
 	rec.RequestBody, rec.ResponseBody = r.Bodies()
 	if t := r.trace; t != nil {

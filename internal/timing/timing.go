@@ -29,6 +29,7 @@ type Request struct {
 	clientEarly   time.Duration // client wait before routing ended
 	attempts      []*Attempt
 	model, keyID  string
+	reason        string // the route policy's, when it gives one
 	stream        bool
 	trace         *Trace
 	// Bodies, kept only when the request log stores them (capture).
@@ -147,6 +148,16 @@ func (r *Request) Routed() {
 	d := r.since()
 	r.mu.Lock()
 	r.routed = d
+	r.mu.Unlock()
+}
+
+// Chose records why the route's policy ordered the plan as it did.
+func (r *Request) Chose(reason string) {
+	if r == nil || reason == "" {
+		return
+	}
+	r.mu.Lock()
+	r.reason = reason
 	r.mu.Unlock()
 }
 

@@ -65,6 +65,10 @@ type Model struct {
 	// NoProcessingHeader leaves out openai-processing-ms, as most
 	// upstreams but OpenAI do.
 	NoProcessingHeader bool `yaml:"no_processing_header"`
+	// Skills is the model's accuracy per task kind (an eval item's first
+	// tag), 0–1: it answers a task the fleet knows right with that chance
+	// (a kind not listed: never). Unset: it answers tasks like any prompt.
+	Skills map[string]float64 `yaml:"skills"`
 }
 
 // Head modes.
@@ -82,6 +86,17 @@ func DefaultFleet() []Model {
 		{Name: "slow", TTFT: 800 * time.Millisecond, TokensPerSecond: 20, OutputTokens: 64},
 		{Name: "flaky", TTFT: 50 * time.Millisecond, TokensPerSecond: 100, OutputTokens: 32, Fault: Fault{Kind: Fault503, Rate: 0.3}},
 		{Name: "embed", OutputTokens: 8},
+		// Four models of different skill and (demo) price for ability
+		// routing: each of the three cheap ones is strong on some task kinds
+		// of the demo suite and weak on others; max is good at all and dear.
+		{Name: "nano", TTFT: 20 * time.Millisecond, OutputTokens: 16,
+			Skills: map[string]float64{"classification": 0.97, "extraction": 0.5, "arithmetic": 0.15, "short_answer": 0.4}},
+		{Name: "mini", TTFT: 40 * time.Millisecond, OutputTokens: 16,
+			Skills: map[string]float64{"classification": 0.85, "extraction": 0.97, "arithmetic": 0.3, "short_answer": 0.75}},
+		{Name: "pro", TTFT: 80 * time.Millisecond, OutputTokens: 16,
+			Skills: map[string]float64{"classification": 0.85, "extraction": 0.8, "arithmetic": 0.96, "short_answer": 0.96}},
+		{Name: "max", TTFT: 150 * time.Millisecond, OutputTokens: 16,
+			Skills: map[string]float64{"classification": 0.97, "extraction": 0.97, "arithmetic": 0.97, "short_answer": 0.97}},
 	}
 }
 
@@ -157,7 +172,8 @@ func (p *plan) text(choice int) string {
 // engine decides answers; it is safe for concurrent use (it holds no state
 // but its configuration: randomness comes from the seed and the request).
 type engine struct {
-	seed uint64
+	seed  uint64
+	tasks *taskBook // shared by the engine's copies
 }
 
 func hashRequest(req *llm.ChatRequest) uint64 {
@@ -261,6 +277,13 @@ func (e engine) plan(m Model, req *llm.ChatRequest, serial uint64) plan {
 		if limit := req.MaxOutputTokens(); limit > 0 && limit < len(pieces) {
 			pieces, p.finish = pieces[:limit], llm.FinishLength
 		}
+		p.tokens, p.fixed = len(pieces), make([][]string, p.choices)
+		for c := range p.fixed {
+			p.fixed[c] = pieces
+		}
+	}
+	if answer, ok := e.skillAnswer(m, req, h); ok && p.fixed == nil && !p.json {
+		pieces := splitPieces(answer)
 		p.tokens, p.fixed = len(pieces), make([][]string, p.choices)
 		for c := range p.fixed {
 			p.fixed[c] = pieces

@@ -31,10 +31,11 @@ func New(name string, seed uint64, models []Model) *Fleet {
 	if len(models) == 0 {
 		models = DefaultFleet()
 	}
-	f := &Fleet{name: name, engine: engine{seed: seed}, models: make(map[string]Model, len(models)), now: time.Now}
+	f := &Fleet{name: name, engine: engine{seed: seed, tasks: &taskBook{}}, models: make(map[string]Model, len(models)), now: time.Now}
 	for _, m := range models {
 		f.models[m.Name] = m
 	}
+	f.SetTasks(DemoTasks())
 	return f
 }
 
