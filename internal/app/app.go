@@ -120,10 +120,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	ab := &abilityDeps{catalog: catalog, logger: logger, abilities: map[string]*ability.Route{}}
-	if rs, ok := any(a.Store).(ability.Results); ok {
-		ab.results = rs
-	}
+	ab := &abilityDeps{results: a.Store, catalog: catalog, logger: logger, abilities: map[string]*ability.Route{}}
 	rt := newRouter(cfg, ab)
 	a.Abilities = ab.abilities
 	for _, r := range ab.abilities {

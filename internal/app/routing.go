@@ -13,7 +13,7 @@ import (
 // abilityDeps is what ability routes read: the suites' results and the
 // targets' prices. abilities collects the routes built, to be refreshed.
 type abilityDeps struct {
-	results   ability.Results // nil: the store keeps no per-item results yet
+	results   ability.Results // the store: each suite's latest done run
 	catalog   *ledger.Catalog
 	logger    *slog.Logger
 	abilities map[string]*ability.Route
