@@ -273,6 +273,11 @@ func Default() *Config {
 			{Name: "chat-fast", Targets: []string{"sim/fast"}},
 			{Name: "chat-flaky", Targets: []string{"sim/flaky", "sim/fast"}},
 			{Name: "embed", Targets: []string{"sim/embed"}},
+			{Name: "instruct", Targets: []string{"sim/instruct"}},
+			{Name: "omni-moderation-latest", Targets: []string{"sim/moderation"}},
+			{Name: "transcribe", Targets: []string{"sim/whisper"}},
+			{Name: "speech", Targets: []string{"sim/tts"}},
+			{Name: "image-edit", Targets: []string{"sim/image"}},
 		},
 	}
 	c.applyDefaults()

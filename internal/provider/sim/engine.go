@@ -74,7 +74,7 @@ const (
 )
 
 // DefaultFleet is the demo fleet: fast, balanced and slow models, one that
-// reasons, and a flaky one for chaos drills.
+// reasons, a flaky one for chaos drills, and one per other endpoint.
 func DefaultFleet() []Model {
 	return []Model{
 		{Name: "fast", TTFT: 30 * time.Millisecond, TokensPerSecond: 200, OutputTokens: 32},
@@ -82,6 +82,11 @@ func DefaultFleet() []Model {
 		{Name: "slow", TTFT: 800 * time.Millisecond, TokensPerSecond: 20, OutputTokens: 64},
 		{Name: "flaky", TTFT: 50 * time.Millisecond, TokensPerSecond: 100, OutputTokens: 32, Fault: Fault{Kind: Fault503, Rate: 0.3}},
 		{Name: "embed", OutputTokens: 8},
+		{Name: "instruct", TTFT: 30 * time.Millisecond, TokensPerSecond: 200, OutputTokens: 16},
+		{Name: "moderation"},
+		{Name: "whisper"},
+		{Name: "tts"},
+		{Name: "image"},
 	}
 }
 
