@@ -49,16 +49,24 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	}
 	llm.StripRoutingFields(req.Extra)
 	resp, out, err := s.Gateway.Completions(r.Context(), call(r), &req)
+	s.deliver(w, r, out, err, func() {
+		if resp.Raw != nil {
+			writeRawJSON(w, resp.Raw)
+		} else {
+			writeJSON(w, http.StatusOK, resp)
+		}
+	})
+}
+
+// deliver ends a one-shot request: the routing headers, then the error or
+// the answer (write), then the bill.
+func (s *Server) deliver(w http.ResponseWriter, r *http.Request, out gateway.Outcome, err error, write func()) {
 	setOutcome(w, out)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if resp.Raw != nil {
-		writeRawJSON(w, resp.Raw)
-	} else {
-		writeJSON(w, http.StatusOK, resp)
-	}
+	write()
 	deliverThenSettle(w, out)
 }
 
@@ -79,13 +87,7 @@ func (s *Server) moderations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, out, err := s.Gateway.Moderations(r.Context(), call(r), &req)
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-	deliverThenSettle(w, out)
+	s.deliver(w, r, out, err, func() { writeJSON(w, http.StatusOK, resp) })
 }
 
 func (s *Server) transcriptions(w http.ResponseWriter, r *http.Request) {
@@ -115,16 +117,12 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request, task provide
 		return
 	}
 	resp, out, err := s.Gateway.Transcription(r.Context(), call(r), task, up)
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", resp.ContentType)
-	w.Header().Set("Content-Length", strconv.Itoa(len(resp.Body)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(resp.Body)
-	deliverThenSettle(w, out)
+	s.deliver(w, r, out, err, func() {
+		w.Header().Set("Content-Type", resp.ContentType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(resp.Body)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(resp.Body)
+	})
 }
 
 func (s *Server) speech(w http.ResponseWriter, r *http.Request) {
@@ -213,13 +211,7 @@ func (s *Server) imageEdits(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, out, err := s.Gateway.ImageEdit(r.Context(), call(r), up, asked)
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-	deliverThenSettle(w, out)
+	s.deliver(w, r, out, err, func() { writeJSON(w, http.StatusOK, resp) })
 }
 
 // Bounds on a form's text fields, which are held in memory (its files are not).
