@@ -306,6 +306,11 @@ func Default() *Config {
 			// before a run, the listed order.
 			{Name: "ability", Targets: []string{"sim/max", "sim/pro", "sim/mini", "sim/nano"},
 				Route: &Route{Ability: &Ability{Suite: "demo", Quality: 0.95}}},
+			{Name: "instruct", Targets: []string{"sim/instruct"}},
+			{Name: "omni-moderation-latest", Targets: []string{"sim/moderation"}},
+			{Name: "transcribe", Targets: []string{"sim/whisper"}},
+			{Name: "speech", Targets: []string{"sim/tts"}},
+			{Name: "image-edit", Targets: []string{"sim/image"}},
 		},
 	}
 	c.applyDefaults()

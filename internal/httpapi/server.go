@@ -151,6 +151,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/v1/messages/", s.unknownMessagesRoute)
 	mux.HandleFunc("POST /v1/embeddings", s.auth(s.embeddings))
 	mux.HandleFunc("POST /v1/images/generations", s.auth(s.images))
+	mux.HandleFunc("POST /v1/images/edits", s.auth(s.imageEdits))
+	mux.HandleFunc("POST /v1/completions", s.auth(s.completions))
+	mux.HandleFunc("POST /v1/moderations", s.auth(s.moderations))
+	mux.HandleFunc("POST /v1/audio/transcriptions", s.auth(s.transcriptions))
+	mux.HandleFunc("POST /v1/audio/translations", s.auth(s.translations))
+	mux.HandleFunc("POST /v1/audio/speech", s.auth(s.speech))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{id...}", s.auth(s.getModel))
 	if !s.AdminSeparate {

@@ -20,12 +20,21 @@ const MaxResponseBody = 64 << 20
 // Post sends a JSON body. A transport failure comes back classified; an HTTP
 // error status comes back as a response for the dialect to read its body.
 func Post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	return send(ctx, client, url, header, "application/json", bytes.NewReader(body), int64(len(body)))
+}
+
+// send posts a body of a content type; length is its size, or -1 when
+// unknown. A body that is not in memory is streamed as it is read.
+func send(ctx context.Context, client *http.Client, url string, header http.Header, contentType string, body io.Reader, length int64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, body)
 	if err != nil {
 		return nil, &Error{Kind: KindInternal, Message: "bad upstream URL", Err: err}
 	}
+	if _, inMemory := body.(*bytes.Reader); !inMemory {
+		req.ContentLength = length
+	}
 	req.Header = header
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	attempt := timing.AttemptFrom(ctx)
 	if attempt != nil {
 		req = req.WithContext(httptrace.WithClientTrace(ctx, attempt.Trace()))
@@ -74,7 +83,13 @@ type FailFunc func(status int, h http.Header, body []byte) *Error
 // Call posts a JSON body; a transport failure is classified and tagged with
 // the provider, and a non-2xx answer is read and handed to fail.
 func Call(ctx context.Context, client *http.Client, name, url string, header http.Header, body []byte, fail FailFunc) (*http.Response, error) {
-	resp, err := Post(ctx, client, url, header, body)
+	return CallBody(ctx, client, name, url, header, "application/json", bytes.NewReader(body), int64(len(body)), fail)
+}
+
+// CallBody is Call for a body of any content type, streamed as it is read
+// (a multipart upload); length is its size, or -1 when unknown.
+func CallBody(ctx context.Context, client *http.Client, name, url string, header http.Header, contentType string, body io.Reader, length int64, fail FailFunc) (*http.Response, error) {
+	resp, err := send(ctx, client, url, header, contentType, body, length)
 	if err != nil {
 		AsError(err).Provider = name
 		return nil, err

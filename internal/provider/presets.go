@@ -17,11 +17,16 @@ type Preset struct {
 	NoKey bool
 	// Images: the vendor serves /images/generations.
 	Images bool
+	// The other OpenAI endpoints the vendor serves: /completions,
+	// /moderations, /audio/transcriptions and /audio/translations,
+	// /audio/speech, /images/edits.
+	Completions, Moderations, Transcriptions, Speech, ImageEdits bool
 }
 
 // Presets are the OpenAI-dialect vendors tidegate knows, by type.
 var presets = map[string]Preset{
-	"openai":    {BaseURL: "https://api.openai.com/v1", Images: true},
+	"openai": {BaseURL: "https://api.openai.com/v1", Images: true,
+		Completions: true, Moderations: true, Transcriptions: true, Speech: true, ImageEdits: true},
 	"deepseek":  {BaseURL: "https://api.deepseek.com/v1"},
 	"dashscope": {BaseURL: "https://dashscope.aliyuncs.com/compatible-mode/v1", TopPOpen: true, Images: false},
 	"zhipu":     {BaseURL: "https://open.bigmodel.cn/api/paas/v4", TopPMax: 0.99, Images: true},
@@ -31,11 +36,11 @@ var presets = map[string]Preset{
 	"hunyuan":   {BaseURL: "https://api.hunyuan.cloud.tencent.com/v1"},
 	// MiniMax puts M2 thinking inline unless reasoning_split is sent.
 	"minimax":  {BaseURL: "https://api.minimaxi.com/v1", DefaultBody: map[string]any{"reasoning_split": true}, ThinkTags: true},
-	"vllm":     {BaseURL: "http://127.0.0.1:8000/v1", NoKey: true},
-	"sglang":   {BaseURL: "http://127.0.0.1:30000/v1", NoKey: true},
-	"ollama":   {BaseURL: "http://127.0.0.1:11434/v1", NoKey: true},
-	"llamacpp": {BaseURL: "http://127.0.0.1:8080/v1", NoKey: true},
-	"tgi":      {BaseURL: "http://127.0.0.1:8080/v1", NoKey: true},
+	"vllm":     {BaseURL: "http://127.0.0.1:8000/v1", NoKey: true, Completions: true, Transcriptions: true},
+	"sglang":   {BaseURL: "http://127.0.0.1:30000/v1", NoKey: true, Completions: true},
+	"ollama":   {BaseURL: "http://127.0.0.1:11434/v1", NoKey: true, Completions: true},
+	"llamacpp": {BaseURL: "http://127.0.0.1:8080/v1", NoKey: true, Completions: true},
+	"tgi":      {BaseURL: "http://127.0.0.1:8080/v1", NoKey: true, Completions: true},
 }
 
 // LookupPreset returns the preset of an OpenAI-dialect type.

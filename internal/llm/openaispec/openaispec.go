@@ -16,17 +16,23 @@ import (
 
 // Answer shapes, by their component names in the spec.
 const (
-	ChatCompletion      = "CreateChatCompletionResponse"
-	ChatCompletionChunk = "CreateChatCompletionStreamResponse"
-	Embeddings          = "CreateEmbeddingResponse"
-	Images              = "ImagesResponse"
-	ModelList           = "ListModelsResponse"
-	Model               = "Model"
-	Error               = "ErrorResponse"
+	ChatCompletion       = "CreateChatCompletionResponse"
+	ChatCompletionChunk  = "CreateChatCompletionStreamResponse"
+	Embeddings           = "CreateEmbeddingResponse"
+	Images               = "ImagesResponse"
+	ModelList            = "ListModelsResponse"
+	Model                = "Model"
+	Error                = "ErrorResponse"
+	Completion           = "CreateCompletionResponse"
+	Moderation           = "CreateModerationResponse"
+	Transcription        = "CreateTranscriptionResponseJson"
+	TranscriptionVerbose = "CreateTranscriptionResponseVerboseJson"
+	Translation          = "CreateTranslationResponseJson"
 )
 
 // Roots are the components copied from the spec, with everything they refer to.
-var Roots = []string{ChatCompletion, ChatCompletionChunk, Embeddings, Images, ModelList, Model, Error}
+var Roots = []string{ChatCompletion, ChatCompletionChunk, Embeddings, Images, ModelList, Model, Error,
+	Completion, Moderation, Transcription, TranscriptionVerbose, Translation}
 
 //go:embed testdata/openai-openapi.components.json
 var components []byte

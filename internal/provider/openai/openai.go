@@ -339,20 +339,26 @@ func (c *Client) ImageGeneration(ctx context.Context, req *llm.ImageRequest) (_ 
 }
 
 func (c *Client) callJSON(ctx context.Context, path string, body []byte, out any) error {
+	_, err := c.callRaw(ctx, path, body, out)
+	return err
+}
+
+// callRaw is callJSON that also returns the answer's bytes.
+func (c *Client) callRaw(ctx context.Context, path string, body []byte, out any) ([]byte, error) {
 	resp, err := c.post(ctx, path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := provider.ReadBody(resp)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if e := c.errorIn(resp, b); e != nil {
-		return e
+		return nil, e
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return provider.BadResponse("upstream %s sent unreadable JSON", c.Name).Quote(b)
+		return nil, provider.BadResponse("upstream %s sent unreadable JSON", c.Name).Quote(b)
 	}
-	return nil
+	return b, nil
 }

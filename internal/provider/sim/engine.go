@@ -78,7 +78,7 @@ const (
 )
 
 // DefaultFleet is the demo fleet: fast, balanced and slow models, one that
-// reasons, and a flaky one for chaos drills.
+// reasons, a flaky one for chaos drills, and one per other endpoint.
 func DefaultFleet() []Model {
 	return []Model{
 		{Name: "fast", TTFT: 30 * time.Millisecond, TokensPerSecond: 200, OutputTokens: 32},
@@ -97,6 +97,11 @@ func DefaultFleet() []Model {
 			Skills: map[string]float64{"classification": 0.85, "extraction": 0.8, "arithmetic": 0.96, "short_answer": 0.96}},
 		{Name: "max", TTFT: 150 * time.Millisecond, OutputTokens: 16,
 			Skills: map[string]float64{"classification": 0.97, "extraction": 0.97, "arithmetic": 0.97, "short_answer": 0.97}},
+		{Name: "instruct", TTFT: 30 * time.Millisecond, TokensPerSecond: 200, OutputTokens: 16},
+		{Name: "moderation"},
+		{Name: "whisper"},
+		{Name: "tts"},
+		{Name: "image"},
 	}
 }
 
