@@ -31,6 +31,15 @@ func pricesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// --provider takes a type (deepseek) or a configured name: a name also
+	// shows the shipped prices of its type, which it is billed by.
+	typeOf := map[string]string{}
+	for _, p := range cfg.Providers {
+		typeOf[p.Name] = p.Type
+	}
+	wanted := func(p string) bool {
+		return *provider == "" || p == *provider || (typeOf[*provider] != "" && p == typeOf[*provider])
+	}
 	opt := func(v *float64) string {
 		if v == nil {
 			return "-"
@@ -40,7 +49,7 @@ func pricesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDER\tMODEL\tFROM\tCUR\tINPUT\tCACHED\tCACHE WRITE\tOUTPUT\tBATCH IN/OUT\tBAND\tWHEN\tSOURCE")
 	for _, p := range cat.All() {
-		if *provider != "" && p.Provider != *provider {
+		if !wanted(p.Provider) {
 			continue
 		}
 		from := "always"

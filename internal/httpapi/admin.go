@@ -141,6 +141,10 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.checkAllowlist(req.Models); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	c, err := keys.Create(r.Context(), s.Store, &req, s.now())
 	if err != nil {
 		s.writeError(w, r, adminError(err))
@@ -234,6 +238,10 @@ func (s *Server) addCredential(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Provider == "" || req.APIKey == "" || len(req.APIKey) > 4096 {
 		s.writeError(w, r, invalid("api_key", "provider and api_key are required"))
+		return
+	}
+	if err := s.checkCredentialProvider(req.Provider); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	c := &secrets.Credential{Provider: req.Provider, Name: req.Name, Secret: req.APIKey}

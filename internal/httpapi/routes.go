@@ -131,12 +131,12 @@ func (s *Server) images(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, llm.ModelList{Object: "list", Data: s.Gateway.Models()})
+	writeJSON(w, http.StatusOK, llm.ModelList{Object: "list", Data: s.visibleModels(r)})
 }
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	for _, m := range s.Gateway.Models() {
+	for _, m := range s.visibleModels(r) {
 		if m.ID == id {
 			writeJSON(w, http.StatusOK, m)
 			return
