@@ -3,11 +3,16 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidegate/tidegate/internal/app"
+	"github.com/tidegate/tidegate/internal/config"
+	"github.com/tidegate/tidegate/internal/provider/sim"
 )
 
 // runMain runs the CLI and returns its exit code, stdout and stderr.
@@ -139,4 +144,50 @@ func TestTryLineUsesAConfiguredModel(t *testing.T) {
 	if !strings.Contains(try, `"model":"assistant"`) {
 		t.Errorf("try line %q, in:\n%s", try, stdout())
 	}
+}
+
+// The demo's sim models are priced, marked as demo prices, so a budget on
+// the embedded default shows spend.
+func TestDemoPrices(t *testing.T) {
+	code, out, errb := runMain("prices", "--provider", "sim")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb)
+	}
+	for _, m := range sim.DefaultFleet() {
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			found = found || len(f) > 2 && f[0] == "sim" && f[1] == m.Name && strings.Contains(line, "DEMO PRICE")
+		}
+		if !found {
+			t.Errorf("no demo price for sim/%s in:\n%s", m.Name, out)
+		}
+	}
+	cfg := config.Default()
+	cfg.Store = "sqlite:" + filepath.Join(t.TempDir(), "t.db")
+	cfg.MasterKey = testKey
+	g := startConfigValue(t, cfg)
+	_, key := createKey(t, g, `{"name":"demo","project":"demo","budget":{"amount":1,"currency":"USD","period":"day"}}`)
+	if status, _, _, _ := chatAs(t, http.DefaultClient, g, key, `{"model":"chat-fast","messages":[{"role":"user","content":"hi"}]}`); status != 200 {
+		t.Fatalf("chat: %d", status)
+	}
+	waitUntil(t, 5*time.Second, "the demo budget to show spend", func() bool {
+		_, out := admin(t, g, http.MethodGet, "/admin/budgets", "")
+		data, _ := out["data"].([]any)
+		return len(data) == 1 && data[0].(map[string]any)["spent"].(float64) > 0
+	})
+}
+
+// startConfigValue serves tidegate from a config value on a loopback port.
+func startConfigValue(t *testing.T, cfg *config.Config) *gatewayProc {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	g := &gatewayProc{store: cfg.Store, stderr: &syncBuffer{}}
+	r, err := app.Start(context.Background(), cfg, app.Options{Logger: newLogger(g.stderr, cfg.LogLevel), Version: Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.run, g.URL = r, r.URL
+	t.Cleanup(g.stop)
+	return g
 }

@@ -230,8 +230,18 @@ prices:
 	if !strings.Contains(usage, "model,currency,requests") || !strings.Contains(usage, "fixed,CNY,3,") || !strings.Contains(usage, ",0.150000,") {
 		t.Errorf("usage CSV:\n%s", usage)
 	}
-	if table := run("usage", "--config", cfg, "--group-by", "project"); !strings.Contains(table, "prj_") {
-		t.Errorf("usage table:\n%s", table)
+	// Keys and projects by name; the master key's traffic labelled as such.
+	if status, _, _, _ := chatAs(t, http.DefaultClient, g, testKey, hello); status != 200 {
+		t.Fatalf("chat with the master key: %d", status)
+	}
+	waitUntil(t, 5*time.Second, "the master key's record", func() bool {
+		return strings.Contains(run("usage", "--config", cfg, "--group-by", "key"), "(master key)")
+	})
+	if table := run("usage", "--config", cfg, "--group-by", "key"); !strings.Contains(table, "cli ("+id+")") {
+		t.Errorf("usage by key:\n%s", table)
+	}
+	if table := run("usage", "--config", cfg, "--group-by", "project"); !strings.Contains(table, "ops") || strings.Contains(table, "prj_") || !strings.Contains(table, "(master key)") {
+		t.Errorf("usage by project:\n%s", table)
 	}
 	run("keys", "revoke", "--config", cfg, id)
 	if status, _, _, _ := chatAs(t, http.DefaultClient, g, key, hello); status != 401 {

@@ -101,6 +101,7 @@ func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // usageReporter sums the ledger by a dimension over a time range.
 type usageReporter interface {
 	UsageReport(ctx context.Context, groupBy string, from, to time.Time) ([]ledger.ReportRow, error)
+	keyLister
 }
 
 // printUsage writes the report as a table, or as CSV.
@@ -113,6 +114,9 @@ func printUsage(ctx context.Context, st usageReporter, groupBy string, from, to 
 	for _, r := range rows {
 		views = append(views, httpapi.UsageRowView{Group: r.Group, Currency: r.Currency, Requests: r.Requests, PromptTokens: r.PromptTokens,
 			CompletionTokens: r.CompletionTokens, CachedTokens: r.CachedTokens, Cost: float64(r.Cost) / 1e6, Unpriced: r.Unpriced, Estimated: r.Estimated})
+	}
+	if err := httpapi.NameUsageGroups(ctx, st, groupBy, views); err != nil {
+		return err
 	}
 	if asCSV {
 		httpapi.WriteUsageCSV(stdout, groupBy, views)

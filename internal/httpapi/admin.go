@@ -359,6 +359,10 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 		views = append(views, UsageRowView{Group: row.Group, Currency: row.Currency, Requests: row.Requests, PromptTokens: row.PromptTokens,
 			CompletionTokens: row.CompletionTokens, CachedTokens: row.CachedTokens, Cost: float64(row.Cost) / 1e6, Unpriced: row.Unpriced, Estimated: row.Estimated})
 	}
+	if err := NameUsageGroups(r.Context(), s.Store, groupBy, views); err != nil {
+		s.writeError(w, r, adminError(err))
+		return
+	}
 	if q.Get("format") == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		WriteUsageCSV(w, groupBy, views)
