@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -190,4 +192,38 @@ func startConfigValue(t *testing.T, cfg *config.Config) *gatewayProc {
 	g.run, g.URL = r, r.URL
 	t.Cleanup(g.stop)
 	return g
+}
+
+// A provider without a models list (the self-hosted setup) shows in
+// status and metrics under the models it served, not as "other".
+func TestOpenProviderInStatusAndMetrics(t *testing.T) {
+	up := simUpstream(t)
+	g := startGateway(t, fmt.Sprintf("store: STORE\nmaster_key: %s\nproviders: [{name: local, type: vllm, base_url: %s/v1}]\n", testKey, up.URL))
+	if status, _, code, _ := chatAs(t, http.DefaultClient, g, testKey, `{"model":"local/fast","messages":[{"role":"user","content":"hi"}]}`); status != 200 {
+		t.Fatalf("chat: %d %s", status, code)
+	}
+	status, rep := admin(t, g, http.MethodGet, "/admin/status", "")
+	if s := fmt.Sprint(rep); status != 200 || !strings.Contains(s, "target:local/fast") {
+		t.Errorf("/admin/status: %d %s", status, s)
+	}
+	req, _ := http.NewRequest(http.MethodGet, g.URL+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(authed(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `tidegate_attempts_total{outcome="ok",target="local/fast"} 1`) {
+		t.Errorf("metrics lack local/fast:\n%s", grepLines(string(body), "tidegate_attempts_total"))
+	}
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
