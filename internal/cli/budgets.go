@@ -6,12 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/httpapi"
 	"github.com/tidegate/tidegate/internal/ledger"
+	"github.com/tidegate/tidegate/internal/store"
 )
 
 // budgetsCmd prints every key and project budget with its spend this period.
@@ -23,11 +23,7 @@ func budgetsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath)
-	if err != nil {
-		return err
-	}
-	st, err := openExistingStore(ctx, cfg.Store, *configPath)
+	st, err := configuredStore(ctx, *configPath)
 	if err != nil {
 		return err
 	}
@@ -36,7 +32,7 @@ func budgetsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	return printBudgets(stdout, bs, *asJSON, strings.HasPrefix(cfg.Store, "sqlite:"))
+	return printBudgets(stdout, bs, *asJSON, st.Dialect() == store.SQLite)
 }
 
 func printBudgets(w io.Writer, bs []ledger.BudgetStatus, asJSON, sqlite bool) error {

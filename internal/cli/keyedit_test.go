@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,22 +9,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 )
-
-// getJSONAs sends a GET with a key and decodes the JSON answer.
-func getJSONAs(t *testing.T, g *gatewayProc, key, path string) (int, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, g.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	b, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(b, &out)
-	return resp.StatusCode, out
-}
 
 func modelIDs(list map[string]any) []string {
 	var ids []string
@@ -46,14 +28,14 @@ func TestKeyAllowlist(t *testing.T) {
 		t.Errorf("an allowlist with an unknown model: %d %v", status, out)
 	}
 	_, key := createKey(t, g, `{"name":"narrow","project":"p","models":["sim/fixed"]}`)
-	_, list := getJSONAs(t, g, key, "/v1/models")
+	_, list := callAs(t, g, key, http.MethodGet, "/v1/models", "")
 	if d := cmp.Diff([]string{"sim/fixed"}, modelIDs(list)); d != "" {
 		t.Errorf("/v1/models for an allowlisted key (-want +got):\n%s", d)
 	}
-	if status, _ := getJSONAs(t, g, key, "/v1/models/sim/slow"); status != 404 {
+	if status, _ := callAs(t, g, key, http.MethodGet, "/v1/models/sim/slow", ""); status != 404 {
 		t.Errorf("a model outside the allowlist: %d, want 404", status)
 	}
-	if _, list := getJSONAs(t, g, testKey, "/v1/models"); len(modelIDs(list)) < 2 {
+	if _, list := callAs(t, g, testKey, http.MethodGet, "/v1/models", ""); len(modelIDs(list)) < 2 {
 		t.Errorf("the master key sees %v", modelIDs(list))
 	}
 }
