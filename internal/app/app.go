@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if cfg.Providers, err = creds.load(ctx); err != nil {
 		return nil, err
 	}
-	providers, err := fleet.Build(cfg.Providers)
+	providers, err := build(cfg.Providers)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +164,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	a.API.EvalRuns = a.Evals
 	creds.gw, creds.rt = gw, rt
 	a.API.CredentialsChanged = creds.Reload
+	a.API.StoredCredentialProviders = StoredCredentialProviders(cfg.Providers)
 	if slices.ContainsFunc(cfg.Providers, func(p config.Provider) bool { return p.StoredCredentials }) {
 		a.background(func(ctx context.Context) { creds.Run(ctx, 30*time.Second) })
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/fleet"
 	"github.com/tidegate/tidegate/internal/gateway"
+	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/secrets"
@@ -44,20 +45,77 @@ func newCredentials(base []config.Provider, st credentialSource, sealer *secrets
 }
 
 // load reads the stored keys at start and returns the providers with them.
-// A provider left without any key cannot start: its first key is added
-// through the admin API of a gateway that does not use it.
+// A provider without any key yet starts all the same (its first key is
+// added through this gateway's own admin API) and answers 503 until then.
 func (c *credentials) load(ctx context.Context) ([]config.Provider, error) {
 	ps, err := c.withStored(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for i, p := range ps {
-		if p.StoredCredentials && p.APIKey == "" && len(p.APIKeys) == 0 {
-			return nil, fmt.Errorf("providers[%d].stored_credentials: no credential is stored for %q; add one with POST /admin/credentials", i, p.Name)
+	for _, p := range ps {
+		if lacksCredential(p) {
+			c.logger.Warn("provider has no credential yet; its requests answer 503 until one is added with POST /admin/credentials", "provider", p.Name)
 		}
 	}
 	c.current = ps
 	return cloneProviders(ps), nil
+}
+
+// lacksCredential: a provider meant to use stored keys has none (never
+// stored, or the last one deleted). It must not call its upstream with
+// no Authorization at all.
+func lacksCredential(p config.Provider) bool {
+	return p.StoredCredentials && p.APIKey == "" && len(p.APIKeys) == 0
+}
+
+// build creates the providers' clients; a provider without a credential
+// gets one that refuses every call, saying why.
+func build(ps []config.Provider) (map[string]provider.Provider, error) {
+	built, err := fleet.Build(ps)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if lacksCredential(p) {
+			built[p.Name] = noCredential(p.Name)
+		}
+	}
+	return built, nil
+}
+
+// noCredential is a provider whose stored credentials are missing.
+type noCredential string
+
+func (n noCredential) err() error {
+	return &provider.Error{Kind: provider.KindOverloaded, Code: "no_credentials", Provider: string(n),
+		Message: "no credential is stored for this provider; add one with POST /admin/credentials"}
+}
+
+func (n noCredential) ChatCompletion(context.Context, *llm.ChatRequest) (*llm.ChatResponse, error) {
+	return nil, n.err()
+}
+
+func (n noCredential) ChatCompletionStream(context.Context, *llm.ChatRequest) (provider.ChatStream, error) {
+	return nil, n.err()
+}
+
+func (n noCredential) Embeddings(context.Context, *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error) {
+	return nil, n.err()
+}
+
+func (n noCredential) ImageGeneration(context.Context, *llm.ImageRequest) (*llm.ImageResponse, error) {
+	return nil, n.err()
+}
+
+// StoredCredentialProviders names the providers that take stored keys.
+func StoredCredentialProviders(ps []config.Provider) []string {
+	var out []string
+	for _, p := range ps {
+		if p.StoredCredentials {
+			out = append(out, p.Name)
+		}
+	}
+	return out
 }
 
 func cloneProviders(ps []config.Provider) []config.Provider {
@@ -126,7 +184,7 @@ func (c *credentials) Reload(ctx context.Context) error {
 	if len(changed) == 0 {
 		return nil
 	}
-	built, err := fleet.Build(changed)
+	built, err := build(changed)
 	if err != nil {
 		return err
 	}

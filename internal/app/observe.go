@@ -22,6 +22,9 @@ import (
 // and traces. The returned stop flushes them; call it after the server
 // drained.
 func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, masterKey, version string, logger *slog.Logger) (func(), error) {
+	seen := newSeenTargets(creds)
+	api.Observers = append(api.Observers, seen) // first: the others label by what it admits
+	targets := seen.all
 	var stops []func()
 	stop := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -45,11 +48,11 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 			}
 		})
 	}
-	tracker := status.New(gw.Health, creds.Targets)
+	tracker := status.New(gw.Health, targets)
 	api.Observers = append(api.Observers, tracker)
 	api.Status = tracker
 	if mc := cfg.Observe.Metrics; !mc.Disabled {
-		src := metrics.Sources{Health: gw.Health, Targets: creds.Targets, StreamsInFlight: api.StreamsInFlight}
+		src := metrics.Sources{Health: gw.Health, Targets: targets, StreamsInFlight: api.StreamsInFlight, Known: seen.Has}
 		if meter.Outbox != nil {
 			src.Outbox = meter.Outbox.Stats
 		}

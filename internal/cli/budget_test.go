@@ -49,8 +49,16 @@ prices:
 // admin calls the admin API with the master key.
 func admin(t *testing.T, g *gatewayProc, method, path, body string) (int, map[string]any) {
 	t.Helper()
+	return callAs(t, g, testKey, method, path, body)
+}
+
+// callAs calls the gateway with a key and decodes the JSON answer.
+func callAs(t *testing.T, g *gatewayProc, key, method, path, body string) (int, map[string]any) {
+	t.Helper()
 	req, _ := http.NewRequest(method, g.URL+path, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(authed(req))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +22,7 @@ Usage:
   tidegate sim [--listen ADDR] [--seed N]           serve the sim fleet as an OpenAI-compatible upstream
   tidegate bench [flags]                            measure gateway overhead against a direct call
   tidegate keys create|list|revoke [flags]          manage virtual keys (on the configured store)
+  tidegate budgets [--config FILE]                  spend against each key's and project's budget
   tidegate prices [--config FILE]                   print the price catalog
   tidegate usage [--group-by model] [--csv]         usage report from the ledger
   tidegate drill [--scenario down,outage] [--stream] rehearse provider outages on the sim fleet
@@ -47,6 +50,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = keysCmd(ctx, args[1:], stdout, stderr)
 	case "prices":
 		err = pricesCmd(ctx, args[1:], stdout, stderr)
+	case "budgets":
+		err = budgetsCmd(ctx, args[1:], stdout, stderr)
 	case "usage":
 		err = usageCmd(ctx, args[1:], stdout, stderr)
 	case "drill":
@@ -64,6 +69,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "tidegate: unknown command %q\n\n%s", args[0], usage)
 		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // the flag set printed the command's usage
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tidegate %s: %v\n", args[0], err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tidegate/tidegate/internal/app"
@@ -47,6 +48,11 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var names []string
 	if *scenarios != "" {
 		names = strings.Split(*scenarios, ",")
+	}
+	for _, n := range names {
+		if !slices.ContainsFunc(drill.Scenarios, func(s drill.Scenario) bool { return s.Name == n }) {
+			return fmt.Errorf("--scenario: unknown scenario %q (want one or more of %s)", n, scenarioNames())
+		}
 	}
 	fmt.Fprintf(stdout, "tidegate drill: %d requests per scenario, %d clients, streaming %v, hedging after %v; three sim providers, the primary first\n\n", o.Requests, o.Concurrency, o.Stream, o.HedgeAfter)
 	_, err = drill.Run(ctx, o, names, stdout)

@@ -53,9 +53,16 @@ func evalConfig(t *testing.T, dsn string, models ...sim.Model) (path string, cal
 
 func runMain(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	code, out, errOut := runMainCode(t, args...)
+	return out, errOut, code
+}
+
+// runMainCode runs Main with args: its exit code, stdout and stderr.
+func runMainCode(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	code := Main(context.Background(), args, &out, &errOut)
-	return out.String(), errOut.String(), code
+	return code, out.String(), errOut.String()
 }
 
 // checkRun checks a finished run against the store: every item×model graded

@@ -12,12 +12,22 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/keys"
+	"github.com/tidegate/tidegate/internal/store"
 )
 
 // keysCmd: tidegate keys create|list|revoke, on the configured store.
 func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const keysUsage = "usage: tidegate keys create|list|revoke [flags] (tidegate keys create --help lists a command's flags)"
 	if len(args) == 0 {
-		return errors.New("usage: tidegate keys create|list|revoke [flags]")
+		return errors.New(keysUsage)
+	}
+	switch args[0] {
+	case "create", "list", "revoke":
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, keysUsage)
+		return nil
+	default:
+		return fmt.Errorf("unknown keys command %q; %s", args[0], keysUsage)
 	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -38,7 +48,11 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	st, err := configuredStore(ctx, *configPath)
+	open := configuredStore
+	if args[0] == "create" {
+		open = func(ctx context.Context, path string) (*store.DB, error) { return storeForWrite(ctx, path, stderr) }
+	}
+	st, err := open(ctx, *configPath)
 	if err != nil {
 		return err
 	}

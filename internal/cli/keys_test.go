@@ -230,8 +230,18 @@ prices:
 	if !strings.Contains(usage, "model,currency,requests") || !strings.Contains(usage, "fixed,CNY,3,") || !strings.Contains(usage, ",0.150000,") {
 		t.Errorf("usage CSV:\n%s", usage)
 	}
-	if table := run("usage", "--config", cfg, "--group-by", "project"); !strings.Contains(table, "prj_") {
-		t.Errorf("usage table:\n%s", table)
+	// Keys and projects by name; the master key's traffic labelled as such.
+	if status, _, _, _ := chatAs(t, http.DefaultClient, g, testKey, hello); status != 200 {
+		t.Fatalf("chat with the master key: %d", status)
+	}
+	waitUntil(t, 5*time.Second, "the master key's record", func() bool {
+		return strings.Contains(run("usage", "--config", cfg, "--group-by", "key"), "(master key)")
+	})
+	if table := run("usage", "--config", cfg, "--group-by", "key"); !strings.Contains(table, "cli ("+id+")") {
+		t.Errorf("usage by key:\n%s", table)
+	}
+	if table := run("usage", "--config", cfg, "--group-by", "project"); !strings.Contains(table, "ops") || strings.Contains(table, "prj_") || !strings.Contains(table, "(master key)") {
+		t.Errorf("usage by project:\n%s", table)
 	}
 	run("keys", "revoke", "--config", cfg, id)
 	if status, _, _, _ := chatAs(t, http.DefaultClient, g, key, hello); status != 401 {
@@ -249,14 +259,15 @@ prices:
 // their secret, and refused when no secret key is configured.
 func TestCredentialsAPI(t *testing.T) {
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "t.db")
-	g := meteredGateway(t, dsn, "")
+	yaml := fmt.Sprintf("store: %q\nmaster_key: %s\nproviders: [{name: deepseek, type: deepseek, stored_credentials: true}]\n", dsn, testKey)
+	g := startGateway(t, fmt.Sprintf("store: %q\nmaster_key: %s\nproviders: [{name: sim, type: sim}]\n", dsn, testKey))
 	if status, _ := admin(t, g, http.MethodPost, "/admin/credentials", `{"provider":"deepseek","api_key":"sk-x"}`); status != 400 {
 		t.Errorf("without TIDEGATE_SECRET_KEY: %d", status)
 	}
 	g.stop()
 
 	t.Setenv(app.SecretKeyEnv, "a long enough secret for tests")
-	g = meteredGateway(t, dsn, "")
+	g = startGateway(t, yaml)
 	for _, name := range []string{"main", "spare"} {
 		if status, out := admin(t, g, http.MethodPost, "/admin/credentials", `{"provider":"deepseek","name":"`+name+`","api_key":"sk-live-SECRET-`+name+`"}`); status != 201 {
 			t.Fatalf("add: %d %v", status, out)
@@ -303,21 +314,41 @@ store: sqlite:%s/t.db
 master_key: %s
 providers:
   - {name: vendor, type: deepseek, base_url: %s/v1, stored_credentials: true, models: [ok]}
+  - {name: plain, type: vllm, base_url: %[3]s/v1, models: [ok]}
 `, dir, testKey, up.URL)), 0o600)
-	var errb bytes.Buffer
-	if code := Main(context.Background(), []string{"serve", "--config", cfg, "--listen", "127.0.0.1:0"}, io.Discard, &errb); code != 1 ||
-		!strings.Contains(errb.String(), "no credential is stored") {
-		t.Fatalf("start without stored credentials: exit %d: %s", code, errb.String())
+	// It starts without any credential, and says so: its requests are
+	// answered 503 without calling the upstream with no key.
+	g := startConfig(t, cfg)
+	if logs := g.stderr.String(); !strings.Contains(logs, "provider has no credential yet") {
+		t.Errorf("start without stored credentials did not say so:\n%s", logs)
 	}
-	// Store two through the admin API of a gateway that does not use them yet.
-	admin0 := startGateway(t, fmt.Sprintf("store: sqlite:%s/t.db\nmaster_key: %s\n", dir, testKey))
+	noCredential := func(when string) {
+		t.Helper()
+		status, _, code, _ := chatAs(t, http.DefaultClient, g, testKey, `{"model":"vendor/ok","messages":[{"role":"user","content":"hi"}]}`)
+		if status != http.StatusServiceUnavailable || code != "no_credentials" {
+			t.Errorf("%s: %d %s, want 503 no_credentials", when, status, code)
+		}
+	}
+	noCredential("before any credential")
+	// Credentials only for providers that take them.
+	for _, p := range []string{"ghost", "plain"} {
+		if status, out := admin(t, g, http.MethodPost, "/admin/credentials", `{"provider":"`+p+`","api_key":"sk-z"}`); status != 400 || !strings.Contains(fmt.Sprint(out), "vendor") {
+			t.Errorf("a credential for %s: %d %v, want 400 naming vendor", p, status, out)
+		}
+	}
+	// Store two through its own admin API; they survive a restart.
 	for _, k := range []string{"sk-a", "sk-b"} {
-		if status, _ := admin(t, admin0, http.MethodPost, "/admin/credentials", `{"provider":"vendor","api_key":"`+k+`"}`); status != 201 {
+		if status, _ := admin(t, g, http.MethodPost, "/admin/credentials", `{"provider":"vendor","api_key":"`+k+`"}`); status != 201 {
 			t.Fatalf("add: %d", status)
 		}
 	}
-	admin0.stop()
-	g := startConfig(t, cfg)
+	g.stop()
+	mu.Lock()
+	if len(keysSeen) != 0 {
+		t.Errorf("the upstream was called without a credential: %v", keysSeen)
+	}
+	mu.Unlock()
+	g = startConfig(t, cfg)
 	for i := 0; i < 4; i++ {
 		if status, _, _, _ := chatAs(t, http.DefaultClient, g, testKey, `{"model":"vendor/ok","messages":[{"role":"user","content":"hi"}]}`); status != 200 {
 			t.Fatalf("request %d through stored credentials: %d", i, status)
@@ -403,4 +434,22 @@ providers:
 	if n := failed.Load(); n > 0 {
 		t.Errorf("%d requests failed while keys changed", n)
 	}
+
+	// With the last credential deleted, requests are refused, never sent
+	// upstream without a key.
+	_, list := admin(t, g, http.MethodGet, "/admin/credentials", "")
+	for _, c := range list["data"].([]any) {
+		if status, _ := admin(t, g, http.MethodDelete, "/admin/credentials/"+c.(map[string]any)["id"].(string), ""); status != 200 {
+			t.Fatalf("delete: %d", status)
+		}
+	}
+	mu.Lock()
+	clear(keysSeen)
+	mu.Unlock()
+	noCredential("after the last credential was deleted")
+	mu.Lock()
+	if len(keysSeen) != 0 {
+		t.Errorf("the upstream was called after the last credential was deleted: %v", keysSeen)
+	}
+	mu.Unlock()
 }

@@ -31,6 +31,15 @@ func pricesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// --provider takes a type (deepseek) or a configured name: a name also
+	// shows the shipped prices of its type, which it is billed by.
+	typeOf := map[string]string{}
+	for _, p := range cfg.Providers {
+		typeOf[p.Name] = p.Type
+	}
+	wanted := func(p string) bool {
+		return *provider == "" || p == *provider || (typeOf[*provider] != "" && p == typeOf[*provider])
+	}
 	opt := func(v *float64) string {
 		if v == nil {
 			return "-"
@@ -40,7 +49,7 @@ func pricesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDER\tMODEL\tFROM\tCUR\tINPUT\tCACHED\tCACHE WRITE\tOUTPUT\tBATCH IN/OUT\tBAND\tWHEN\tSOURCE")
 	for _, p := range cat.All() {
-		if *provider != "" && p.Provider != *provider {
+		if !wanted(p.Provider) {
 			continue
 		}
 		from := "always"
@@ -92,6 +101,7 @@ func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // usageReporter sums the ledger by a dimension over a time range.
 type usageReporter interface {
 	UsageReport(ctx context.Context, groupBy string, from, to time.Time) ([]ledger.ReportRow, error)
+	keyLister
 }
 
 // printUsage writes the report as a table, or as CSV.
@@ -104,6 +114,9 @@ func printUsage(ctx context.Context, st usageReporter, groupBy string, from, to 
 	for _, r := range rows {
 		views = append(views, httpapi.UsageRowView{Group: r.Group, Currency: r.Currency, Requests: r.Requests, PromptTokens: r.PromptTokens,
 			CompletionTokens: r.CompletionTokens, CachedTokens: r.CachedTokens, Cost: float64(r.Cost) / 1e6, Unpriced: r.Unpriced, Estimated: r.Estimated})
+	}
+	if err := httpapi.NameUsageGroups(ctx, st, groupBy, views); err != nil {
+		return err
 	}
 	if asCSV {
 		httpapi.WriteUsageCSV(stdout, groupBy, views)

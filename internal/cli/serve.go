@@ -45,6 +45,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	addr := ls.API.Addr().String()
+	if err := app.RecordAddress(ctx, a.Store, addr); err != nil {
+		logger.Warn("listen address not recorded for tidegate status", "error", err)
+	}
 	fmt.Fprintf(stdout, "tidegate %s listening on http://%s (ready in %s)\n", Version, addr, time.Since(a.Started).Round(time.Millisecond))
 	if ls.Admin != nil {
 		fmt.Fprintf(stdout, "admin API and metrics on http://%s only\n", ls.Admin.Addr())
@@ -52,7 +55,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if demo {
 		fmt.Fprintf(stdout, "demo mode: the simulated fleet, state in %s\n", config.DataDir)
 	}
-	printMasterKey(stdout, a.Master, addr)
+	printMasterKey(stdout, a.Master, addr, tryModel(cfg))
 	logger.Info("listening", "addr", addr, "providers", len(cfg.Providers), "models", len(cfg.Models))
 	if *addrFile != "" {
 		// Written whole, then renamed: a reader never sees half an address.
@@ -77,7 +80,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // printMasterKey says what the operator needs about the master key: a key
 // known in full is printed (it was generated or migrated just now), with a
 // ready curl line; a key kept only as its hash is never shown.
-func printMasterKey(w io.Writer, mk app.MasterKey, addr string) {
+func printMasterKey(w io.Writer, mk app.MasterKey, addr, model string) {
 	switch {
 	case mk.Note == "":
 		return // the operator's own key
@@ -85,8 +88,25 @@ func printMasterKey(w io.Writer, mk app.MasterKey, addr string) {
 		fmt.Fprintf(w, "master key: %s\n", mk.Note)
 	default:
 		fmt.Fprintf(w, "master key (%s): %s\n", mk.Note, mk.Key)
-		fmt.Fprintf(w, "try:\n  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n", addr, mk.Key)
+		fmt.Fprintf(w, "try:\n  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":%q,\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n", addr, mk.Key, model)
 	}
+}
+
+// tryModel is a model the config serves, for the ready-made curl line: its
+// first public name, else its first provider's first listed model.
+func tryModel(cfg *config.Config) string {
+	if len(cfg.Models) > 0 {
+		return cfg.Models[0].Name
+	}
+	for _, p := range cfg.Providers {
+		if len(p.Models) > 0 {
+			return p.Name + "/" + p.Models[0]
+		}
+	}
+	if len(cfg.Providers) > 0 {
+		return cfg.Providers[0].Name + "/MODEL" // it serves any name: the user picks one
+	}
+	return "chat"
 }
 
 // serveProfiler exposes net/http/pprof on its own listener, never on the API's.

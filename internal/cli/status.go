@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,7 +22,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (default: the demo's)")
-	url := fs.String("url", "", "the gateway's address (default: the config's listen address)")
+	url := fs.String("url", "", "the gateway's address (default: where the gateway last served, from its store)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -30,13 +31,14 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg.Store)
+	st, err := openExistingStore(ctx, cfg.Store, *configPath)
 	if err != nil {
 		return err
 	}
 	master, err := app.ResolveMasterKey(ctx, cfg, st, os.Getenv)
+	recorded, rerr := app.RecordedAddress(ctx, st)
 	st.Close()
-	if err != nil {
+	if err = errors.Join(err, rerr); err != nil {
 		return err
 	}
 	masterKey := master.Key
@@ -44,7 +46,11 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("the master key is kept only as its hash: set %s", app.MasterKeyEnv)
 	}
 	base := *url
-	if base == "" {
+	switch {
+	case base != "":
+	case recorded != "":
+		base = "http://" + recorded
+	default:
 		base = "http://" + cfg.Listen
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/admin/status", nil)

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -451,7 +452,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", explainDecodeError(expanded, err))
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
@@ -460,7 +461,18 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	return &c, nil
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	// publicNameRE keeps public model names addressable: no '/' (it would
+	// read as provider/model), no spaces or control characters.
+	publicNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$`)
+)
+
+// plainModelID reports whether an upstream model id is printable: ids may
+// hold '/' (vLLM serves "org/model"), but never spaces or control characters.
+func plainModelID(id string) bool {
+	return id != "" && !strings.ContainsFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+}
 
 // Types lists every provider type.
 func Types() []string {
@@ -508,6 +520,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
 	}
+	if len(c.Providers) == 0 {
+		bad("providers", "needs at least one provider (type sim serves a simulated fleet)")
+	}
 	types := Types()
 	providers := map[string]*Provider{}
 	for i := range c.Providers {
@@ -542,6 +557,14 @@ func (c *Config) Validate() error {
 		if p.Timeout < 0 {
 			bad(f+".timeout", "must not be negative")
 		}
+		if p.MaxConcurrency < 0 {
+			bad(f+".max_concurrency", "must not be negative")
+		}
+		for j, m := range p.Models {
+			if !plainModelID(m) {
+				bad(fmt.Sprintf("%s.models[%d]", f, j), "%q must not be empty or hold spaces or control characters", m)
+			}
+		}
 		for m, caps := range p.Unsupported {
 			for _, c := range caps {
 				if c != "tools" && c != "vision" {
@@ -553,14 +576,23 @@ func (c *Config) Validate() error {
 	public := map[string]bool{}
 	for i, m := range c.Models {
 		f := fmt.Sprintf("models[%d]", i)
-		if m.Name == "" {
+		switch {
+		case m.Name == "":
 			bad(f+".name", "is required")
-		} else if public[m.Name] {
+		case !publicNameRE.MatchString(m.Name):
+			bad(f+".name", "%q must be letters, digits, '.', '-', '_', ':', '@' or '+' (no '/', spaces or control characters), at most 128", m.Name)
+		case public[m.Name]:
 			bad(f+".name", "%q is used twice", m.Name)
 		}
 		public[m.Name] = true
 		if len(m.Targets) == 0 {
 			bad(f+".targets", "needs at least one provider/model")
+		}
+		if m.HedgeAfter < 0 {
+			bad(f+".hedge_after", "must not be negative")
+		}
+		if m.MaxConcurrency < 0 {
+			bad(f+".max_concurrency", "must not be negative")
 		}
 		if m.Weights != nil {
 			positive := false

@@ -56,7 +56,16 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"target shape", "models: [{name: chat, targets: [plain]}]\n", "models[0].targets[0]: \"plain\" is not provider/model"},
 		{"store", "store: mysql://x\n", "store: want sqlite:PATH or postgres://"},
 		{"weights", "providers: [{name: a, type: vllm}]\nmodels: [{name: m, targets: [a/x, a/y], weights: [1]}]\n", "models[0].weights: want one weight per target"},
-		{"duration", "server:\n  write_timeout: soon\n", "line 2: cannot unmarshal"},
+		{"duration", "providers: [{name: sim, type: sim}]\nserver:\n  write_timeout: soon\n", `server.write_timeout (line 3): want a duration such as 30s or 5m, got text "soon"`},
+		{"number in a list", "providers:\n  - name: sim\n    type: sim\n    max_concurrency: lots\n", `providers[0].max_concurrency (line 4): want a whole number, got text "lots"`},
+		{"list for text", "providers: [{name: sim, type: sim}]\nlisten: [a, b]\n", "listen (line 2): want text, got a list"},
+		{"no providers", "providers: []\n", "providers: needs at least one provider"},
+		{"providers absent", "listen: 127.0.0.1:9000\n", "providers: needs at least one provider"},
+		{"negative hedge_after", "providers: [{name: a, type: vllm}]\nmodels: [{name: m, targets: [a/x], hedge: true, hedge_after: -1s}]\n", "models[0].hedge_after: must not be negative"},
+		{"public name with a space", "providers: [{name: a, type: vllm}]\nmodels: [{name: 'my model', targets: [a/x]}]\n", "models[0].name: \"my model\" must be"},
+		{"public name with a slash", "providers: [{name: a, type: vllm}]\nmodels: [{name: a/x, targets: [a/x]}]\n", "models[0].name: \"a/x\" must be"},
+		{"public name with a control character", "providers: [{name: a, type: vllm}]\nmodels: [{name: \"chat\\u0007\", targets: [a/x]}]\n", "models[0].name: \"chat\\a\" must be"},
+		{"provider model with a space", "providers: [{name: a, type: vllm, models: ['x y']}]\n", "providers[0].models[0]: \"x y\" must not"},
 		{"body memory under the body limit", "server: {body_limit: 4096, body_memory: 16383}\n", "server.body_memory: must be at least 4 × server.body_limit (16384 bytes)"},
 		{"conns per ip", "server: {max_conns_per_ip: -1}\n", "server.max_conns_per_ip: must be positive"},
 		{"auth failure limit", "server: {auth_failure_limit: -5}\n", "server.auth_failure_limit: must be positive"},
@@ -79,7 +88,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 }
 
 func TestServerDefaults(t *testing.T) {
-	cfg, err := Parse([]byte("admin: {listen: 127.0.0.1:9001}\n"), env(nil))
+	cfg, err := Parse([]byte("providers: [{name: sim, type: sim}]\nadmin: {listen: 127.0.0.1:9001}\n"), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +100,18 @@ func TestServerDefaults(t *testing.T) {
 	got := limits{cfg.Server.MaxConnsPerIP, cfg.Server.AuthFailureLimit, cfg.Server.BodyMemory, cfg.Admin.Listen}
 	if d := cmp.Diff(limits{256, 20, 256 << 20, "127.0.0.1:9001"}, got); d != "" {
 		t.Error(d)
+	}
+}
+
+// Upstream model ids may hold a slash (vLLM serves "org/model"); public
+// names like "gpt-4o" or "claude-3.5:latest" stay valid.
+func TestOrdinaryNamesAreValid(t *testing.T) {
+	_, err := Parse([]byte(`
+providers: [{name: local, type: vllm, models: [meta-llama/Llama-3.1-8B]}]
+models: [{name: "claude-3.5:latest", targets: [local/meta-llama/Llama-3.1-8B]}, {name: gpt-4o, targets: [local/meta-llama/Llama-3.1-8B]}]
+`), env(nil))
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -238,6 +238,10 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.checkAllowlist(req.Models); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	c, err := keys.Create(r.Context(), s.Store, &req, s.now())
 	if err != nil {
 		s.writeError(w, r, adminError(err))
@@ -331,6 +335,10 @@ func (s *Server) addCredential(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Provider == "" || req.APIKey == "" || len(req.APIKey) > 4096 {
 		s.writeError(w, r, invalid("api_key", "provider and api_key are required"))
+		return
+	}
+	if err := s.checkCredentialProvider(req.Provider); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	c := &secrets.Credential{Provider: req.Provider, Name: req.Name, Secret: req.APIKey}
@@ -447,6 +455,10 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 	for _, row := range rows {
 		views = append(views, UsageRowView{Group: row.Group, Currency: row.Currency, Requests: row.Requests, PromptTokens: row.PromptTokens,
 			CompletionTokens: row.CompletionTokens, CachedTokens: row.CachedTokens, Cost: float64(row.Cost) / 1e6, Unpriced: row.Unpriced, Estimated: row.Estimated})
+	}
+	if err := NameUsageGroups(r.Context(), s.Store, groupBy, views); err != nil {
+		s.writeError(w, r, adminError(err))
+		return
 	}
 	if q.Get("format") == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")

@@ -111,7 +111,7 @@ func decodeError(err error) *provider.Error {
 	switch {
 	case errors.As(err, &typ):
 		e.Code, e.Param = "invalid_type", typ.Field
-		e.Message = fmt.Sprintf("%s: expected %s, got JSON %s", fieldName(typ.Field), typ.Type.String(), typ.Value)
+		e.Message = fmt.Sprintf("%s: expected %s, got JSON %s", fieldName(typ.Field), typeWords(typ.Type), typ.Value)
 	case errors.As(err, &syn):
 		e.Message = fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, syn)
 	case strings.Contains(err.Error(), "exceeded max depth"):

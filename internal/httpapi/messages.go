@@ -208,7 +208,7 @@ func (s *Server) anthropicModel(m llm.Model) anthropicModelInfo {
 // clients that send anthropic-version.
 func (s *Server) anthropicModels(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("request-id", requestIDFrom(r))
-	models := s.Gateway.Models()
+	models := s.visibleModels(r) // a key sees its allowlist only
 	page := struct {
 		Data    []anthropicModelInfo `json:"data"`
 		HasMore bool                 `json:"has_more"`

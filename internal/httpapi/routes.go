@@ -73,12 +73,12 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 		s.anthropicModels(w, r)
 		return
 	}
-	writeJSON(w, http.StatusOK, llm.ModelList{Object: "list", Data: s.Gateway.Models()})
+	writeJSON(w, http.StatusOK, llm.ModelList{Object: "list", Data: s.visibleModels(r)})
 }
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	for _, m := range s.Gateway.Models() {
+	for _, m := range s.visibleModels(r) {
 		if m.ID == id {
 			if anthropicClient(r) {
 				writeJSON(w, http.StatusOK, s.anthropicModel(m))

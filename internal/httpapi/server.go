@@ -106,6 +106,9 @@ type Server struct {
 	// CredentialsChanged, when set, is called after a credential is added or
 	// deleted through the admin API, to put the change to use at once.
 	CredentialsChanged func(ctx context.Context) error
+	// StoredCredentialProviders names the providers that take stored
+	// credentials; POST /admin/credentials refuses any other.
+	StoredCredentialProviders []string
 	// Metrics, when set, is served at GET /metrics behind the master key.
 	Metrics http.Handler
 
@@ -175,6 +178,8 @@ func (s *Server) AdminHandler() http.Handler {
 
 func (s *Server) adminSurface(mux *http.ServeMux) {
 	s.adminRoutes(mux)
+	mux.HandleFunc("PATCH /admin/keys/{id}", s.adminOnly(s.patchKey))
+	mux.HandleFunc("GET /admin/budgets", s.adminOnly(s.budgets))
 	if s.Metrics != nil {
 		mux.HandleFunc("GET /metrics", s.adminOnly(s.Metrics.ServeHTTP))
 	}

@@ -40,6 +40,7 @@ type Metrics struct {
 	cost      *prometheus.CounterVec
 	endpoints map[string]bool
 	targets   map[string]bool
+	known     func(string) bool
 
 	children sync.Map // target → *targetChildren: label lookups done once
 }
@@ -59,6 +60,9 @@ type Sources struct {
 	// Outbox reports the bills waiting in the outbox for the database and
 	// the age of the oldest.
 	Outbox func() (waiting int, oldest time.Duration)
+	// Known, when set, admits target names found at run time (targets of
+	// providers that serve any model, bounded by their source).
+	Known func(target string) bool
 }
 
 // Endpoints are the API paths requests are labelled by; anything else is "other".
@@ -101,6 +105,7 @@ func New(src Sources) *Metrics {
 			Help: "Billed cost by target, in the price's currency units (CNY, USD)."}, []string{"target", "currency"}),
 		endpoints: map[string]bool{},
 		targets:   map[string]bool{},
+		known:     src.Known,
 	}
 	for _, e := range Endpoints {
 		m.endpoints[e] = true
@@ -139,7 +144,7 @@ func (m *Metrics) target(name string) string {
 	if name == "" {
 		return "none"
 	}
-	if m.targets[name] {
+	if m.targets[name] || m.known != nil && m.known(name) {
 		return name
 	}
 	return "other"
