@@ -144,7 +144,7 @@ func keyCost(t *testing.T, g *gatewayProc, keyID string, requests int) float64 {
 		data, _ := out["data"].([]any)
 		for _, row := range data {
 			r := row.(map[string]any)
-			if r["group"] != keyID || int(r["requests"].(float64)) < requests {
+			if group, _ := r["group"].(string); !strings.HasSuffix(group, "("+keyID+")") || int(r["requests"].(float64)) < requests { // "name (id)"
 				continue
 			}
 			if r["unpriced_attempts"].(float64) != 0 {

@@ -65,7 +65,11 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return errors.New(evalUsage)
 	}
-	st, err := configuredStore(ctx, *configPath)
+	open := configuredStore
+	if args[0] == "add" { // a write: may make the store, saying so
+		open = func(ctx context.Context, path string) (*store.DB, error) { return storeForWrite(ctx, path, stderr) }
+	}
+	st, err := open(ctx, *configPath)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func TestEvalCommand(t *testing.T) {
 		}
 		return p
 	}
-	write("tidegate.yaml", "store: sqlite:"+filepath.Join(dir, "t.db")+"\n")
+	write("tidegate.yaml", "store: sqlite:"+filepath.Join(dir, "t.db")+"\nproviders: [{name: sim, type: sim}]\n")
 	run := func(args ...string) (int, string, string) {
 		t.Helper()
 		var out, errOut bytes.Buffer

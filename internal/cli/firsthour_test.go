@@ -147,7 +147,17 @@ func TestDemoPrices(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb)
 	}
+	catalog, err := app.Catalog(config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range sim.DefaultFleet() {
+		if p, ok := catalog.ImageLookup("sim", m.Name, "", "", time.Now()); ok {
+			if !strings.Contains(p.Source, "DEMO PRICE") {
+				t.Errorf("sim/%s is priced per image by %q, not a marked demo price", m.Name, p.Source)
+			}
+			continue // an image model: priced per image, not per token
+		}
 		found := false
 		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
@@ -160,7 +170,7 @@ func TestDemoPrices(t *testing.T) {
 	cfg := config.Default()
 	cfg.Store = "sqlite:" + filepath.Join(t.TempDir(), "t.db")
 	cfg.MasterKey = testKey
-	g := startConfigValue(t, cfg)
+	g := serveConfig(t, cfg)
 	_, key := createKey(t, g, `{"name":"demo","project":"demo","budget":{"amount":1,"currency":"USD","period":"day"}}`)
 	if status, _, _, _ := chatAs(t, http.DefaultClient, g, key, `{"model":"chat-fast","messages":[{"role":"user","content":"hi"}]}`); status != 200 {
 		t.Fatalf("chat: %d", status)
@@ -170,20 +180,6 @@ func TestDemoPrices(t *testing.T) {
 		data, _ := out["data"].([]any)
 		return len(data) == 1 && data[0].(map[string]any)["spent"].(float64) > 0
 	})
-}
-
-// startConfigValue serves tidegate from a config value on a loopback port.
-func startConfigValue(t *testing.T, cfg *config.Config) *gatewayProc {
-	t.Helper()
-	cfg.Listen = "127.0.0.1:0"
-	g := &gatewayProc{store: cfg.Store, stderr: &syncBuffer{}}
-	r, err := app.Start(context.Background(), cfg, app.Options{Logger: newLogger(g.stderr, cfg.LogLevel), Version: Version})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.run, g.URL = r, r.URL
-	t.Cleanup(g.stop)
-	return g
 }
 
 // A provider without a models list (the self-hosted setup) shows in
