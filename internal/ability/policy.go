@@ -179,7 +179,11 @@ func (r *Route) Refresh(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("ability route %s: results of suite %s: %w", r.Name, r.Suite, err)
 		}
-		r.learn(res)
+		// No done run yet says nothing new: what the route learned (taught
+		// directly, or from an earlier read) stays until a run replaces it.
+		if len(res) > 0 {
+			r.learn(res)
+		}
 	}
 	r.publish()
 	return nil
