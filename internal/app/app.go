@@ -143,6 +143,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	gw.Health.OnChange = func(t router.Target, state, reason string, until time.Time) {
 		logger.Warn("target health changed", "target", t.String(), "credential", t.Credential, "state", state, "reason", reason, "until", until)
 	}
+	if gw.Verifiers, err = verifiers(cfg, gw); err != nil {
+		return nil, err
+	}
 	a.Gateway = gw
 	a.API = &httpapi.Server{
 		Gateway:          gw,
