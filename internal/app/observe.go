@@ -21,7 +21,7 @@ import (
 // observe wires what records and exports requests: the request log, metrics
 // and traces. The returned stop flushes them; call it after the server
 // drained.
-func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, masterKey, version string, logger *slog.Logger) (func(), error) {
+func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, live func() []metrics.RouteQuality, masterKey, version string, logger *slog.Logger) (func(), error) {
 	var stops []func()
 	stop := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -49,7 +49,7 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 	api.Observers = append(api.Observers, tracker)
 	api.Status = tracker
 	if mc := cfg.Observe.Metrics; !mc.Disabled {
-		src := metrics.Sources{Health: gw.Health, Targets: creds.Targets, StreamsInFlight: api.StreamsInFlight}
+		src := metrics.Sources{Health: gw.Health, Targets: creds.Targets, StreamsInFlight: api.StreamsInFlight, LiveQuality: live}
 		if meter.Outbox != nil {
 			src.Outbox = meter.Outbox.Stats
 		}

@@ -42,6 +42,9 @@ type Gateway struct {
 	// Verifiers, by route name, check a cascade route's answers before the
 	// client sees them (see cascade.go); set before serving.
 	Verifiers map[string]Verifier
+	// Shadows, by route name, grade a share of a route's answers against
+	// its best target's, off the request path (see shadow.go).
+	Shadows map[string]*Shadow
 
 	inflight sync.Map // "provider/model" → *atomic.Int64: calls open on the target
 	// swapped replaces Providers while serving (credentials added or removed).
@@ -216,6 +219,7 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 	}
 	out := r.outcome()
 	out.settle = tab.Close
+	g.shadow(call, plan, req, answerText(resp), out.Route)
 	return resp, out, nil
 }
 

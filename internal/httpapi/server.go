@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/tidegate/tidegate/internal/ability"
 	"io"
 	"log/slog"
 	"net/http"
@@ -78,6 +79,8 @@ type Server struct {
 	// WriteTimeout bounds each write to a client, so a reader that stopped
 	// reading cannot hold a stream (and its upstream) forever.
 	WriteTimeout time.Duration
+	// Feedback, when set, is told each verdict recorded (live quality).
+	Feedback func(ability.Feedback)
 	// EvalRuns starts eval runs (POST /admin/evals/{name}/runs); nil: off.
 	EvalRuns EvalRunner
 	// Store holds virtual keys and serves the admin API; nil: master key only.
@@ -151,6 +154,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/v1/messages/", s.unknownMessagesRoute)
 	mux.HandleFunc("POST /v1/embeddings", s.auth(s.embeddings))
 	mux.HandleFunc("POST /v1/images/generations", s.auth(s.images))
+	mux.HandleFunc("POST /v1/feedback", s.auth(s.feedback))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{id...}", s.auth(s.getModel))
 	if !s.AdminSeparate {

@@ -59,6 +59,8 @@ type Sources struct {
 	// Outbox reports the bills waiting in the outbox for the database and
 	// the age of the oldest.
 	Outbox func() (waiting int, oldest time.Duration)
+	// LiveQuality reports the ability routes' live quality (live.go).
+	LiveQuality func() []RouteQuality
 }
 
 // Endpoints are the API paths requests are labelled by; anything else is "other".
@@ -122,6 +124,9 @@ func New(src Sources) *Metrics {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tidegate_outbox_oldest_pending_seconds",
 				Help: "Age of the oldest bill waiting in the outbox, in seconds; 0 when none waits."},
 				func() float64 { _, d := src.Outbox(); return d.Seconds() }))
+	}
+	if src.LiveQuality != nil {
+		r.MustRegister(liveQuality{routes: src.LiveQuality})
 	}
 	if src.Health != nil {
 		r.MustRegister(&breakers{health: src.Health, targets: src.Targets})
