@@ -103,6 +103,20 @@ func (r *Route) LiveQuality() (float64, int) {
 	return sum / float64(n), n
 }
 
+// LiveReport is a route's live quality for metrics and status.
+type LiveReport struct {
+	Route    string  `json:"route"`
+	Quality  float64 `json:"quality"`  // mean verdict, 0–1
+	Verdicts int     `json:"verdicts"` // in the rolling windows; 0: no estimate
+	Demoted  int     `json:"demoted"`  // targets moved away from for low live quality
+}
+
+// Live reports the route's live quality.
+func (r *Route) Live() LiveReport {
+	q, n := r.LiveQuality()
+	return LiveReport{Route: r.Name, Quality: q, Verdicts: n, Demoted: len(r.Demoted())}
+}
+
 // Demoted lists the targets live quality moved prompts away from.
 func (r *Route) Demoted() []router.Target {
 	st := r.state.Load()

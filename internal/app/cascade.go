@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/tidegate/tidegate/internal/ability"
-	"github.com/tidegate/tidegate/internal/metrics"
 	"github.com/tidegate/tidegate/internal/router"
 
 	"github.com/tidegate/tidegate/internal/config"
@@ -65,13 +64,12 @@ func observeFeedback(routes map[string]*ability.Route, logger *slog.Logger) func
 }
 
 // liveQuality reports the ability routes' live quality, by name.
-func liveQuality(routes map[string]*ability.Route) func() []metrics.RouteQuality {
+func liveQuality(routes map[string]*ability.Route) func() []ability.LiveReport {
 	names := slices.Sorted(maps.Keys(routes))
-	return func() []metrics.RouteQuality {
-		out := make([]metrics.RouteQuality, 0, len(names))
+	return func() []ability.LiveReport {
+		out := make([]ability.LiveReport, 0, len(names))
 		for _, n := range names {
-			q, verdicts := routes[n].LiveQuality()
-			out = append(out, metrics.RouteQuality{Route: n, Quality: q, Verdicts: verdicts, Demoted: len(routes[n].Demoted())})
+			out = append(out, routes[n].Live())
 		}
 		return out
 	}

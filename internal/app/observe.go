@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/tidegate/tidegate/internal/ability"
 	"log/slog"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 // observe wires what records and exports requests: the request log, metrics
 // and traces. The returned stop flushes them; call it after the server
 // drained.
-func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, live func() []metrics.RouteQuality, masterKey, version string, logger *slog.Logger) (func(), error) {
+func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, live func() []ability.LiveReport, masterKey, version string, logger *slog.Logger) (func(), error) {
 	var stops []func()
 	stop := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -46,6 +47,7 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 		})
 	}
 	tracker := status.New(gw.Health, creds.Targets)
+	tracker.Routes = live
 	api.Observers = append(api.Observers, tracker)
 	api.Status = tracker
 	if mc := cfg.Observe.Metrics; !mc.Disabled {

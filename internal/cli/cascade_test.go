@@ -14,8 +14,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tidegate/tidegate/internal/ability"
 	"github.com/tidegate/tidegate/internal/eval"
 	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/status"
 )
 
 const cascadeConfig = `
@@ -144,5 +146,22 @@ func TestCascadeAndFeedbackOverHTTP(t *testing.T) {
 		if status == http.StatusCreated && (got["target"] != "sim/max" || got["route"] != "sums") {
 			t.Errorf("%s: verdict on %v of %v, want sim/max of sums", c.name, got["target"], got["route"])
 		}
+	}
+	// The two verdicts taken are the route's live quality, in tidegate status.
+	var stdout, stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"status", "--config", g.config, "--url", g.URL, "--json"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("status: exit %d %s", code, stderr.String())
+	}
+	var rep status.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]ability.LiveReport{{Route: "sums", Quality: 0.75, Verdicts: 2}}, rep.Routes); d != "" {
+		t.Errorf("live quality in status (-want +got):\n%s", d)
+	}
+	var text bytes.Buffer
+	printLiveQuality(&text, rep.Routes)
+	if want := "ability route  live quality  verdicts  demoted targets\nsums           75.0%         2         0\n"; text.String() != want {
+		t.Errorf("status table:\n%s\nwant:\n%s", text.String(), want)
 	}
 }

@@ -1,14 +1,10 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
 
-// RouteQuality is an ability route's live quality estimate at scrape time.
-type RouteQuality struct {
-	Route    string
-	Quality  float64 // mean verdict, 0–1
-	Verdicts int     // in the rolling window; 0: no estimate
-	Demoted  int     // targets moved away from for low live quality
-}
+	"github.com/tidegate/tidegate/internal/ability"
+)
 
 var (
 	liveDesc = prometheus.NewDesc("tidegate_route_live_quality",
@@ -21,7 +17,7 @@ var (
 
 // liveQuality reports the routes' live quality; a route with no verdicts
 // has no quality sample (0 would read as "all wrong").
-type liveQuality struct{ routes func() []RouteQuality }
+type liveQuality struct{ routes func() []ability.LiveReport }
 
 func (l liveQuality) Describe(ch chan<- *prometheus.Desc) {
 	ch <- liveDesc

@@ -7,12 +7,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tidegate/tidegate/internal/ability"
 	"github.com/tidegate/tidegate/internal/router"
 )
 
 func TestLiveQualityMetric(t *testing.T) {
-	m := New(Sources{Targets: func() []router.Target { return nil }, LiveQuality: func() []RouteQuality {
-		return []RouteQuality{{Route: "tickets", Quality: 0.75, Verdicts: 40, Demoted: 1}, {Route: "quiet"}}
+	m := New(Sources{Targets: func() []router.Target { return nil }, LiveQuality: func() []ability.LiveReport {
+		return []ability.LiveReport{{Route: "tickets", Quality: 0.75, Verdicts: 40, Demoted: 1}, {Route: "quiet"}}
 	}})
 	rr := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rr, httptest.NewRequest("GET", "/metrics", nil))

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tidegate/tidegate/internal/ability"
 	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/timing"
@@ -60,7 +61,7 @@ type Sources struct {
 	// the age of the oldest.
 	Outbox func() (waiting int, oldest time.Duration)
 	// LiveQuality reports the ability routes' live quality (live.go).
-	LiveQuality func() []RouteQuality
+	LiveQuality func() []ability.LiveReport
 }
 
 // Endpoints are the API paths requests are labelled by; anything else is "other".
