@@ -43,7 +43,8 @@ type Route struct {
 
 	mu      sync.Mutex // one refresh at a time
 	learned *Learned
-	seen    uint64 // fingerprint of the results learned from
+	seen    uint64   // fingerprint of the results learned from
+	live    []window // per target: recent verdicts on its answers
 }
 
 // state is what choosing reads, swapped whole.
@@ -54,6 +55,8 @@ type state struct {
 	cost []float64 // per target
 	cal  Calibration
 	from *Learned
+	// demoted: targets whose live quality fell below the bar (live.go).
+	demoted []bool
 }
 
 func (s *state) learnedFrom(l *Learned) bool { return s.from == l }
@@ -101,7 +104,7 @@ func (r *Route) order(req *router.Request, ts []router.Target, explain bool) ([]
 			sc.p[t] = math.NaN()
 		}
 	}
-	rank(sc.idx, sc.p, st.cost, st.cal.Tau, st.cal.BestTarget)
+	rank(sc.idx, sc.p, st.cost, st.cal.Tau, st.cal.BestTarget, st.demoted)
 	out := make([]router.Target, len(ts))
 	for k, t := range sc.idx {
 		out[k] = ts[t]
@@ -115,12 +118,13 @@ func (r *Route) order(req *router.Request, ts []router.Target, explain bool) ([]
 // rank orders target indexes: those whose p reaches tau by cost (cheapest
 // first), then the best target, then the rest by p (likeliest first), then
 // those without a prediction, as configured. Its first is choose's choice.
-func rank(idx []int, p, cost []float64, tau float64, best int) {
+// A demoted target never counts as reaching tau.
+func rank(idx []int, p, cost []float64, tau float64, best int, demoted []bool) {
 	key := func(t int) (group int) {
 		switch {
 		case math.IsNaN(p[t]):
 			return 3
-		case p[t] >= tau:
+		case p[t] >= tau && (demoted == nil || !demoted[t]):
 			return 0
 		case t == best:
 			return 1
@@ -156,6 +160,9 @@ func (r *Route) reason(ts []router.Target, sc *scratch, st *state) string {
 		}
 		b.WriteString(" cost=")
 		b.WriteString(strconv.FormatFloat(st.cost[t], 'g', 3, 64))
+		if st.demoted[t] {
+			b.WriteString(" demoted by live quality")
+		}
 		b.WriteString(";")
 	}
 	return strings.TrimSuffix(b.String(), ";")
@@ -230,6 +237,7 @@ func (r *Route) learn(res []eval.ItemResult) {
 	names := r.names()
 	d := Table(res, names)
 	r.seen = fp
+	r.live = nil // a new eval run says anew what each target is worth
 	if len(d.X) == 0 {
 		r.learned = nil
 		return
@@ -257,7 +265,10 @@ func (r *Route) publish() {
 	if old := r.state.Load(); old != nil && old.learnedFrom(l) && slices.Equal(old.cost, cost) {
 		return
 	}
-	st := &state{col: make([]int, len(l.Models)), cost: cost, cal: l.Calibrate(cost, r.Bar)}
+	st := &state{col: make([]int, len(l.Models)), cost: cost, cal: l.Calibrate(cost, r.Bar), demoted: make([]bool, len(l.Models))}
+	if old := r.state.Load(); old != nil && old.learnedFrom(l) {
+		st.demoted = old.demoted // a new price keeps live quality's verdict
+	}
 	var ms []*Logistic
 	for t, m := range l.Models {
 		st.col[t] = -1

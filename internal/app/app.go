@@ -143,6 +143,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	gw.Health.OnChange = func(t router.Target, state, reason string, until time.Time) {
 		logger.Warn("target health changed", "target", t.String(), "credential", t.Credential, "state", state, "reason", reason, "until", until)
 	}
+	if gw.Verifiers, err = verifiers(cfg, gw); err != nil {
+		return nil, err
+	}
 	a.Gateway = gw
 	a.API = &httpapi.Server{
 		Gateway:          gw,
@@ -160,6 +163,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		RequestTimeout:   cfg.Reliability.RequestTimeout,
 		Judge:            verdict.New(),
 	}
+	gw.Shadows = shadows(cfg, a.Abilities)
+	a.API.Feedback = observeFeedback(a.Abilities, logger)
 	a.Evals = &evalrun.Runner{Store: a.Store, Gateway: gw, Logger: logger, Judge: cfg.Evals.Judge}
 	a.API.EvalRuns = a.Evals
 	creds.gw, creds.rt = gw, rt
@@ -168,7 +173,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if slices.ContainsFunc(cfg.Providers, func(p config.Provider) bool { return p.StoredCredentials }) {
 		a.background(func(ctx context.Context) { creds.Run(ctx, 30*time.Second) })
 	}
-	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, a.Master.Key, opts.Version, logger)
+	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, liveQuality(a.Abilities), a.Master.Key, opts.Version, logger)
 	if err != nil {
 		return nil, err
 	}

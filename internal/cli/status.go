@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/tidegate/tidegate/internal/ability"
 	"io"
 	"net/http"
 	"os"
@@ -100,6 +101,24 @@ func printStatus(w io.Writer, rep *status.Report) {
 				percent(win.w.SuccessRate, win.w.Requests), millis(win.w.TTFTP50), millis(win.w.TTFTP95),
 				rate(win.w.TokensPerSecond), 100*win.w.EffectiveServing, win.w.Covered)
 		}
+	}
+	tw.Flush()
+	if len(rep.Routes) > 0 {
+		fmt.Fprintln(w)
+		printLiveQuality(w, rep.Routes)
+	}
+}
+
+// printLiveQuality prints the ability routes' live quality estimates.
+func printLiveQuality(w io.Writer, routes []ability.LiveReport) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ability route\tlive quality\tverdicts\tdemoted targets")
+	for _, r := range routes {
+		q := "-"
+		if r.Verdicts > 0 {
+			q = fmt.Sprintf("%.1f%%", 100*r.Quality)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", r.Route, q, r.Verdicts, r.Demoted)
 	}
 	tw.Flush()
 }

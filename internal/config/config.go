@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -286,6 +287,28 @@ type Ability struct {
 	// Quality is the bar: the share of the best target's quality on the
 	// suite the route keeps on prompts it has not seen, in (0, 1].
 	Quality float64 `yaml:"quality"`
+	// Verify turns the route into a cascade: each answer is checked before
+	// the client sees it (json_schema, regex or judge) and a failed check
+	// escalates to the next target. Schema, Pattern or Rubric is the check.
+	Verify  string `yaml:"verify"`
+	Schema  any    `yaml:"schema"`
+	Pattern string `yaml:"pattern"`
+	Rubric  string `yaml:"rubric"`
+	// Shadow is the share of live prompts also sent, off the request path,
+	// to the route's best target to grade the routed answer; 0: none.
+	Shadow float64 `yaml:"shadow"`
+}
+
+// VerifyExpected is the check a cascade's grader reads: the schema as
+// JSON, or the pattern or rubric as a JSON string.
+func (a *Ability) VerifyExpected() (json.RawMessage, error) {
+	switch a.Verify {
+	case "json_schema":
+		return json.Marshal(a.Schema)
+	case "regex":
+		return json.Marshal(a.Pattern)
+	}
+	return json.Marshal(a.Rubric)
 }
 
 // DataDir is where the demo keeps its state.
@@ -623,6 +646,8 @@ func (c *Config) Validate() error {
 				bad(f+".route.ability.quality", "want a share of the best target's quality in (0, 1], got %v", a.Quality)
 			case m.Weights != nil || m.Order == "latency":
 				bad(f+".route", "an ability route excludes weights and latency order")
+			default:
+				c.checkCascade(f+".route.ability", a, bad)
 			}
 		}
 		for j, t := range m.Targets {

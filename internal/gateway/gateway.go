@@ -39,6 +39,12 @@ type Gateway struct {
 	// IdleTimeout ends a stream whose upstream went silent after its first
 	// token; 0 waits as long as the request may.
 	IdleTimeout time.Duration
+	// Verifiers, by route name, check a cascade route's answers before the
+	// client sees them (see cascade.go); set before serving.
+	Verifiers map[string]Verifier
+	// Shadows, by route name, grade a share of a route's answers against
+	// its best target's, off the request path (see shadow.go).
+	Shadows map[string]*Shadow
 
 	inflight sync.Map // "provider/model" → *atomic.Int64: calls open on the target
 	// swapped replaces Providers while serving (credentials added or removed).
@@ -177,7 +183,7 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 	timing.From(ctx).Routed()
 	var started time.Time
 	r := g.newRun(ctx, plan)
-	resp, err := try(r, func(p provider.Provider, t router.Target) (*llm.ChatResponse, error) {
+	attempt := func(p provider.Provider, t router.Target) (*llm.ChatResponse, error) {
 		started = time.Now()
 		actx, ta, end := g.startAttempt(ctx, t)
 		resp, err := p.ChatCompletion(actx, forTarget(req, t))
@@ -189,24 +195,31 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 		}
 		end(err)
 		return resp, err
-	})
-	out := r.outcome()
+	}
+	resp, err := try(r, attempt)
 	if err != nil {
 		tab.Close()
-		return nil, out, err
+		return nil, r.outcome(), err
 	}
-	a := Attempt{Target: out.Route, Number: out.Attempts, Status: "ok", Latency: time.Since(started)}
-	if resp.Usage != nil {
-		a.Usage = *resp.Usage
-	} else {
-		chars := 0
-		for _, c := range resp.Choices {
-			chars += len(c.Message.Content.String()) + len(c.Message.ReasoningContent)
+	if v := g.verifier(plan); v != nil {
+		hold := func(resp *llm.ChatResponse) candidate[*llm.ChatResponse] {
+			return candidate[*llm.ChatResponse]{v: resp, text: answerText(resp), a: chatAttempt(req, plan, r, resp, started)}
 		}
-		a.Usage, a.Estimated = llm.Usage{PromptTokens: int(estimate(req, plan.Targets, 0).PromptTokens), CompletionTokens: int(EstimateTokens(chars))}, true
+		next := func() (candidate[*llm.ChatResponse], error) {
+			resp, err := try(r, attempt)
+			if err != nil {
+				return candidate[*llm.ChatResponse]{}, err
+			}
+			return hold(resp), nil
+		}
+		c := cascade(ctx, r, v, call, req, tab, hold(resp), next)
+		resp, r.route = c.v, c.a.Target
+	} else {
+		tab.Record(chatAttempt(req, plan, r, resp, started))
 	}
-	tab.Record(a)
+	out := r.outcome()
 	out.settle = tab.Close
+	g.shadow(call, plan, req, answerText(resp), out.Route)
 	return resp, out, nil
 }
 

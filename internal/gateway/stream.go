@@ -36,7 +36,9 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 	timing.From(ctx).Routed()
 	r := g.newRun(ctx, plan)
 	var s *Stream
-	if delay := plan.HedgeDelay(); delay > 0 {
+	if v := g.verifier(plan); v != nil {
+		s, err = g.cascadeStream(ctx, r, v, call, req, tab, est.PromptTokens)
+	} else if delay := plan.HedgeDelay(); delay > 0 {
 		s, err = g.hedged(r, req, delay, tab, est.PromptTokens)
 	} else {
 		var started time.Time
@@ -55,6 +57,9 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 		return nil, out, err
 	}
 	s.routeSlot = releaseRoute
+	if s.tab != nil {
+		return s, out, nil // a cascade's replay: its attempts are billed
+	}
 	s.tab, s.promptEstimate = tab, est.PromptTokens
 	if p, ok := tab.(ProgressTab); ok {
 		s.progress = p.Progress
@@ -349,6 +354,18 @@ func (s *Stream) Close() error {
 		return err
 	}
 	s.closed = true
+	s.tab.Record(s.bill())
+	if s.beforeSettle != nil {
+		s.beforeSettle()
+	}
+	s.tab.Close()
+	return err
+}
+
+// bill is the stream's attempt as it ended: from the provider's usage, or,
+// for a stream that broke or was cancelled without one, from what was
+// generated, estimated.
+func (s *Stream) bill() Attempt {
 	a := s.attempt
 	a.Latency = time.Since(s.started)
 	switch {
@@ -367,12 +384,7 @@ func (s *Stream) Close() error {
 		a.Usage = llm.Usage{PromptTokens: int(s.promptEstimate), CompletionTokens: int(EstimateTokens(s.chars))}
 		a.Estimated = true
 	}
-	s.tab.Record(a)
-	if s.beforeSettle != nil {
-		s.beforeSettle()
-	}
-	s.tab.Close()
-	return err
+	return a
 }
 
 // Usage is the provider's final usage, nil if it sent none.

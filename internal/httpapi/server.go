@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/tidegate/tidegate/internal/ability"
 	"io"
 	"log/slog"
 	"net/http"
@@ -78,6 +79,8 @@ type Server struct {
 	// WriteTimeout bounds each write to a client, so a reader that stopped
 	// reading cannot hold a stream (and its upstream) forever.
 	WriteTimeout time.Duration
+	// Feedback, when set, is told each verdict recorded (live quality).
+	Feedback func(ability.Feedback)
 	// EvalRuns starts eval runs (POST /admin/evals/{name}/runs); nil: off.
 	EvalRuns EvalRunner
 	// Store holds virtual keys and serves the admin API; nil: master key only.
@@ -160,6 +163,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/audio/transcriptions", s.auth(s.transcriptions))
 	mux.HandleFunc("POST /v1/audio/translations", s.auth(s.translations))
 	mux.HandleFunc("POST /v1/audio/speech", s.auth(s.speech))
+	mux.HandleFunc("POST /v1/feedback", s.auth(s.feedback))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{id...}", s.auth(s.getModel))
 	if !s.AdminSeparate {

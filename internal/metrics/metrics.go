@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tidegate/tidegate/internal/ability"
 	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/timing"
@@ -63,6 +64,8 @@ type Sources struct {
 	// Known, when set, admits target names found at run time (targets of
 	// providers that serve any model, bounded by their source).
 	Known func(target string) bool
+	// LiveQuality reports the ability routes' live quality (live.go).
+	LiveQuality func() []ability.LiveReport
 }
 
 // Endpoints are the API paths requests are labelled by; anything else is "other".
@@ -127,6 +130,9 @@ func New(src Sources) *Metrics {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tidegate_outbox_oldest_pending_seconds",
 				Help: "Age of the oldest bill waiting in the outbox, in seconds; 0 when none waits."},
 				func() float64 { _, d := src.Outbox(); return d.Seconds() }))
+	}
+	if src.LiveQuality != nil {
+		r.MustRegister(liveQuality{routes: src.LiveQuality})
 	}
 	if src.Health != nil {
 		r.MustRegister(&breakers{health: src.Health, targets: src.Targets})

@@ -6,6 +6,7 @@ package status
 
 import (
 	"context"
+	"github.com/tidegate/tidegate/internal/ability"
 	"math"
 	"net/http"
 	"sort"
@@ -42,6 +43,8 @@ type Tracker struct {
 	// (every provider × credential × model in use).
 	Health  *router.Health
 	Targets func() []router.Target
+	// Routes reports the ability routes' live quality; nil: none.
+	Routes  func() []ability.LiveReport
 	Now     func() time.Time
 	started time.Time
 
@@ -130,6 +133,8 @@ type TargetStatus struct {
 type Report struct {
 	At      time.Time      `json:"at"`
 	Targets []TargetStatus `json:"targets"`
+	// Routes is each ability route's live quality.
+	Routes []ability.LiveReport `json:"routes,omitempty"`
 }
 
 // Status reports every target.
@@ -149,6 +154,9 @@ func (t *Tracker) Report() Report {
 	}
 	sort.Strings(names)
 	rep := Report{At: now}
+	if t.Routes != nil {
+		rep.Routes = t.Routes()
+	}
 	for _, n := range names {
 		ts := TargetStatus{Target: n}
 		var outages [][]router.Outage
