@@ -47,6 +47,7 @@ func Run(t *testing.T, open Open) {
 		"ClientLabels":        testClientLabels,
 		"SettleNeverCredits":  testSettleNeverCredits,
 		"Responses":           testResponses,
+		"Prices":              testPrices,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
