@@ -71,8 +71,9 @@ func startConfig(t *testing.T, path string) *gatewayProc {
 	return g
 }
 
-// serveConfig serves tidegate with cfg on a loopback port.
-func serveConfig(t *testing.T, cfg *config.Config) *gatewayProc {
+// serveConfig serves tidegate with cfg on a loopback port, with the
+// options given (their logger and version are the harness's).
+func serveConfig(t *testing.T, cfg *config.Config, opts ...app.Options) *gatewayProc {
 	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	if !strings.HasPrefix(cfg.Store, "sqlite:") {
@@ -80,7 +81,12 @@ func serveConfig(t *testing.T, cfg *config.Config) *gatewayProc {
 		cfg.Budgets.Outbox.Path = filepath.Join(t.TempDir(), "outbox")
 	}
 	g := &gatewayProc{store: cfg.Store, stderr: &syncBuffer{}}
-	r, err := app.Start(context.Background(), cfg, app.Options{Logger: newLogger(g.stderr, cfg.LogLevel), Version: Version})
+	o := app.Options{}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Logger, o.Version = newLogger(g.stderr, cfg.LogLevel), Version
+	r, err := app.Start(context.Background(), cfg, o)
 	if err != nil {
 		t.Fatalf("tidegate did not start: %v", err)
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -49,16 +48,8 @@ models:
 // startReplica serves the config at path with the given refresh periods.
 func startReplica(t *testing.T, path string, opts app.Options) *gatewayProc {
 	t.Helper()
-	cfg := mustLoad(t, path)
-	cfg.Listen = "127.0.0.1:0"
-	g := &gatewayProc{store: cfg.Store, config: path, stderr: &syncBuffer{}}
-	opts.Logger, opts.Version = newLogger(g.stderr, cfg.LogLevel), Version
-	r, err := app.Start(context.Background(), cfg, opts)
-	if err != nil {
-		t.Fatalf("tidegate did not start: %v", err)
-	}
-	g.run, g.URL = r, r.URL
-	t.Cleanup(g.stop)
+	g := serveConfig(t, mustLoad(t, path), opts)
+	g.config = path
 	return g
 }
 

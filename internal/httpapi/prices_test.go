@@ -32,6 +32,16 @@ func (b storeBook) SetPrice(ctx context.Context, p ledger.Price) error {
 	return b.PutPrice(ctx, p)
 }
 
+// errView is what an admin error answer says: its status, code and field.
+type errView struct{ Status, Code, Param string }
+
+func errOf(status int, out map[string]any) errView {
+	e, _ := out["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	param, _ := e["param"].(string)
+	return errView{http.StatusText(status), code, param}
+}
+
 // TestPricesAdmin: POST /admin/prices decodes strictly, checks every
 // number before storing it, is master key only; GET lists what is stored.
 func TestPricesAdmin(t *testing.T) {
@@ -45,13 +55,6 @@ func TestPricesAdmin(t *testing.T) {
 		s.Store, s.Prices, s.Now = st, storeBook{DB: st, providers: map[string]bool{"sim": true}}, func() time.Time { return now }
 	})
 
-	type errView struct{ Status, Code, Param string }
-	errOf := func(status int, out map[string]any) errView {
-		e, _ := out["error"].(map[string]any)
-		code, _ := e["code"].(string)
-		param, _ := e["param"].(string)
-		return errView{http.StatusText(status), code, param}
-	}
 	bad := []struct {
 		name, body string
 		want       errView
