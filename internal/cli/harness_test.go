@@ -47,8 +47,8 @@ func (s *syncBuffer) String() string {
 }
 
 // startGateway serves tidegate with the given YAML (STORE becomes a SQLite
-// store in a temp dir) on a loopback port.
-func startGateway(t *testing.T, yaml string) *gatewayProc {
+// store in a temp dir) on a loopback port, with the options given.
+func startGateway(t *testing.T, yaml string, opts ...app.Options) *gatewayProc {
 	t.Helper()
 	dir := t.TempDir()
 	yaml = strings.ReplaceAll(yaml, "STORE", "sqlite:"+filepath.Join(dir, "t.db"))
@@ -56,17 +56,17 @@ func startGateway(t *testing.T, yaml string) *gatewayProc {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startConfig(t, path)
+	return startConfig(t, path, opts...)
 }
 
 // startConfig serves tidegate with the config file at path on a loopback port.
-func startConfig(t *testing.T, path string) *gatewayProc {
+func startConfig(t *testing.T, path string, opts ...app.Options) *gatewayProc {
 	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := serveConfig(t, cfg)
+	g := serveConfig(t, cfg, opts...)
 	g.config = path
 	return g
 }

@@ -45,14 +45,6 @@ models:
       ability: {suite: tasks, quality: 0.95}
 `
 
-// startReplica serves the config at path with the given refresh periods.
-func startReplica(t *testing.T, path string, opts app.Options) *gatewayProc {
-	t.Helper()
-	g := serveConfig(t, mustLoad(t, path), opts)
-	g.config = path
-	return g
-}
-
 // chatWith sends a prompt to model with key: the target that answered and
 // the usage billed.
 func chatWith(t *testing.T, g *gatewayProc, key, model string, msgs []llm.Message) (string, llm.Usage) {
@@ -125,7 +117,7 @@ func TestPricePostMovesAbilityRoute(t *testing.T) {
 	}
 	// a rereads often; b only at the defaults (10 s, 20 s), so what moves
 	// b within the test is the POST it took.
-	a := startReplica(t, config("a"), app.Options{PriceRefresh: 50 * time.Millisecond, AbilityRefresh: 50 * time.Millisecond})
+	a := startConfig(t, config("a"), app.Options{PriceRefresh: 50 * time.Millisecond, AbilityRefresh: 50 * time.Millisecond})
 
 	suite, _ := json.Marshal(map[string]any{"name": "tasks", "grader": eval.GraderSpec{Type: eval.TypeExact, IgnoreCase: true}, "items": train})
 	if status, out := admin(t, a, http.MethodPost, "/admin/evals", string(suite)); status != http.StatusCreated {
@@ -145,7 +137,7 @@ func TestPricePostMovesAbilityRoute(t *testing.T) {
 		}
 	}
 	waitCalibrated(t, a)
-	b := startReplica(t, config("b"), app.Options{})
+	b := startConfig(t, config("b"), app.Options{})
 	waitCalibrated(t, b)
 
 	var prompts [][]llm.Message
