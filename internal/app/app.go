@@ -5,6 +5,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -54,6 +55,9 @@ type Options struct {
 	Version string       // reported by traces
 	// Getenv reads the environment; nil: os.Getenv.
 	Getenv func(string) string
+	// PriceRefresh and AbilityRefresh override how often stored prices and
+	// ability routes are reread (tests); 0: priceRefresh, abilityRefresh.
+	PriceRefresh, AbilityRefresh time.Duration
 }
 
 // App is tidegate built from a config, ready to serve.
@@ -123,8 +127,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	ab := &abilityDeps{results: a.Store, catalog: catalog, logger: logger, abilities: map[string]*ability.Route{}}
 	rt := newRouter(cfg, ab)
 	a.Abilities = ab.abilities
+	prices := newPriceBook(a.Store, catalog, cfg.Providers, ab.abilities, logger)
+	if err := prices.reload(ctx); err != nil {
+		return nil, err
+	}
+	a.background(func(ctx context.Context) { prices.run(ctx, cmp.Or(opts.PriceRefresh, priceRefresh)) })
 	for _, r := range ab.abilities {
-		a.background(func(ctx context.Context) { r.Run(ctx, abilityRefresh) })
+		a.background(func(ctx context.Context) { r.Run(ctx, cmp.Or(opts.AbilityRefresh, abilityRefresh)) })
 	}
 	rt.SetCredentials(credentialIDs(cfg.Providers))
 	gw := &gateway.Gateway{
@@ -167,6 +176,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	a.API.Feedback = observeFeedback(a.Abilities, logger)
 	a.Evals = &evalrun.Runner{Store: a.Store, Gateway: gw, Logger: logger, Judge: cfg.Evals.Judge}
 	a.API.EvalRuns = a.Evals
+	a.API.Prices = prices
 	creds.gw, creds.rt = gw, rt
 	a.API.CredentialsChanged = creds.Reload
 	a.API.StoredCredentialProviders = StoredCredentialProviders(cfg.Providers)

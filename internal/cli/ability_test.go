@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/app"
 	"github.com/tidegate/tidegate/internal/eval"
 	"github.com/tidegate/tidegate/internal/llm"
 )
@@ -195,7 +196,9 @@ func TestAbilityRouteAcceptance(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g := startGateway(t, fmt.Sprintf(abilityConfig, testKey, tasks))
+	// Teach stands in for the store's results: no periodic refresh, which
+	// would unlearn them from the empty store when the test runs past it.
+	g := startGateway(t, fmt.Sprintf(abilityConfig, testKey, tasks), app.Options{AbilityRefresh: time.Hour})
 	defer g.stop()
 	route := g.run.Abilities["tickets"]
 	if route == nil {

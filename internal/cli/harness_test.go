@@ -47,8 +47,8 @@ func (s *syncBuffer) String() string {
 }
 
 // startGateway serves tidegate with the given YAML (STORE becomes a SQLite
-// store in a temp dir) on a loopback port.
-func startGateway(t *testing.T, yaml string) *gatewayProc {
+// store in a temp dir) on a loopback port, with the options given.
+func startGateway(t *testing.T, yaml string, opts ...app.Options) *gatewayProc {
 	t.Helper()
 	dir := t.TempDir()
 	yaml = strings.ReplaceAll(yaml, "STORE", "sqlite:"+filepath.Join(dir, "t.db"))
@@ -56,23 +56,24 @@ func startGateway(t *testing.T, yaml string) *gatewayProc {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startConfig(t, path)
+	return startConfig(t, path, opts...)
 }
 
 // startConfig serves tidegate with the config file at path on a loopback port.
-func startConfig(t *testing.T, path string) *gatewayProc {
+func startConfig(t *testing.T, path string, opts ...app.Options) *gatewayProc {
 	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := serveConfig(t, cfg)
+	g := serveConfig(t, cfg, opts...)
 	g.config = path
 	return g
 }
 
-// serveConfig serves tidegate with cfg on a loopback port.
-func serveConfig(t *testing.T, cfg *config.Config) *gatewayProc {
+// serveConfig serves tidegate with cfg on a loopback port, with the
+// options given (their logger and version are the harness's).
+func serveConfig(t *testing.T, cfg *config.Config, opts ...app.Options) *gatewayProc {
 	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	if !strings.HasPrefix(cfg.Store, "sqlite:") {
@@ -80,7 +81,12 @@ func serveConfig(t *testing.T, cfg *config.Config) *gatewayProc {
 		cfg.Budgets.Outbox.Path = filepath.Join(t.TempDir(), "outbox")
 	}
 	g := &gatewayProc{store: cfg.Store, stderr: &syncBuffer{}}
-	r, err := app.Start(context.Background(), cfg, app.Options{Logger: newLogger(g.stderr, cfg.LogLevel), Version: Version})
+	o := app.Options{}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Logger, o.Version = newLogger(g.stderr, cfg.LogLevel), Version
+	r, err := app.Start(context.Background(), cfg, o)
 	if err != nil {
 		t.Fatalf("tidegate did not start: %v", err)
 	}

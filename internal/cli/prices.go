@@ -2,10 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,7 +18,8 @@ import (
 	"github.com/tidegate/tidegate/internal/ledger"
 )
 
-// pricesCmd prints the price catalog: shipped entries and config overrides.
+// pricesCmd prints the price catalog: shipped entries, config overrides and
+// the prices stored through POST /admin/prices (source "stored").
 func pricesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("prices", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -30,6 +35,9 @@ func pricesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cat, err := app.Catalog(cfg)
 	if err != nil {
 		return err
+	}
+	if err := addStored(ctx, cfg.Store, cat); err != nil {
+		fmt.Fprintf(stderr, "tidegate prices: stored prices not shown: %v\n", err)
 	}
 	// --provider takes a type (deepseek) or a configured name: a name also
 	// shows the shipped prices of its type, which it is billed by.
@@ -56,6 +64,9 @@ func pricesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if !p.Effective.IsZero() {
 			from = p.Effective.Format("2006-01-02")
 		}
+		if !p.Effective.Equal(p.Effective.Truncate(24 * time.Hour)) {
+			from = p.Effective.UTC().Format(time.RFC3339) // a stored price starts at any instant
+		}
 		band := "-"
 		if p.BandAbove > 0 {
 			band = fmt.Sprintf(">%d", p.BandAbove)
@@ -65,6 +76,26 @@ func pricesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintln(tw, "\nper 1M tokens; a row applies from its date until the next row of the same model")
 	return tw.Flush()
+}
+
+// addStored puts the store's prices in the catalog. A SQLite store that
+// does not exist yet holds none, and is not created just to be read.
+func addStored(ctx context.Context, dsn string, cat *ledger.Catalog) error {
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+	}
+	st, err := openStore(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	stored, err := st.Prices(ctx)
+	if err != nil {
+		return err
+	}
+	return cat.SetStored(stored)
 }
 
 func orDash(s string) string {

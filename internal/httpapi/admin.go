@@ -76,6 +76,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/requests/{id}", s.adminOnly(s.getRequest))
 	mux.HandleFunc("GET /admin/status", s.adminOnly(s.status))
 	s.evalRoutes(mux)
+	s.priceRoutes(mux)
 }
 
 func (s *Server) now() time.Time {

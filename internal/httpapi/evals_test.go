@@ -54,13 +54,6 @@ func TestEvalSuitesAdmin(t *testing.T) {
 	suite := `{"name":"math","grader":{"type":"exact","extract":"Answer:\\s*(.+)"},"items":[` +
 		item("a", `,"tags":["arith"]`) + `,` + item("b", `,"grader":"numeric","tags":["arith","easy"]`) + `]}`
 
-	type errView struct{ Status, Code, Param string }
-	errOf := func(status int, out map[string]any) errView {
-		e, _ := out["error"].(map[string]any)
-		code, _ := e["code"].(string)
-		param, _ := e["param"].(string)
-		return errView{http.StatusText(status), code, param}
-	}
 	bad := []struct {
 		name, path, body string
 		want             errView

@@ -83,6 +83,8 @@ type Server struct {
 	Feedback func(ability.Feedback)
 	// EvalRuns starts eval runs (POST /admin/evals/{name}/runs); nil: off.
 	EvalRuns EvalRunner
+	// Prices keeps the admin API's prices (/admin/prices); nil: off.
+	Prices PriceBook
 	// Store holds virtual keys and serves the admin API; nil: master key only.
 	Store Store
 	// Sealer encrypts provider credentials; nil: the credentials API is off.

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,7 +37,11 @@ type Price struct {
 
 // Ref names the entry in ledger records: which price billed a request.
 func (p *Price) Ref() string {
-	ref := fmt.Sprintf("%s/%s@%s", p.Provider, p.Model, p.Effective.Format("2006-01-02"))
+	eff := p.Effective.Format("2006-01-02")
+	if !p.Effective.Equal(p.Effective.Truncate(24 * time.Hour)) {
+		eff = p.Effective.UTC().Format(time.RFC3339) // a stored price starts at any instant
+	}
+	ref := fmt.Sprintf("%s/%s@%s", p.Provider, p.Model, eff)
 	if p.BandAbove > 0 {
 		ref += fmt.Sprintf(">%d", p.BandAbove)
 	}
@@ -83,6 +88,9 @@ type Catalog struct {
 	shipped   map[string][]Price      // by provider type + model
 	overrides map[string][]Price      // by provider name + model
 	images    map[string][]ImagePrice // by provider type + model
+	// stored are the admin API's prices (stored.go), by provider name +
+	// model; swapped whole when the store is reread.
+	stored atomic.Pointer[map[string][]Price]
 }
 
 func catalogKey(provider, model string) string { return provider + "\x00" + model }
@@ -183,8 +191,12 @@ func NewCatalog(overrides []Price) (*Catalog, error) {
 // in force at `at`, its context band by prompt tokens, its off-peak variant
 // when `at` falls in off-peak hours.
 func (c *Catalog) Lookup(providerName, providerType, model string, promptTokens int64, at time.Time) (Price, bool) {
-	if p, ok := pick(c.overrides[catalogKey(providerName, model)], promptTokens, at); ok {
-		return p, true
+	over, ok := pick(c.overrides[catalogKey(providerName, model)], promptTokens, at)
+	if p, found := c.storedLookup(providerName, model, promptTokens, at); found && (!ok || !p.Effective.Before(over.Effective)) {
+		return p, true // the later of a stored and a config override; the stored one on a tie
+	}
+	if ok {
+		return over, true
 	}
 	return pick(c.shipped[catalogKey(providerType, model)], promptTokens, at)
 }
@@ -238,10 +250,14 @@ func inWindow(when string, t time.Time) bool {
 	return false
 }
 
-// All lists every entry, shipped then overrides, for `tidegate prices`.
+// All lists every entry, shipped, overrides and stored, for `tidegate prices`.
 func (c *Catalog) All() []Price {
 	var out []Price
-	for _, m := range []map[string][]Price{c.shipped, c.overrides} {
+	sets := []map[string][]Price{c.shipped, c.overrides}
+	if st := c.stored.Load(); st != nil {
+		sets = append(sets, *st)
+	}
+	for _, m := range sets {
 		for _, ps := range m {
 			out = append(out, ps...)
 		}

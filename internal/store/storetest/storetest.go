@@ -48,6 +48,7 @@ func Run(t *testing.T, open Open) {
 		"SettleNeverCredits":  testSettleNeverCredits,
 		"Responses":           testResponses,
 		"Feedback":            testFeedback,
+		"Prices":              testPrices,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
