@@ -121,11 +121,18 @@ func asError[T error](err error, target *T) bool { return errors.As(err, target)
 // goroutine: it stops the test when the request cannot be sent.
 func postChat(t testing.TB, url, body string, header ...string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	return sendJSON(t, http.MethodPost, url+"/v1/chat/completions", testKey, body, header...)
+}
+
+// sendJSON sends a JSON body with a key and extra headers (name, value pairs)
+// and returns the response unread. Call it from the test's own goroutine.
+func sendJSON(t testing.TB, method, url, key, body string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
