@@ -50,6 +50,11 @@ func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 	if k := principalFrom(r).key; k != nil {
 		keyID, projectID = k.ID, k.ProjectID
 	}
+	// The verdict names its route from the request log, written in batches:
+	// a verdict sent right after its answer must find the record there.
+	if l, ok := s.Requests.(interface{ Flush(context.Context) }); ok {
+		l.Flush(r.Context())
+	}
 	fb, err := fr.RecordFeedback(r.Context(), keyID, projectID, body.RequestID, *body.Score)
 	switch {
 	case errors.Is(err, ability.ErrNoRequest):
