@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"mime"
-	"strings"
 
 	"github.com/tidegate/tidegate/internal/llm"
 	"github.com/tidegate/tidegate/internal/provider"
@@ -124,17 +123,11 @@ func (c *Client) Speech(ctx context.Context, req *llm.SpeechRequest) (_ *provide
 	if err != nil {
 		return nil, err
 	}
-	ct := resp.Header.Get("Content-Type")
-	if strings.HasPrefix(ct, "application/json") {
-		// Audio never comes as JSON: this is an error in a 2xx body.
-		defer resp.Body.Close()
-		b, err := provider.ReadBody(resp)
-		if err != nil {
-			return nil, err
-		}
-		return nil, c.fail(resp.StatusCode, resp.Header, b)
+	// Audio never comes as JSON: that is an error in a 2xx body.
+	if err := c.jsonInstead(resp, "a speech request"); err != nil {
+		return nil, err
 	}
-	return &provider.Audio{ContentType: ct, Body: resp.Body}, nil
+	return &provider.Audio{ContentType: resp.Header.Get("Content-Type"), Body: resp.Body}, nil
 }
 
 func (c *Client) ImageEdit(ctx context.Context, up *provider.Upload) (_ *llm.ImageResponse, err error) {

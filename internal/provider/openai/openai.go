@@ -62,6 +62,24 @@ func (c *Client) errorIn(resp *http.Response, body []byte) *provider.Error {
 	return c.fail(resp.StatusCode, resp.Header, body)
 }
 
+// jsonInstead checks a 2xx answer that must not be JSON (a stream, audio):
+// JSON there is an error the vendor sent with a success status, or an
+// unreadable answer. It reads and closes such a body; nil leaves resp as is.
+func (c *Client) jsonInstead(resp *http.Response, what string) error {
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		return nil
+	}
+	defer resp.Body.Close()
+	b, err := provider.ReadBody(resp)
+	if err != nil {
+		return err
+	}
+	if e := c.errorIn(resp, b); e != nil {
+		return e
+	}
+	return provider.BadResponse("upstream %s answered %s with JSON", c.Name, what)
+}
+
 // prepare applies the preset's quirks to a copy of the request and encodes it.
 func (c *Client) prepare(req *llm.ChatRequest, stream bool) ([]byte, error) {
 	r := *req
@@ -200,18 +218,9 @@ func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest)
 	if err != nil {
 		return nil, err
 	}
-	ct := resp.Header.Get("Content-Type")
-	if strings.HasPrefix(ct, "application/json") {
-		// Some vendors answer a stream request with a plain JSON error and status 200.
-		defer resp.Body.Close()
-		b, err := provider.ReadBody(resp)
-		if err != nil {
-			return nil, err
-		}
-		if e := c.errorIn(resp, b); e != nil {
-			return nil, e
-		}
-		return nil, provider.BadResponse("upstream %s answered a stream request with JSON", c.Name)
+	// Some vendors answer a stream request with a plain JSON error and status 200.
+	if err := c.jsonInstead(resp, "a stream request"); err != nil {
+		return nil, err
 	}
 	return &stream{c: c, body: resp.Body, r: sse.NewReader(resp.Body), header: resp.Header}, nil
 }
