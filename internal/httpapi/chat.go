@@ -158,9 +158,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if !req.Stream {
 		resp, out, err := s.Gateway.Chat(ctx, call(r), &req)
-		setOutcome(w, out)
-		if err != nil {
-			s.writeError(w, r, err)
+		if !s.answered(w, r, out, err) {
 			return
 		}
 		captureAnswer(r, resp)
@@ -170,9 +168,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stream, out, err := s.Gateway.ChatStream(ctx, call(r), &req)
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
+	if !s.answered(w, r, out, err) {
 		return
 	}
 	defer stream.Close()

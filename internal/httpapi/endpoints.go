@@ -61,9 +61,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 // deliver ends a one-shot request: the routing headers, then the error or
 // the answer (write), then the bill.
 func (s *Server) deliver(w http.ResponseWriter, r *http.Request, out gateway.Outcome, err error, write func()) {
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
+	if !s.answered(w, r, out, err) {
 		return
 	}
 	write()
@@ -144,9 +142,7 @@ func (s *Server) speech(w http.ResponseWriter, r *http.Request) {
 	}
 	llm.StripRoutingFields(req.Extra)
 	audio, out, err := s.Gateway.Speech(r.Context(), call(r), &req)
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
+	if !s.answered(w, r, out, err) {
 		return
 	}
 	defer out.Settle() // the upstream bills the audio whether or not the client reads it all

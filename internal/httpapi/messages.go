@@ -97,9 +97,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if !req.Stream {
 		ans, out, err := s.Gateway.Messages(ctx, call(r), req)
-		setOutcome(w, out)
-		if err != nil {
-			s.writeError(w, r, err)
+		if !s.answered(w, r, out, err) {
 			return
 		}
 		s.setWriteDeadline(w)
@@ -114,9 +112,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stream, out, err := s.Gateway.MessagesStream(ctx, call(r), req)
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
+	if !s.answered(w, r, out, err) {
 		return
 	}
 	defer stream.Close()
@@ -162,9 +158,7 @@ func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ans, out, err := s.Gateway.CountTokens(r.Context(), req)
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
+	if !s.answered(w, r, out, err) {
 		return
 	}
 	if ans != nil {

@@ -101,9 +101,7 @@ func (s *Server) createResponse(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if !req.Stream {
 		resp, out, err := s.Gateway.Chat(ctx, call(r), chat)
-		setOutcome(w, out)
-		if err != nil {
-			s.writeError(w, r, err)
+		if !s.answered(w, r, out, err) {
 			return
 		}
 		captureAnswer(r, resp)
@@ -115,9 +113,7 @@ func (s *Server) createResponse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stream, out, err := s.Gateway.ChatStream(ctx, call(r), chat)
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
+	if !s.answered(w, r, out, err) {
 		return
 	}
 	defer stream.Close()

@@ -28,9 +28,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	llm.StripRoutingFields(req.Extra)
 	resp, out, err := s.Gateway.Embeddings(r.Context(), call(r), &req)
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
+	if !s.answered(w, r, out, err) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -60,9 +58,7 @@ func (s *Server) images(w http.ResponseWriter, r *http.Request) {
 	}
 	llm.StripRoutingFields(req.Extra)
 	resp, out, err := s.Gateway.Images(r.Context(), call(r), &req)
-	setOutcome(w, out)
-	if err != nil {
-		s.writeError(w, r, err)
+	if !s.answered(w, r, out, err) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)

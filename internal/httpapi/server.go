@@ -483,6 +483,17 @@ func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
 	})
 }
 
+// answered writes the routing headers of the public contract and, when the
+// gateway failed, the error in the route's shape; false when it did.
+func (s *Server) answered(w http.ResponseWriter, r *http.Request, out gateway.Outcome, err error) bool {
+	setOutcome(w, out)
+	if err != nil {
+		s.writeError(w, r, err)
+		return false
+	}
+	return true
+}
+
 // setOutcome writes the routing headers of the public contract.
 func setOutcome(w http.ResponseWriter, out gateway.Outcome) {
 	if out.Route.Provider != "" {
