@@ -13,9 +13,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +37,9 @@ type DB struct {
 	dialect Dialect
 	now     func() time.Time
 	w       *writer
-	stmts   sync.Map // *sql.DB + query → *sql.Stmt: hot statements are parsed once
+	// migrated lists the migrations this open applied.
+	migrated []int
+	stmts    sync.Map // *sql.DB + query → *sql.Stmt: hot statements are parsed once
 }
 
 type stmtKey struct {
@@ -105,11 +104,30 @@ func (s *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 
 // New wraps open database pools (reads may share the write pool) and applies the migrations.
 func New(ctx context.Context, db, rdb *sql.DB, d Dialect) (*DB, error) {
+	return NewWith(ctx, db, rdb, d, Options{})
+}
+
+// Options tune how a store opens.
+type Options struct {
+	// SkipMigrate leaves the schema alone (`tidegate migrate` ran, or will):
+	// opening fails, naming the command, unless every migration is applied.
+	SkipMigrate bool
+	// MaxConns bounds a PostgreSQL store's connection pool, per process;
+	// 0: DefaultMaxConns. SQLite ignores it (one writer, a few readers).
+	MaxConns int
+}
+
+// NewWith is New with options.
+func NewWith(ctx context.Context, db, rdb *sql.DB, d Dialect, opts Options) (*DB, error) {
 	if rdb == nil {
 		rdb = db
 	}
 	s := &DB{db: db, rdb: rdb, dialect: d, now: time.Now}
-	if err := s.migrate(ctx); err != nil {
+	if opts.SkipMigrate {
+		if err := s.checkMigrated(ctx); err != nil {
+			return nil, err
+		}
+	} else if _, err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.prepareWrites(ctx); err != nil {
@@ -129,6 +147,10 @@ func (s *DB) Close() error {
 	}
 	return err
 }
+
+// Ping checks that the database answers, on the read pool: SQLite's one
+// writer connection may be busy committing a batch, which is not an outage.
+func (s *DB) Ping(ctx context.Context) error { return s.rdb.PingContext(ctx) }
 
 // Dialect reports which database this is.
 func (s *DB) Dialect() Dialect { return s.dialect }
@@ -163,68 +185,6 @@ func fromMicros(v int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(v).UTC()
-}
-
-// migrate applies the numbered migrations not yet applied, each in a transaction.
-func (s *DB) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	if s.dialect == Postgres {
-		// Replicas starting together must not migrate twice.
-		if _, err := s.db.ExecContext(ctx, `SELECT pg_advisory_lock(7204851)`); err != nil {
-			return fmt.Errorf("store: migrate lock: %w", err)
-		}
-		defer s.db.ExecContext(ctx, `SELECT pg_advisory_unlock(7204851)`)
-	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		base := path.Base(name)
-		num, convErr := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if convErr != nil {
-			return fmt.Errorf("store: migration %s has no number", base)
-		}
-		var one int
-		err := s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM schema_migrations WHERE version = ?`), num).Scan(&one)
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("store: migrate: %w", err)
-		}
-		body, _ := migrations.ReadFile(name)
-		err = s.tx(ctx, func(tx *sql.Tx) error {
-			for _, stmt := range strings.Split(stripComments(string(body)), ";") {
-				if strings.TrimSpace(stmt) == "" {
-					continue
-				}
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("%s: %w", base, err)
-				}
-			}
-			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), num, micros(s.now()))
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("store: migration %w", err)
-		}
-	}
-	return nil
-}
-
-func stripComments(sqlText string) string {
-	var out []string
-	for _, line := range strings.Split(sqlText, "\n") {
-		if i := strings.Index(line, "--"); i >= 0 {
-			line = line[:i]
-		}
-		out = append(out, line)
-	}
-	return strings.Join(out, "\n")
 }
 
 // tx runs fn in a transaction, committing when it returns nil.

@@ -19,3 +19,10 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestMigrations(t *testing.T) {
+	storetest.RunMigrations(t, func(t *testing.T) storetest.Opener {
+		dsn := pgtest.Fresh(t)
+		return func(ctx context.Context, opts store.Options) (*store.DB, error) { return OpenWith(ctx, dsn, opts) }
+	})
+}

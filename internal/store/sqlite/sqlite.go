@@ -16,6 +16,11 @@ import (
 
 // Open opens (creating if needed) the database at path and migrates it.
 func Open(ctx context.Context, path string) (*store.DB, error) {
+	return OpenWith(ctx, path, store.Options{})
+}
+
+// OpenWith is Open with options (MaxConns does not apply: SQLite has one writer).
+func OpenWith(ctx context.Context, path string, opts store.Options) (*store.DB, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
@@ -45,7 +50,7 @@ func Open(ctx context.Context, path string) (*store.DB, error) {
 	}
 	rdb.SetMaxOpenConns(4)
 	rdb.SetMaxIdleConns(4)
-	s, err := store.New(ctx, db, rdb, store.SQLite)
+	s, err := store.NewWith(ctx, db, rdb, store.SQLite, opts)
 	if err != nil {
 		db.Close()
 		rdb.Close()

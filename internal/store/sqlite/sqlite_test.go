@@ -65,3 +65,10 @@ func TestFilesAreOwnerOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestMigrations(t *testing.T) {
+	storetest.RunMigrations(t, func(t *testing.T) storetest.Opener {
+		path := filepath.Join(t.TempDir(), "t.db")
+		return func(ctx context.Context, opts store.Options) (*store.DB, error) { return OpenWith(ctx, path, opts) }
+	})
+}
