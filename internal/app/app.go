@@ -58,6 +58,9 @@ type Options struct {
 	// PriceRefresh and AbilityRefresh override how often stored prices and
 	// ability routes are reread (tests); 0: priceRefresh, abilityRefresh.
 	PriceRefresh, AbilityRefresh time.Duration
+	// SkipMigrate opens the store without migrating it (`tidegate migrate`
+	// ran apart); start-up fails if the schema is behind.
+	SkipMigrate bool
 }
 
 // App is tidegate built from a config, ready to serve.
@@ -95,7 +98,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 			a.Close()
 		}
 	}()
-	if a.Store, err = OpenStore(ctx, cfg.Store); err != nil {
+	if a.Store, err = OpenStoreWith(ctx, cfg.Store, StoreOptions(cfg, opts.SkipMigrate)); err != nil {
 		return nil, err
 	}
 	a.onClose(func() { a.Store.Close() })
@@ -171,6 +174,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Sealer:           sealer,
 		RequestTimeout:   cfg.Reliability.RequestTimeout,
 		Judge:            verdict.New(),
+		Ready:            &httpapi.Readiness{Store: a.Store},
 	}
 	gw.Shadows = shadows(cfg, a.Abilities)
 	a.API.Feedback = observeFeedback(a.Abilities, logger)
@@ -188,6 +192,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, err
 	}
 	a.onClose(stopObservers)
+	a.API.Ready.ConfigLoaded.Store(true)
 	return a, nil
 }
 
@@ -317,6 +322,7 @@ func (a *App) Serve(ctx context.Context, ls *Listeners) error {
 		received++
 	case <-ctx.Done():
 	}
+	a.API.Ready.StartDraining()
 	grace := a.Config.Server.ShutdownGrace
 	a.Logger.Info("shutting down", "grace", grace.String())
 	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
@@ -397,11 +403,21 @@ func (r *Running) Stop() error { return r.stop() }
 
 // OpenStore opens a store: sqlite:PATH or postgres://….
 func OpenStore(ctx context.Context, dsn string) (*store.DB, error) {
+	return OpenStoreWith(ctx, dsn, store.Options{})
+}
+
+// StoreOptions are the config's store options.
+func StoreOptions(cfg *config.Config, skipMigrate bool) store.Options {
+	return store.Options{MaxConns: cfg.Database.MaxConns, SkipMigrate: skipMigrate}
+}
+
+// OpenStoreWith is OpenStore with options (pool size, migrating or not).
+func OpenStoreWith(ctx context.Context, dsn string, opts store.Options) (*store.DB, error) {
 	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		return sqlite.Open(ctx, path)
+		return sqlite.OpenWith(ctx, path, opts)
 	}
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return postgres.Open(ctx, dsn)
+		return postgres.OpenWith(ctx, dsn, opts)
 	}
 	return nil, fmt.Errorf("store: want sqlite:PATH or postgres://…, got %q", dsn)
 }

@@ -18,7 +18,8 @@ var Version = "dev"
 const usage = `tidegate: one OpenAI- and Anthropic-compatible endpoint for every LLM provider.
 
 Usage:
-  tidegate serve [--config FILE] [--listen ADDR]   run the gateway (no config: the sim demo)
+  tidegate serve [--config FILE] [--listen ADDR]   run the gateway (no config: the sim demo; --no-migrate: schema migrated apart)
+  tidegate migrate [--config FILE]                  apply the store's migrations once and exit
   tidegate sim [--listen ADDR] [--seed N]           serve the sim fleet as an OpenAI-compatible upstream
   tidegate bench [flags]                            measure gateway overhead against a direct call
   tidegate keys create|list|revoke [flags]          manage virtual keys (on the configured store)
@@ -42,6 +43,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = migrateCmd(ctx, args[1:], stdout, stderr)
 	case "sim":
 		err = simServe(ctx, args[1:], stdout, stderr)
 	case "bench":

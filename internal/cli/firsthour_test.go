@@ -60,7 +60,7 @@ func TestSubcommandHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "--help"}, {"sim", "-h"}, {"bench", "--help"}, {"keys", "create", "--help"},
 		{"prices", "--help"}, {"usage", "--help"}, {"drill", "--help"}, {"diagnose", "--help"},
-		{"status", "--help"}, {"budgets", "--help"},
+		{"status", "--help"}, {"budgets", "--help"}, {"migrate", "--help"},
 	} {
 		code, out, errb := runMainCode(t, args...)
 		if code != 0 || !strings.Contains(out+errb, "Usage of "+args[0]) {

@@ -22,6 +22,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "config file (YAML); none runs the sim demo")
 	listen := fs.String("listen", "", "address to listen on, overrides the config's listen")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler on this address (keep it on loopback)")
+	noMigrate := fs.Bool("no-migrate", false, "do not migrate the store (`tidegate migrate` ran apart); refuse to start on an older schema")
 	addrFile := fs.String("addr-file", "", "once listening, write the address (host:port) to this file (for supervisors and scripts)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -35,7 +36,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Listen = *listen
 	}
 	logger := newLogger(stderr, cfg.LogLevel)
-	a, err := app.New(ctx, cfg, app.Options{Logger: logger, Version: Version})
+	a, err := app.New(ctx, cfg, app.Options{Logger: logger, Version: Version, SkipMigrate: *noMigrate})
 	if err != nil {
 		return err
 	}

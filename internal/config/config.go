@@ -39,6 +39,7 @@ type Config struct {
 	Reliability Reliability `yaml:"reliability"`
 	Observe     Observe     `yaml:"observe"`
 	Admin       Admin       `yaml:"admin"`
+	Database    Database    `yaml:"database"`
 	Evals       Evals       `yaml:"evals"`
 }
 
@@ -47,6 +48,13 @@ type Evals struct {
 	// Judge is the provider/model that grades judge items; its calls are
 	// billed apart (purpose eval_judge). Empty: judge items fail to grade.
 	Judge string `yaml:"judge"`
+}
+
+// Database tunes the store's connections (PostgreSQL).
+type Database struct {
+	// MaxConns bounds this replica's PostgreSQL connections: the server's
+	// max_connections must cover replicas × MaxConns plus its own. Default 10.
+	MaxConns int `yaml:"max_conns"`
 }
 
 // Admin configures the admin surface.
@@ -352,6 +360,9 @@ func (c *Config) applyDefaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.Database.MaxConns == 0 {
+		c.Database.MaxConns = 10
+	}
 	if s.BodyLimit == 0 {
 		s.BodyLimit = 32 << 20
 	}
@@ -512,6 +523,9 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		bad("store", "want sqlite:PATH or postgres://…, got %q", c.Store)
+	}
+	if n := c.Database.MaxConns; n < 1 || n > 1000 {
+		bad("database.max_conns", "want 1 to 1000 connections, got %d", n)
 	}
 	if c.Server.BodyLimit < 1024 {
 		bad("server.body_limit", "must be at least 1024 bytes")

@@ -69,6 +69,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"body memory under the body limit", "server: {body_limit: 4096, body_memory: 16383}\n", "server.body_memory: must be at least 4 × server.body_limit (16384 bytes)"},
 		{"conns per ip", "server: {max_conns_per_ip: -1}\n", "server.max_conns_per_ip: must be positive"},
 		{"auth failure limit", "server: {auth_failure_limit: -5}\n", "server.auth_failure_limit: must be positive"},
+		{"negative pool", "database: {max_conns: -1}\n", "database.max_conns: want 1 to 1000 connections, got -1"},
+		{"huge pool", "database: {max_conns: 5000}\n", "database.max_conns: want 1 to 1000 connections, got 5000"},
 		{"negative body timeout", "server: {body_read_timeout: -1s}\n", "server: timeouts must not be negative"},
 		{"admin on the public listener", "listen: 127.0.0.1:9000\nadmin: {listen: 127.0.0.1:9000}\n", "admin.listen: must differ from listen"},
 		{"nan price", "providers: [{name: a, type: vllm}]\nprices: [{model: a/m, currency: CNY, input: .nan, output: 1}]\n", "prices[0]: prices must be finite"},
@@ -96,9 +98,10 @@ func TestServerDefaults(t *testing.T) {
 		MaxConnsPerIP, AuthFailureLimit int
 		BodyMemory                      int64
 		AdminListen                     string
+		DatabaseMaxConns                int
 	}
-	got := limits{cfg.Server.MaxConnsPerIP, cfg.Server.AuthFailureLimit, cfg.Server.BodyMemory, cfg.Admin.Listen}
-	if d := cmp.Diff(limits{256, 20, 256 << 20, "127.0.0.1:9001"}, got); d != "" {
+	got := limits{cfg.Server.MaxConnsPerIP, cfg.Server.AuthFailureLimit, cfg.Server.BodyMemory, cfg.Admin.Listen, cfg.Database.MaxConns}
+	if d := cmp.Diff(limits{256, 20, 256 << 20, "127.0.0.1:9001", 10}, got); d != "" {
 		t.Error(d)
 	}
 }

@@ -116,6 +116,8 @@ type Server struct {
 	StoredCredentialProviders []string
 	// Metrics, when set, is served at GET /metrics behind the master key.
 	Metrics http.Handler
+	// Ready answers GET /readyz (ready.go); nil: always ready.
+	Ready *Readiness
 
 	streams atomic.Int64 // streams being relayed
 	bodies  bodyMemory   // request body bytes held
@@ -193,10 +195,13 @@ func (s *Server) adminSurface(mux *http.ServeMux) {
 
 // common adds health and the unknown-route answer, and wraps the middleware.
 func (s *Server) common(mux *http.ServeMux) http.Handler {
+	// Liveness: the process serves. Nothing it depends on is checked
+	// here (that is /readyz), so an outage elsewhere restarts nothing.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	})
+	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &provider.Error{Kind: provider.KindNotFound, Code: "unknown_route",
 			Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
