@@ -188,6 +188,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, err
 	}
 	a.onClose(stopObservers)
+	if err := a.wireConsole(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

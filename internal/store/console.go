@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tidegate/tidegate/internal/console/query"
+)
+
+// requestScope adds a console filter's conditions to where and args.
+func requestScope(f query.RequestFilter) (string, []any) {
+	var conds []string
+	var args []any
+	if f.Keys != nil {
+		if len(f.Keys) == 0 {
+			return "1 = 0", nil
+		}
+		conds = append(conds, "key_id IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.Keys)), ", ")+")")
+		for _, k := range f.Keys {
+			args = append(args, k)
+		}
+	}
+	add := func(cond string, v any) {
+		conds = append(conds, cond)
+		args = append(args, v)
+	}
+	if f.KeyID != "" {
+		add("key_id = ?", f.KeyID)
+	}
+	if f.Model != "" {
+		add("model = ?", f.Model)
+	}
+	if f.Status != 0 {
+		add("status = ?", f.Status)
+	}
+	if f.Verdict != "" {
+		add("verdict = ?", f.Verdict)
+	}
+	if !f.From.IsZero() {
+		add("received_at >= ?", micros(f.From))
+	}
+	if !f.To.IsZero() {
+		add("received_at < ?", micros(f.To))
+	}
+	if !f.BeforeAt.IsZero() {
+		at := micros(f.BeforeAt)
+		conds = append(conds, "(received_at < ? OR (received_at = ? AND id < ?))")
+		args = append(args, at, at, f.BeforeID)
+	}
+	if len(conds) == 0 {
+		return "1 = 1", nil
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// ConsoleRequests pages the request log newest first, by keyset: each
+// filter walks an index in time order and stops at the page's end.
+func (s *DB) ConsoleRequests(ctx context.Context, f query.RequestFilter) ([]query.RequestRow, error) {
+	where, args := requestScope(f)
+	limit := f.Limit
+	if limit <= 0 || limit > 500 {
+		limit = 50
+	}
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT id, client_request_id, received_at, endpoint, model, route, key_id, status, verdict, total_us
+		FROM request_log WHERE `+where+` ORDER BY received_at DESC, id DESC LIMIT `+fmt.Sprint(limit)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []query.RequestRow
+	for rows.Next() {
+		var r query.RequestRow
+		var at, total int64
+		if err := rows.Scan(&r.ID, &r.ClientID, &at, &r.Endpoint, &r.Model, &r.Route, &r.KeyID, &r.Status, &r.Verdict, &total); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		r.ReceivedAt, r.Total = fromMicros(at), time.Duration(total)*time.Microsecond
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ConsoleTraffic counts the requests since from, per verdict, from the
+// covering index on (received_at, verdict, status).
+func (s *DB) ConsoleTraffic(ctx context.Context, keys []string, from time.Time) (query.Traffic, error) {
+	where, args := requestScope(query.RequestFilter{Keys: keys, From: from})
+	t := query.Traffic{Verdicts: map[string]int64{}}
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT verdict, COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END)
+		FROM request_log WHERE `+where+` GROUP BY verdict`), args...)
+	if err != nil {
+		return t, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v string
+		var n, errs int64
+		if err := rows.Scan(&v, &n, &errs); err != nil {
+			return t, fmt.Errorf("store: %w", err)
+		}
+		t.Verdicts[v] += n
+		t.Requests += n
+		t.Errors += errs
+	}
+	return t, rows.Err()
+}
+
+// ConsoleSpend sums the ledger per group, currency and the price entry
+// that billed it.
+func (s *DB) ConsoleSpend(ctx context.Context, f query.SpendFilter) ([]query.SpendRow, error) {
+	col, ok := reportColumns[f.GroupBy]
+	if f.GroupBy == "day" {
+		col, ok = "(created_at / 86400000000)", true
+	}
+	if !ok {
+		return nil, fmt.Errorf("store: cannot group by %q", f.GroupBy)
+	}
+	where, args := "created_at >= ? AND created_at < ?", []any{micros(f.From), micros(f.To)}
+	if f.ProjectID != "" {
+		where, args = "project_id = ? AND "+where, append([]any{f.ProjectID}, args...)
+	}
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT CAST(`+col+` AS TEXT), currency, price_ref, COUNT(DISTINCT request_id),
+		SUM(prompt_tokens), SUM(completion_tokens), SUM(cost)
+		FROM usage_ledger WHERE `+where+` GROUP BY `+col+`, currency, price_ref ORDER BY 1, 2, 3`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []query.SpendRow
+	for rows.Next() {
+		var r query.SpendRow
+		if err := rows.Scan(&r.Group, &r.Currency, &r.PriceRef, &r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.Cost); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		if f.GroupBy == "day" {
+			var day int64
+			fmt.Sscan(r.Group, &day)
+			r.Group = time.Unix(day*86400, 0).UTC().Format("2006-01-02")
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
