@@ -258,9 +258,9 @@ type page struct {
 	Master   bool
 	Who      string
 	CSRF     string
-	Error   string
-	Notice  string
-	Data    any
+	Error    string
+	Notice   string
+	Data     any
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {

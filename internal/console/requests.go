@@ -2,8 +2,8 @@ package console
 
 import (
 	"encoding/json"
-	"maps"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"

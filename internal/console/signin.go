@@ -71,19 +71,19 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 
 // keyView is a key as the admin API lists it.
 type keyView struct {
-	ID         string    `json:"id"`
-	Key        string    `json:"key"`
-	Prefix     string    `json:"prefix"`
-	Name       string    `json:"name"`
-	Project    string    `json:"project"`
-	Models     []string  `json:"models"`
-	RPM        int64     `json:"rpm"`
-	TPM        int64     `json:"tpm"`
-	MaxStreams int64     `json:"max_streams"`
+	ID         string     `json:"id"`
+	Key        string     `json:"key"`
+	Prefix     string     `json:"prefix"`
+	Name       string     `json:"name"`
+	Project    string     `json:"project"`
+	Models     []string   `json:"models"`
+	RPM        int64      `json:"rpm"`
+	TPM        int64      `json:"tpm"`
+	MaxStreams int64      `json:"max_streams"`
 	ExpiresAt  *time.Time `json:"expires_at"`
 	CreatedAt  time.Time  `json:"created_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
-	Budget     *budget   `json:"budget"`
+	Budget     *budget    `json:"budget"`
 }
 
 type budget struct {
