@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -114,7 +115,9 @@ func TestBrowser(t *testing.T) {
 	for range 6 {
 		ids = append(ids, chat(t, r.URL, master))
 	}
+	ids[2] = chatStream(t, r.URL, master) // a stream: its waterfall has a first token and decode
 	logged(t, r.URL, ids[len(ids)-1])
+	logged(t, r.URL, ids[2])
 	base := r.URL + "/console/"
 
 	// Sign in.
@@ -136,8 +139,8 @@ func TestBrowser(t *testing.T) {
 	if h1 := get(t, ctx, "request title", chromedp.Text(chromedp.CSS("h1"))); !strings.Contains(h1, want) {
 		t.Errorf("the request page shows %q, want %s", h1, want)
 	}
-	if rects := get(t, ctx, "waterfall bars", chromedp.Evaluate[int](`document.querySelectorAll("#waterfall rect").length`)); rects < 4 {
-		t.Errorf("the waterfall has %d bars, want total, auth, route and an attempt at least", rects)
+	if rects := get(t, ctx, "waterfall bars", chromedp.Evaluate[int](`document.querySelectorAll("#waterfall rect").length`)); rects < 6 {
+		t.Errorf("the waterfall has %d bars, want total, auth, route, an attempt, its first token and decode", rects)
 	}
 	shot(t, ctx, "request")
 	do(t, ctx, "requests list", chromedp.Navigate(base+"requests"), chromedp.WaitVisible(chromedp.ID("requests")))
@@ -211,6 +214,25 @@ func TestBrowser(t *testing.T) {
 
 	// Sign out: the console asks to sign in again.
 	do(t, ctx, "sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("key")))
+}
+
+// chatStream sends a streamed chat and reads it to its end.
+func chatStream(t *testing.T, base, key string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"chat","stream":true,"max_tokens":40,"messages":[{"role":"user","content":"hello there"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "[DONE]") {
+		t.Fatalf("stream: %d %s", resp.StatusCode, body)
+	}
+	return resp.Header.Get("x-tidegate-request-id")
 }
 
 // plotLoaded waits for the run page to reload itself at the run's end and

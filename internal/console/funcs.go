@@ -15,6 +15,7 @@ var funcs = template.FuncMap{
 	"ms":    func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseconds())/1000) },
 	"f1":    func(v any) string { return fixed(float(v), 1) },
 	"f2":    func(v any) string { return fixed(float(v), 2) },
+	"f4":    func(v any) string { return fixed(float(v), 4) },
 	"pct":   func(v any) string { return fixed(100*float(v), 1) + "%" },
 	"money": func(micros int64) string { return fmt.Sprintf("%.4f", float64(micros)/1e6) },
 	"json":  toJSON,

@@ -66,9 +66,10 @@ type providersData struct {
 
 // seriesCharts turns each target's buckets into two charts on one time
 // axis: requests per five minutes and TTFT p50.
-func seriesCharts(series map[string][]status.Point) (req, ttft chart) {
-	req = chart{Title: "Requests per 5 minutes", Unit: "requests"}
-	ttft = chart{Title: "Time to first token, p50", Unit: "ms"}
+func seriesCharts(series map[string][]status.Point, now time.Time) (req, ttft chart) {
+	day := &[2]int64{now.Add(-24 * time.Hour).Unix(), now.Unix()}
+	req = chart{Title: "Requests per 5 minutes, last day", Unit: "requests", Range: day}
+	ttft = chart{Title: "Time to first token, p50 (streams)", Unit: "ms", Range: day}
 	xs := map[int64]bool{}
 	for _, ps := range series {
 		for _, p := range ps {
@@ -82,12 +83,12 @@ func seriesCharts(series map[string][]status.Point) (req, ttft chart) {
 		for _, p := range series[name] {
 			at[p.At.Unix()] = p
 		}
-		rs, ts := make([]float64, len(req.X)), make([]float64, len(req.X))
+		rs, ts := make([]*float64, len(req.X)), make([]*float64, len(req.X))
 		for i, x := range req.X {
-			p, ok := at[x]
-			rs[i] = float64(p.Requests)
-			if ok {
-				ts[i] = p.TTFTP50
+			p := at[x]
+			rs[i] = num(float64(p.Requests))
+			if p.TTFTP50 > 0 { // whole answers have no first token
+				ts[i] = num(p.TTFTP50)
 			}
 		}
 		req.Series, req.Ys = append(req.Series, name), append(req.Ys, rs)
@@ -100,7 +101,7 @@ func (c *Console) providers(w http.ResponseWriter, r *http.Request) {
 	var d providersData
 	if c.cfg.Status != nil {
 		d.Report = c.cfg.Status.Report()
-		d.Requests, d.TTFT = seriesCharts(c.cfg.Status.DaySeries())
+		d.Requests, d.TTFT = seriesCharts(c.cfg.Status.DaySeries(), c.cfg.Now())
 	}
 	c.render(w, r, http.StatusOK, "providers", "Providers", d)
 }
@@ -145,9 +146,11 @@ func tideCharts(ts []PoolTarget) (util, queue chart) {
 		for _, p := range t.Series {
 			at[p.At.Unix()] = p
 		}
-		us, qs := make([]float64, len(util.X)), make([]float64, len(util.X))
+		us, qs := make([]*float64, len(util.X)), make([]*float64, len(util.X))
 		for i, x := range util.X {
-			us[i], qs[i] = 100*at[x].Utilization, at[x].Queue
+			if p, ok := at[x]; ok {
+				us[i], qs[i] = num(100*p.Utilization), num(p.Queue)
+			}
 		}
 		util.Series, util.Ys = append(util.Series, t.Target), append(util.Ys, us)
 		queue.Series, queue.Ys = append(queue.Series, t.Target), append(queue.Ys, qs)

@@ -30,13 +30,18 @@ func (d spendData) errorText() string { return d.Err }
 // chart is what console.js hands to uPlot: x values (unix seconds when
 // time) and one y series per name.
 type chart struct {
-	Title  string      `json:"title"`
-	Unit   string      `json:"unit,omitempty"`
-	Kind   string      `json:"kind,omitempty"` // "bars" or lines
-	X      []int64     `json:"x"`
-	Series []string    `json:"series"`
-	Ys     [][]float64 `json:"ys"`
+	Title  string       `json:"title"`
+	Unit   string       `json:"unit,omitempty"`
+	Kind   string       `json:"kind,omitempty"` // "bars" or lines
+	X      []int64      `json:"x"`
+	Series []string     `json:"series"`
+	Ys     [][]*float64 `json:"ys"` // nil: no value there (a gap)
+	// Range fixes the x axis (unix seconds), so a day with one bucket
+	// still reads as a day.
+	Range *[2]int64 `json:"range,omitempty"`
 }
+
+func num(v float64) *float64 { return &v }
 
 var spendGroups = []string{"project", "key", "model", "day"}
 
@@ -169,7 +174,7 @@ func dayChart(rows []query.SpendRow) chart {
 		curs[r.Currency] = true
 	}
 	ch.Series = slices.Sorted(maps.Keys(curs))
-	ch.Ys = make([][]float64, len(ch.Series))
+	ch.Ys = make([][]*float64, len(ch.Series))
 	for _, day := range slices.Sorted(maps.Keys(byDay)) {
 		t, err := time.Parse("2006-01-02", day)
 		if err != nil {
@@ -177,7 +182,7 @@ func dayChart(rows []query.SpendRow) chart {
 		}
 		ch.X = append(ch.X, t.Unix())
 		for i, cur := range ch.Series {
-			ch.Ys[i] = append(ch.Ys[i], byDay[day][cur])
+			ch.Ys[i] = append(ch.Ys[i], num(byDay[day][cur]))
 		}
 	}
 	return ch

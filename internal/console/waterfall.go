@@ -20,7 +20,7 @@ type bar struct {
 	Label       string
 	Class       string
 	Y, TextY    int
-	X, W        float64
+	X, W, End   float64
 	Start, Dur  float64 // ms
 	Description string
 }
@@ -47,7 +47,7 @@ func buildWaterfall(rec *timing.Record) waterfall {
 	if total <= 0 {
 		total = 1
 	}
-	scale := float64(wfWidth-wfLabels-20) / total
+	scale := float64(wfWidth-wfLabels-80) / total // room for the last label
 	wf := waterfall{Width: wfWidth, LabelWidth: wfLabels}
 	add := func(label, class string, from, to float64, desc string) {
 		if from < 0 || to < from {
@@ -58,7 +58,7 @@ func buildWaterfall(rec *timing.Record) waterfall {
 		if w < 1 {
 			w = 1 // a mark too short to see still shows
 		}
-		wf.Rows = append(wf.Rows, bar{Label: label, Class: class, Y: y, TextY: y + 13, X: float64(wfLabels) + from*scale, W: w,
+		wf.Rows = append(wf.Rows, bar{Label: label, Class: class, Y: y, TextY: y + 13, X: float64(wfLabels) + from*scale, W: w, End: float64(wfLabels) + from*scale + w,
 			Start: from, Dur: to - from, Description: desc})
 	}
 	p := rec.Phases

@@ -17,7 +17,7 @@
     var series = [{}];
     var data = [spec.x];
     spec.series.forEach(function (name, i) {
-      var s = { label: name, stroke: palette[i % palette.length], width: 2, spanGaps: true };
+      var s = { label: name, stroke: palette[i % palette.length], width: 2, spanGaps: false, points: { show: true, size: 5 } };
       if (spec.kind === "bars") {
         s.fill = palette[i % palette.length] + "99";
         s.paths = uPlot.paths.bars({ size: [0.8, 40] });
@@ -30,7 +30,7 @@
       width: Math.max(320, Math.min(el.clientWidth || 800, 1000)),
       height: 240,
       series: series,
-      scales: { x: { time: spec.time !== false } },
+      scales: { x: spec.range ? { time: true, range: function () { return spec.range; } } : { time: true } },
       axes: [{}, { label: spec.unit || "" }],
     };
     el.chart = new uPlot(opts, data, el);
