@@ -97,6 +97,35 @@ func testConsoleQueries(t *testing.T, s *store.DB) {
 		t.Errorf("traffic (-want +got):\n%s", diff)
 	}
 
+	// From hours before: the hourly counts answer, scoped or not.
+	for _, tc := range []struct {
+		keys []string
+		from time.Time
+		want query.Traffic
+	}{
+		{nil, base.Add(-30 * time.Minute), query.Traffic{Requests: 30, Errors: 6, Verdicts: map[string]int64{"ok": 24, "upstream_error": 6}}},
+		{nil, base.Add(-2 * time.Hour), query.Traffic{Requests: 30, Errors: 6, Verdicts: map[string]int64{"ok": 24, "upstream_error": 6}}},
+		{[]string{"k1"}, base.Add(-time.Hour), query.Traffic{Requests: 10, Errors: 2, Verdicts: map[string]int64{"ok": 8, "upstream_error": 2}}},
+		{[]string{}, base.Add(-time.Hour), query.Traffic{Verdicts: map[string]int64{}}},
+	} {
+		got, err := s.ConsoleTraffic(ctx, tc.keys, tc.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("traffic of %v since %s (-want +got):\n%s", tc.keys, tc.from.Format(time.TimeOnly), diff)
+		}
+	}
+	defer func() {
+		// Pruning the log prunes its hourly counts.
+		if _, err := s.PruneRequestLog(ctx, base.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.ConsoleTraffic(ctx, nil, base.Add(-time.Hour)); got.Requests != 0 {
+			t.Errorf("pruned hours still counted: %+v", got)
+		}
+	}()
+
 	entry := func(id, key, project, model, cur, ref string, cost int64) ledger.Entry {
 		return ledger.Entry{RequestID: id, Attempt: 1, CreatedAt: base, KeyID: key, ProjectID: project, Provider: "sim", Model: model,
 			PromptTokens: 10, CompletionTokens: 5, Cost: cost, Currency: cur, Priced: true, Status: "ok", PriceRef: ref}
