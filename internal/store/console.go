@@ -57,16 +57,35 @@ func requestScope(f query.RequestFilter) (string, []any) {
 	return strings.Join(conds, " AND "), args
 }
 
+const requestColumns = `id, client_request_id, received_at, endpoint, model, route, key_id, status, verdict, total_us`
+
 // ConsoleRequests pages the request log newest first, by keyset: each
-// filter walks an index in time order and stops at the page's end.
+// filter walks an index in time order and stops at the page's end. A
+// project's scope (several keys) reads each key's newest page from its own
+// index and merges them, rather than sort every row of the project.
 func (s *DB) ConsoleRequests(ctx context.Context, f query.RequestFilter) ([]query.RequestRow, error) {
-	where, args := requestScope(f)
 	limit := f.Limit
 	if limit <= 0 || limit > 500 {
 		limit = 50
 	}
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT id, client_request_id, received_at, endpoint, model, route, key_id, status, verdict, total_us
-		FROM request_log WHERE `+where+` ORDER BY received_at DESC, id DESC LIMIT `+fmt.Sprint(limit)), args...)
+	order := ` ORDER BY received_at DESC, id DESC LIMIT ` + fmt.Sprint(limit)
+	var stmt string
+	var args []any
+	if len(f.Keys) > 0 && f.KeyID == "" {
+		var parts []string
+		for _, k := range f.Keys {
+			one := f
+			one.Keys, one.KeyID = nil, k
+			where, a := requestScope(one)
+			parts = append(parts, `SELECT * FROM (SELECT `+requestColumns+` FROM request_log WHERE `+where+order+`) AS k`+fmt.Sprint(len(parts)))
+			args = append(args, a...)
+		}
+		stmt = `SELECT ` + requestColumns + ` FROM (` + strings.Join(parts, " UNION ALL ") + `) AS scoped` + order
+	} else {
+		where, a := requestScope(f)
+		stmt, args = `SELECT `+requestColumns+` FROM request_log WHERE `+where+order, a
+	}
+	rows, err := s.rdb.QueryContext(ctx, s.q(stmt), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
