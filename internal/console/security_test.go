@@ -275,3 +275,31 @@ func TestSessionExpiryAndSignOut(t *testing.T) {
 		t.Errorf("a signed-out session's cookie still serves: %d", p.status)
 	}
 }
+
+// TestServedOnBothListeners: with admin.listen set the console is on the
+// main listener and on the admin one, while the admin API stays off the
+// main one.
+func TestServedOnBothListeners(t *testing.T) {
+	cfg := config.Default()
+	dir := t.TempDir()
+	cfg.Listen, cfg.Admin.Listen, cfg.MasterKey = "127.0.0.1:0", "127.0.0.1:0", master
+	cfg.Store, cfg.Budgets.Outbox.Path = "sqlite:"+filepath.Join(dir, "t.db"), filepath.Join(dir, "outbox")
+	r, err := app.Start(context.Background(), cfg, app.Options{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop() })
+	if r.AdminURL == "" {
+		t.Fatal("no admin listener")
+	}
+	for _, base := range []string{r.URL, r.AdminURL} {
+		b := newBrowser(t, base)
+		b.signIn(master)
+		if p := b.get("/console/keys"); p.status != http.StatusOK {
+			t.Errorf("%s/console/keys: %d", base, p.status)
+		}
+	}
+	if st := api(t, http.MethodGet, r.URL+"/admin/keys", master, "", nil); st != http.StatusNotFound {
+		t.Errorf("the admin API on the main listener: %d, want 404", st)
+	}
+}

@@ -90,18 +90,15 @@ func (c *Console) spendRows(r *http.Request, d spendData, f query.SpendFilter) (
 		rows = slices.DeleteFunc(rows, func(x query.SpendRow) bool { return x.Currency != d.Currency })
 	}
 	if f.GroupBy == "key" || f.GroupBy == "project" {
-		ks, err := c.allKeys(r.Context())
+		// The ledger keeps ids; show names as the admin API's usage does.
+		ks, err := c.cfg.Store.ListKeys(r.Context())
 		if err != nil {
 			return nil, err
 		}
 		names := map[string]string{"": "(master key)"}
 		for _, k := range ks {
-			if f.GroupBy == "key" {
-				names[k.ID] = k.Name + " (" + k.ID + ")"
-			}
-		}
-		if f.GroupBy == "project" {
-			names = c.projectNames(r, ks)
+			names[k.ID] = k.Name + " (" + k.ID + ")"
+			names[k.ProjectID] = k.ProjectName
 		}
 		for i := range rows {
 			if n, ok := names[rows[i].Group]; ok {
@@ -110,22 +107,6 @@ func (c *Console) spendRows(r *http.Request, d spendData, f query.SpendFilter) (
 		}
 	}
 	return rows, nil
-}
-
-// projectNames maps project ids to names, from the keys' budgets view.
-func (c *Console) projectNames(r *http.Request, _ []keyView) map[string]string {
-	names := map[string]string{"": "(master key)"}
-	var out struct {
-		Data []budgetView `json:"data"`
-	}
-	if c.adminCall(r.Context(), http.MethodGet, "/admin/budgets", nil, &out) == nil {
-		for _, b := range out.Data {
-			if b.Scope == "project" {
-				names[b.ScopeID] = b.Name
-			}
-		}
-	}
-	return names
 }
 
 func (c *Console) spend(w http.ResponseWriter, r *http.Request) {

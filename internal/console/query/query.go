@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/eval"
+	"github.com/tidegate/tidegate/internal/keys"
 )
 
 // RequestFilter selects request log rows, newest first. Keys, when not
@@ -74,6 +75,8 @@ type Store interface {
 	// ConsoleTraffic counts requests since from; keys as in RequestFilter.
 	ConsoleTraffic(ctx context.Context, keys []string, from time.Time) (Traffic, error)
 	ConsoleSpend(ctx context.Context, f SpendFilter) ([]SpendRow, error)
+	// ListKeys names the ids a spend report groups by.
+	ListKeys(ctx context.Context) ([]keys.Key, error)
 	Suites(ctx context.Context) ([]eval.Summary, error)
 	EvalRuns(ctx context.Context, suite string) ([]eval.Run, error)
 	EvalRun(ctx context.Context, id string) (*eval.Run, error)
