@@ -48,7 +48,8 @@ func requestScope(f query.RequestFilter) (string, []any) {
 	}
 	if !f.BeforeAt.IsZero() {
 		at := micros(f.BeforeAt)
-		conds = append(conds, "(received_at < ? OR (received_at = ? AND id < ?))")
+		// The first bound is the index's range; the second breaks ties.
+		conds = append(conds, "received_at <= ? AND (received_at < ? OR id < ?)")
 		args = append(args, at, at, f.BeforeID)
 	}
 	if len(conds) == 0 {
@@ -118,9 +119,9 @@ func (s *DB) ConsoleTraffic(ctx context.Context, keys []string, from time.Time) 
 		nextHour = fromUS / 1e6 // from is an hour's start: all of it from the counts
 	}
 	where, args := requestScope(query.RequestFilter{Keys: keys, From: from, To: time.Unix(nextHour, 0)})
-	hw, hargs := "hour >= ?", []any{nextHour}
+	hw, hargs := "key_id = ? AND hour >= ?", []any{allKeys, nextHour}
 	if keys != nil {
-		hw = "key_id IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ") + ") AND " + hw
+		hw = "key_id IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ") + ") AND hour >= ?"
 		hargs = nil
 		for _, k := range keys {
 			hargs = append(hargs, k)
@@ -184,6 +185,9 @@ func (s *DB) ConsoleSpend(ctx context.Context, f query.SpendFilter) ([]query.Spe
 	return out, rows.Err()
 }
 
+// allKeys is the hourly counts' key for every key together.
+const allKeys = "*"
+
 // hourOf is the start of a time's UTC hour, in unix seconds.
 func hourOf(us int64) int64 { return us / 1e6 / 3600 * 3600 }
 
@@ -198,13 +202,17 @@ type hourlyKey struct {
 func (s *DB) rollUpRequestLogs(ctx context.Context, tx *sql.Tx, rows []reqlog.Row) error {
 	counts := map[hourlyKey][2]int64{}
 	for _, r := range rows {
-		k := hourlyKey{hourOf(micros(r.ReceivedAt)), r.KeyID, r.Verdict}
-		c := counts[k]
-		c[0]++
-		if r.Status >= 400 {
-			c[1]++
+		hour := hourOf(micros(r.ReceivedAt))
+		// Each row counts for its key and for every key together ("*",
+		// never a key's id), which the master's overview reads.
+		for _, k := range []hourlyKey{{hour, r.KeyID, r.Verdict}, {hour, allKeys, r.Verdict}} {
+			c := counts[k]
+			c[0]++
+			if r.Status >= 400 {
+				c[1]++
+			}
+			counts[k] = c
 		}
-		counts[k] = c
 	}
 	for k, c := range counts {
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO request_log_hourly (hour, key_id, verdict, requests, errors) VALUES (?, ?, ?, ?, ?)
