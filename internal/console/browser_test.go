@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tidegate/tidegate/internal/eval"
@@ -51,6 +53,13 @@ func newTab(t *testing.T) context.Context {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("chromium did not start: %v", err)
 	}
+	// Count what the pages' policy blocks, from before any of their own
+	// script runs (a script added this way is not subject to the page's CSP).
+	do(t, ctx, "watch CSP", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `window.__csp = 0; document.addEventListener("securitypolicyviolation", () => { window.__csp++; });`})
+		return err
+	}))
 	return ctx
 }
 
@@ -72,9 +81,19 @@ func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 	return v
 }
 
+// noViolations fails when the page's policy blocked anything: the pages
+// must need nothing inline.
+func noViolations(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if n := get(t, ctx, "CSP violations", chromedp.Evaluate[int](`window.__csp`)); n != 0 {
+		t.Errorf("%s: %d CSP violations", name, n)
+	}
+}
+
 // shot saves the viewport as docs/console/NAME.png when run with -update.
 func shot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
+	noViolations(t, ctx, name)
 	if !*update {
 		return
 	}
