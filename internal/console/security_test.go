@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -214,6 +215,34 @@ func TestSecretShownOnce(t *testing.T) {
 	}
 	if keys := b.get("/console/keys"); !strings.Contains(keys.body, "shown-once") || !strings.Contains(keys.body, "CNY 50.00 / month") {
 		t.Errorf("the key or its budget is not listed")
+	}
+
+	// Limits and budget through the form go through the admin API's rules.
+	id := regexp.MustCompile(`\((key_[0-9a-f]+)\)`).FindStringSubmatch(p.body)
+	if id == nil {
+		t.Fatal("no key id in the creation answer")
+	}
+	bad := b.post("/console/keys/"+id[1]+"/limits", url.Values{"csrf": {token}, "budget_amount": {"9"}, "budget_currency": {"USD"}, "budget_period": {"week"}})
+	if bad.status != http.StatusBadRequest || !strings.Contains(bad.body, "period") {
+		t.Errorf("a budget period the API refuses: %d", bad.status)
+	}
+	ok := b.post("/console/keys/"+id[1]+"/limits", url.Values{"csrf": {token}, "rpm": {"7"}, "budget_amount": {"9"}, "budget_currency": {"USD"}, "budget_period": {"day"}})
+	if ok.status != http.StatusSeeOther {
+		t.Fatalf("limits: %d\n%s", ok.status, ok.body)
+	}
+	var list struct {
+		Data []struct {
+			RPM    int64 `json:"rpm"`
+			Budget struct {
+				Amount   float64 `json:"amount"`
+				Currency string  `json:"currency"`
+				Period   string  `json:"period"`
+			} `json:"budget"`
+		} `json:"data"`
+	}
+	api(t, http.MethodGet, r.URL+"/admin/keys", master, "", &list)
+	if len(list.Data) != 1 || list.Data[0].RPM != 7 || list.Data[0].Budget.Amount != 9 || list.Data[0].Budget.Period != "day" {
+		t.Errorf("the key after the form: %+v", list.Data)
 	}
 }
 
