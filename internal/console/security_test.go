@@ -57,6 +57,12 @@ func TestSecurityHeadersAndCookies(t *testing.T) {
 	if strings.Contains(session.Value, master) {
 		t.Error("the cookie carries the key")
 	}
+	// Behind a TLS proxy the cookie is Secure.
+	req, _ := http.NewRequest(http.MethodGet, r.URL+"/console/signin", nil)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	if got := newBrowser(t, r.URL).do(req).header.Get("Set-Cookie"); !strings.Contains(got, "; Secure") {
+		t.Errorf("behind a TLS proxy: %q, want Secure", got)
+	}
 }
 
 func TestSignInRefusals(t *testing.T) {

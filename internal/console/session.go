@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -95,9 +96,12 @@ func sameToken(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// setCookie writes a console cookie: HttpOnly, SameSite=Strict, Secure
-// when the request came over TLS, scoped to /console/.
+// setCookie writes a console cookie: HttpOnly, SameSite=Strict, scoped to
+// /console/, Secure when the request came over TLS, here or at a proxy in
+// front (X-Forwarded-Proto: https). Believing that header is safe: it can
+// only make the cookie stricter.
 func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	secure := r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/console/", MaxAge: maxAge,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode})
 }
