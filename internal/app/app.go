@@ -193,6 +193,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	a.onClose(stopObservers)
 	a.API.Ready.ConfigLoaded.Store(true)
+	if err := a.wireConsole(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

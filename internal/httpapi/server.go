@@ -118,6 +118,9 @@ type Server struct {
 	Metrics http.Handler
 	// Ready answers GET /readyz (ready.go); nil: always ready.
 	Ready *Readiness
+	// Console, when set, is the web console, served at /console/ on the
+	// main listener and on the admin listener.
+	Console http.Handler
 
 	streams atomic.Int64 // streams being relayed
 	bodies  bodyMemory   // request body bytes held
@@ -173,6 +176,7 @@ func (s *Server) Handler() http.Handler {
 	if !s.AdminSeparate {
 		s.adminSurface(mux)
 	}
+	s.consoleRoutes(mux)
 	return s.common(mux)
 }
 
@@ -181,7 +185,16 @@ func (s *Server) AdminHandler() http.Handler {
 	s.init()
 	mux := http.NewServeMux()
 	s.adminSurface(mux)
+	s.consoleRoutes(mux)
 	return s.common(mux)
+}
+
+func (s *Server) consoleRoutes(mux *http.ServeMux) {
+	if s.Console == nil {
+		return
+	}
+	mux.Handle("/console/", s.Console)
+	mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 }
 
 func (s *Server) adminSurface(mux *http.ServeMux) {
@@ -439,6 +452,10 @@ func (s *Server) deadline(r *http.Request) (time.Duration, error) {
 // by its deadline.
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if inProcessMaster(r.Context()) {
+			h(w, r) // the console's own call, its session already checked
+			return
+		}
 		addr := clientKey(r.RemoteAddr)
 		if wait := s.throttle.wait(addr, s.now()); wait > 0 {
 			// Refused before the key is looked at: no guess is tried.

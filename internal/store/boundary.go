@@ -1,6 +1,7 @@
 package store
 
 import (
+	"github.com/tidegate/tidegate/internal/console/query"
 	"github.com/tidegate/tidegate/internal/keys"
 	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/reqlog"
@@ -16,3 +17,5 @@ var (
 	_ ledger.Store     = (*DB)(nil)
 	_ reqlog.Store     = (*DB)(nil)
 )
+
+var _ query.Store = (*DB)(nil)

@@ -32,6 +32,7 @@ func insertRequestLog(n int) string {
 // InsertRequestLogs writes a batch of rows in one transaction. The log is
 // diagnostic: its commit need not reach the disk before the next one does.
 func (s *DB) InsertRequestLogs(ctx context.Context, rows []reqlog.Row) error {
+	all := rows
 	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
 		for len(rows) > 0 {
 			// Full chunks in one statement, the rest a row at a time: both
@@ -51,7 +52,7 @@ func (s *DB) InsertRequestLogs(ctx context.Context, rows []reqlog.Row) error {
 				return fmt.Errorf("store: %w", err)
 			}
 		}
-		return nil
+		return s.rollUpRequestLogs(ctx, tx, all)
 	})
 }
 
@@ -82,6 +83,9 @@ func (s *DB) PruneRequestLog(ctx context.Context, before time.Time) (int64, erro
 	if err != nil {
 		return 0, fmt.Errorf("store: %w", err)
 	}
+	if err := s.pruneHourly(ctx, before.UnixMicro()); err != nil {
+		return 0, err
+	}
 	return res.RowsAffected()
 }
 
@@ -99,6 +103,9 @@ func (s *DB) PruneRequestLogRows(ctx context.Context, keep int64) (int64, error)
 	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM request_log WHERE received_at <= ?`), cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("store: %w", err)
+	}
+	if err := s.pruneHourly(ctx, cutoff+1); err != nil {
+		return 0, err
 	}
 	return res.RowsAffected()
 }

@@ -49,6 +49,7 @@ func Run(t *testing.T, open Open) {
 		"Responses":           testResponses,
 		"Feedback":            testFeedback,
 		"Prices":              testPrices,
+		"ConsoleQueries":      testConsoleQueries,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
