@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/ability"
@@ -75,6 +76,9 @@ type App struct {
 	Abilities map[string]*ability.Route
 	// Started is when New began, for the "ready in" line.
 	Started time.Time
+	// Draining is set when Serve's context ends: /readyz then fails while
+	// running requests finish (see drain.go).
+	Draining atomic.Bool
 
 	closers []func() // run in reverse by Close
 }
@@ -120,7 +124,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	meter, err := a.newMeter(catalog)
+	meter, err := a.newMeter(ctx, catalog)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +198,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 // newMeter builds the meter (limits, budget holds, billing), opens its bill
 // outbox (settling what a previous process left) and starts its reconciler
 // of orphaned holds.
-func (a *App) newMeter(catalog *ledger.Catalog) (*ledger.Meter, error) {
+func (a *App) newMeter(ctx context.Context, catalog *ledger.Catalog) (*ledger.Meter, error) {
 	cfg := a.Config
 	types := make(map[string]string, len(cfg.Providers))
 	for _, p := range cfg.Providers {
@@ -204,8 +208,13 @@ func (a *App) newMeter(catalog *ledger.Catalog) (*ledger.Meter, error) {
 	if a.Store.Dialect() == store.SQLite {
 		holds = &ledger.LocalHolds{Store: a.Store} // SQLite: one process owns the budgets
 	}
-	meter := &ledger.Meter{Store: a.Store, Holds: holds, Catalog: catalog, Limiter: ledger.NewLimiter(nil), Logger: a.Logger,
+	meter := &ledger.Meter{Store: a.Store, Holds: holds, Catalog: catalog, Logger: a.Logger,
 		ProviderTypes: types, ReservationTTL: cfg.Budgets.ReservationTTL, USDToCNY: cfg.Budgets.USDToCNY}
+	limiter, err := a.newLimiter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	meter.Limiter = limiter
 	if u := cfg.Budgets.Unpriced; u != nil {
 		meter.Unpriced = &ledger.Fallback{Currency: u.Currency, Input: u.Input, Output: u.Output, Image: u.Image}
 	}
@@ -297,10 +306,10 @@ func (a *App) listen(addr string) (net.Listener, error) {
 // then drains: it stops accepting, lets running requests and streams
 // finish within the grace period, and cuts what is left.
 func (a *App) Serve(ctx context.Context, ls *Listeners) error {
-	servers := []*http.Server{a.httpServer(a.API.Handler())}
+	servers := []*http.Server{a.httpServer(a.withReady(a.API.Handler()))}
 	listeners := []net.Listener{ls.API}
 	if ls.Admin != nil {
-		servers, listeners = append(servers, a.httpServer(a.API.AdminHandler())), append(listeners, ls.Admin)
+		servers, listeners = append(servers, a.httpServer(a.withReady(a.API.AdminHandler()))), append(listeners, ls.Admin)
 	}
 	ectx, stopEvals := context.WithCancel(ctx)
 	evalsDone := make(chan struct{})
@@ -316,7 +325,11 @@ func (a *App) Serve(ctx context.Context, ls *Listeners) error {
 	case failed = <-errc:
 		received++
 	case <-ctx.Done():
+		a.drainDelay()
 	}
+	// Leased eval runs go back now, for another replica to resume while
+	// this one finishes its requests.
+	stopEvals()
 	grace := a.Config.Server.ShutdownGrace
 	a.Logger.Info("shutting down", "grace", grace.String())
 	graceCtx, cancel := context.WithTimeout(context.Background(), grace)

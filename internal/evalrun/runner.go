@@ -168,6 +168,15 @@ func (r *Runner) Execute(ctx context.Context, id string, progress Progress) erro
 
 	err = r.work(ctx, run, progress)
 	if cause := context.Cause(ctx); cause != nil {
+		if errors.Is(cause, context.Canceled) {
+			// Stopped (a drain): hand the lease back, expired, so another
+			// replica resumes the run now rather than when it lapses.
+			hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := r.Store.LeaseRun(hctx, id, owner, -time.Second); err != nil {
+				r.logger().Warn("eval run lease not handed back; it lapses on its own", "run", id, "error", err)
+			}
+			hcancel()
+		}
 		return cause // stopped or lease lost: left running, to be resumed
 	}
 	status, msg := eval.RunDone, ""
