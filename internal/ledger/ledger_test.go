@@ -98,4 +98,3 @@ func TestShippedCatalogParses(t *testing.T) {
 		}
 	}
 }
-

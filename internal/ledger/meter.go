@@ -235,13 +235,13 @@ func (m *Meter) convert(amount money, currency string) int64 {
 
 // tab is one request's bill.
 type tab struct {
-	m             *Meter
-	call          *gateway.Call
-	est           gateway.Estimate
-	res           *Reservation
-	budgets       []Budget
-	ticket        ratelimit.Ticket // the rate limiter's admission: tokens and stream slot
-	journal       string // the tab's id in the outbox; "" without one
+	m       *Meter
+	call    *gateway.Call
+	est     gateway.Estimate
+	res     *Reservation
+	budgets []Budget
+	ticket  ratelimit.Ticket // the rate limiter's admission: tokens and stream slot
+	journal string           // the tab's id in the outbox; "" without one
 
 	mu      sync.Mutex
 	records []Entry
