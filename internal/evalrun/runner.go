@@ -56,6 +56,9 @@ type Runner struct {
 	// Lease is how long a run is held without renewal (renewed at a third
 	// of it); another process takes over a run whose lease lapsed. 0: 15 s.
 	Lease time.Duration
+	// Finished, if set, is called once a run is marked done or failed
+	// (the app tells every replica's ability routes).
+	Finished func(ctx context.Context, id string)
 
 	ownerOnce sync.Once
 	owner     string
@@ -185,6 +188,9 @@ func (r *Runner) Execute(ctx context.Context, id string, progress Progress) erro
 	}
 	if ferr := r.Store.FinishRun(context.WithoutCancel(ctx), id, owner, status, msg); ferr != nil {
 		return errors.Join(err, ferr)
+	}
+	if r.Finished != nil {
+		r.Finished(context.WithoutCancel(ctx), id)
 	}
 	return err
 }
