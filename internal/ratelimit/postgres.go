@@ -20,21 +20,25 @@ type Postgres struct {
 // pgSchema is the limiter's own: it is created (idempotently, once at a
 // time) when a replica opens the limiter, so the store's migrations —
 // shared with SQLite, which never counts across replicas — stay as they are.
+// Its tables are UNLOGGED: counts need no durability (a database crash
+// empties them, forgiving at most a window's requests), and without WAL an
+// admission commits without waiting on a disk flush (5 ms → well under 1 ms
+// here, see docs/benchmarks.md).
 const pgSchema = `
-CREATE TABLE IF NOT EXISTS rate_counts (
+CREATE UNLOGGED TABLE IF NOT EXISTS rate_counts (
     key_id   TEXT NOT NULL,
     bucket   BIGINT NOT NULL,           -- unix ms ÷ bucket width
     requests BIGINT NOT NULL DEFAULT 0,
     tokens   BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (key_id, bucket)
 );
-CREATE TABLE IF NOT EXISTS rate_leases (
+CREATE UNLOGGED TABLE IF NOT EXISTS rate_leases (
     id         TEXT PRIMARY KEY,
     key_id     TEXT NOT NULL,
     expires_ms BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rate_leases_key ON rate_leases (key_id);
-CREATE TABLE IF NOT EXISTS limit_replicas (
+CREATE UNLOGGED TABLE IF NOT EXISTS limit_replicas (
     id         TEXT PRIMARY KEY,
     expires_ms BIGINT NOT NULL
 );
