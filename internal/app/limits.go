@@ -33,8 +33,14 @@ func (a *App) newLimiter(ctx context.Context) (*ratelimit.Limiter, error) {
 		a.onClose(func() { p.Close() })
 		backend = p
 	default:
+		a.Logger.Info("key limits counted in this process (SQLite: one replica)")
 		return ratelimit.NewLocal(l.Window, nil), nil
 	}
+	where := "postgresql"
+	if l.URL != "" {
+		where = "redis"
+	}
+	a.Logger.Info("key limits counted across replicas", "in", where, "unavailable", l.Unavailable, "lease_ttl", l.LeaseTTL.String())
 	lim := ratelimit.NewShared(backend, ratelimit.Config{Policy: ratelimit.Policy(l.Unavailable), Timeout: l.Timeout,
 		LeaseTTL: l.LeaseTTL, Window: l.Window}, a.Logger)
 	a.background(lim.Run)
