@@ -25,7 +25,9 @@ import (
 // drain delay, a per-address connection cap the balancer cannot reach (it
 // is one client address, and each of its connections is held by the
 // server 0.5s after its Connection: close answer), and sim models of known cost: sim/fixed answers 10 tokens
-// for ¥0.05, sim/slow streams 120 tokens over about 4s.
+// for ¥0.05, sim/slow streams 120 tokens over about 4s, sim/slower 300
+// over about 10s (the streams a SIGKILL must catch running, even on a
+// loaded machine).
 const replicasConfig = `
 store: %q
 master_key: %s
@@ -39,9 +41,11 @@ providers:
       models:
         - {name: fixed, output_tokens: 10}
         - {name: slow, output_tokens: 120, tokens_per_second: 30}
+        - {name: slower, output_tokens: 300, tokens_per_second: 30}
 prices:
   - {model: sim/fixed, currency: CNY, input: 0, output: 5000}
   - {model: sim/slow, currency: CNY, input: 0, output: 5000}
+  - {model: sim/slower, currency: CNY, input: 0, output: 5000}
 `
 
 // TestReplicas runs three tidegate processes on one PostgreSQL and one
@@ -162,7 +166,7 @@ func TestReplicas(t *testing.T) {
 		results := make([]result, 24)
 		var fast, all sync.WaitGroup
 		for i := range 24 {
-			model := "sim/slow"
+			model := "sim/slower"
 			if i%2 == 0 {
 				model = "sim/fixed"
 				fast.Add(1)
