@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/tidegate/tidegate/internal/ratelimit"
+	"github.com/tidegate/tidegate/internal/ratelimit/pgbackend"
+	"github.com/tidegate/tidegate/internal/ratelimit/redisbackend"
 	"github.com/tidegate/tidegate/internal/store"
 )
 
@@ -19,14 +21,14 @@ func (a *App) newLimiter(ctx context.Context) (*ratelimit.Limiter, error) {
 	var backend ratelimit.Backend
 	switch {
 	case l.URL != "":
-		r, err := ratelimit.OpenRedis(l.URL, l.Prefix, l.Window, l.Timeout)
+		r, err := redisbackend.Open(l.URL, l.Prefix, l.Window, l.Timeout)
 		if err != nil {
 			return nil, err
 		}
 		a.onClose(func() { r.Close() })
 		backend = r
 	case a.Store.Dialect() == store.Postgres:
-		p, err := ratelimit.OpenPostgres(ctx, a.Config.Store, l.Window, limiterConns)
+		p, err := pgbackend.Open(ctx, a.Config.Store, l.Window, limiterConns)
 		if err != nil {
 			return nil, err
 		}

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/ratelimit"
+	"github.com/tidegate/tidegate/internal/ratelimit/pgbackend"
 	"github.com/tidegate/tidegate/internal/ratelimit/ratelimittest"
+	"github.com/tidegate/tidegate/internal/ratelimit/redisbackend"
 	"github.com/tidegate/tidegate/internal/store/postgres/pgtest"
 )
 
@@ -29,7 +31,7 @@ func TestRedis(t *testing.T) {
 
 func TestPostgres(t *testing.T) {
 	ratelimittest.Run(t, func(t *testing.T, window time.Duration) ratelimit.Backend {
-		p, err := ratelimit.OpenPostgres(context.Background(), pgtest.Fresh(t), window, 4)
+		p, err := pgbackend.Open(context.Background(), pgtest.Fresh(t), window, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,8 +68,8 @@ func prefix() string {
 	return "tgtest:" + hex.EncodeToString(b[:]) + ":"
 }
 
-func openRedis(t testing.TB, url string, window time.Duration) *ratelimit.Redis {
-	r, err := ratelimit.OpenRedis(url, prefix(), window, 2*time.Second)
+func openRedis(t testing.TB, url string, window time.Duration) *redisbackend.Redis {
+	r, err := redisbackend.Open(url, prefix(), window, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/ratelimit"
+	"github.com/tidegate/tidegate/internal/ratelimit/pgbackend"
 	"github.com/tidegate/tidegate/internal/store/postgres/pgtest"
 )
 
@@ -18,7 +19,7 @@ func BenchmarkAdmit(b *testing.B) {
 		"memory": func(*testing.B) ratelimit.Backend { return ratelimit.NewMemory(time.Minute, nil) },
 		"redis":  func(b *testing.B) ratelimit.Backend { return openRedis(b, redisURL(b), time.Minute) },
 		"postgres": func(b *testing.B) ratelimit.Backend {
-			p, err := ratelimit.OpenPostgres(context.Background(), pgtest.Fresh(b), time.Minute, 4)
+			p, err := pgbackend.Open(context.Background(), pgtest.Fresh(b), time.Minute, 4)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/ratelimit"
+	"github.com/tidegate/tidegate/internal/ratelimit/redisbackend"
 )
 
 // gate is a TCP forwarder to Redis that the test can cut (connections
@@ -99,7 +100,7 @@ func TestLimiterSharesAcrossReplicas(t *testing.T) {
 	pfx := prefix()
 	var replicas []*ratelimit.Limiter
 	for range 3 {
-		r, err := ratelimit.OpenRedis(url, pfx, time.Minute, 2*time.Second)
+		r, err := redisbackend.Open(url, pfx, time.Minute, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +151,7 @@ func TestLimiterWhenRedisIsUnreachable(t *testing.T) {
 			logs := &syncBuffer{}
 			var limiters []*ratelimit.Limiter
 			for i := range 3 {
-				r, err := ratelimit.OpenRedis(g.url(), pfx, time.Minute, 150*time.Millisecond)
+				r, err := redisbackend.Open(g.url(), pfx, time.Minute, 150*time.Millisecond)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -30,7 +30,7 @@ func NewMemory(w time.Duration, now func() time.Time) *Memory {
 	if w <= 0 {
 		w = time.Minute
 	}
-	return &Memory{keys: map[string]*window{}, now: now, width: bucketWidth(w), window: w}
+	return &Memory{keys: map[string]*window{}, now: now, width: BucketWidth(w), window: w}
 }
 
 func (m *Memory) key(k string) *window {

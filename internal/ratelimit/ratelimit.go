@@ -319,8 +319,8 @@ func newID(prefix string) string {
 	return prefix + "_" + hex.EncodeToString(b[:])
 }
 
-// bucketWidth is the width of one of the 60 buckets a window is counted in.
-func bucketWidth(window time.Duration) time.Duration {
+// BucketWidth is the width of one of the 60 buckets a window is counted in.
+func BucketWidth(window time.Duration) time.Duration {
 	return max(window/60, time.Millisecond)
 }
 

@@ -1,4 +1,5 @@
-package ratelimit
+// Package redisbackend counts rate limits in Redis, for several replicas.
+package redisbackend
 
 import (
 	"context"
@@ -7,9 +8,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tidegate/tidegate/internal/ratelimit"
 )
 
-// Redis counts in Redis, one Lua script (one round trip) per admission and
+// Redis is a ratelimit.Backend in Redis: one Lua script (one round trip) per admission and
 // one per finished request. Times are Redis's own (TIME), so replicas'
 // clocks need not agree. A key's counters share a hash tag, so a script
 // touches one cluster slot.
@@ -19,10 +22,10 @@ type Redis struct {
 	window time.Duration
 }
 
-// OpenRedis connects to url (redis://[user:pass@]host:port/db). Every
+// Open connects to url (redis://[user:pass@]host:port/db). Every
 // command is bounded by timeout and never retried: a slow Redis must not
 // hold requests, the Limiter's policy answers instead.
-func OpenRedis(url, prefix string, window, timeout time.Duration) (*Redis, error) {
+func Open(url, prefix string, window, timeout time.Duration) (*Redis, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("limits: %w", err)
@@ -123,20 +126,20 @@ redis.call('PEXPIRE', KEYS[1], ttl * 2)
 return redis.call('ZCARD', KEYS[1])
 `)
 
-func (r *Redis) width() int64 { return bucketWidth(r.window).Milliseconds() }
+func (r *Redis) width() int64 { return ratelimit.BucketWidth(r.window).Milliseconds() }
 
-func (r *Redis) Admit(ctx context.Context, key string, l Limits, lease string, ttl time.Duration) (Verdict, error) {
+func (r *Redis) Admit(ctx context.Context, key string, l ratelimit.Limits, lease string, ttl time.Duration) (ratelimit.Verdict, error) {
 	res, err := admitScript.Run(ctx, r.client, r.keys(key, "r", "t", "s"),
 		r.width(), l.RPM, l.TPM, l.MaxStreams, lease, ttl.Milliseconds()).Slice()
 	if err != nil {
-		return Verdict{}, fmt.Errorf("limits: redis: %w", err)
+		return ratelimit.Verdict{}, fmt.Errorf("limits: redis: %w", err)
 	}
 	if len(res) != 2 {
-		return Verdict{}, fmt.Errorf("limits: redis: unexpected answer %v", res)
+		return ratelimit.Verdict{}, fmt.Errorf("limits: redis: unexpected answer %v", res)
 	}
 	limit, _ := res[0].(string)
 	ms, _ := res[1].(int64)
-	return Verdict{Limit: limit, Wait: time.Duration(max(ms, 0)) * time.Millisecond}, nil
+	return ratelimit.Verdict{Limit: limit, Wait: time.Duration(max(ms, 0)) * time.Millisecond}, nil
 }
 
 func (r *Redis) Done(ctx context.Context, key string, tokens int64, lease string) error {

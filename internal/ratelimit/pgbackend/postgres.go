@@ -1,4 +1,6 @@
-package ratelimit
+// Package pgbackend counts rate limits in PostgreSQL, for several replicas
+// without Redis.
+package pgbackend
 
 import (
 	"context"
@@ -7,9 +9,11 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+
+	"github.com/tidegate/tidegate/internal/ratelimit"
 )
 
-// Postgres counts in PostgreSQL: one function call (one round trip) per
+// Postgres is a ratelimit.Backend in PostgreSQL: one function call (one round trip) per
 // admission, serialised per key by a transaction-scoped advisory lock.
 // Times are the database's, so replicas' clocks need not agree.
 type Postgres struct {
@@ -78,9 +82,9 @@ END $$`
 // pgNow is the database clock in unix ms.
 const pgNow = `(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT`
 
-// OpenPostgres opens a small pool of its own on dsn (the store's) and
+// Open opens a small pool of its own on dsn (the store's) and
 // makes sure the limiter's tables and function exist.
-func OpenPostgres(ctx context.Context, dsn string, window time.Duration, conns int) (*Postgres, error) {
+func Open(ctx context.Context, dsn string, window time.Duration, conns int) (*Postgres, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("limits: %w", err)
@@ -121,15 +125,15 @@ func (p *Postgres) ensureSchema(ctx context.Context) error {
 // Close closes the pool.
 func (p *Postgres) Close() error { return p.db.Close() }
 
-func (p *Postgres) width() int64 { return bucketWidth(p.window).Milliseconds() }
+func (p *Postgres) width() int64 { return ratelimit.BucketWidth(p.window).Milliseconds() }
 
-func (p *Postgres) Admit(ctx context.Context, key string, l Limits, lease string, ttl time.Duration) (Verdict, error) {
-	var v Verdict
+func (p *Postgres) Admit(ctx context.Context, key string, l ratelimit.Limits, lease string, ttl time.Duration) (ratelimit.Verdict, error) {
+	var v ratelimit.Verdict
 	var ms int64
 	err := p.db.QueryRowContext(ctx, `SELECT lim, wait_ms FROM tidegate_rate_admit($1, $2, $3, $4, $5, $6, $7)`,
 		key, p.width(), l.RPM, l.TPM, l.MaxStreams, lease, ttl.Milliseconds()).Scan(&v.Limit, &ms)
 	if err != nil {
-		return Verdict{}, fmt.Errorf("limits: postgres: %w", err)
+		return ratelimit.Verdict{}, fmt.Errorf("limits: postgres: %w", err)
 	}
 	v.Wait = time.Duration(max(ms, 0)) * time.Millisecond
 	return v, nil
