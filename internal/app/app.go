@@ -123,14 +123,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	meter, err := a.newMeter(catalog)
+	meter, err := a.newMeter(ctx, catalog)
+	if err != nil {
+		return nil, err
+	}
+	note, err := a.newNotifier()
 	if err != nil {
 		return nil, err
 	}
 	ab := &abilityDeps{results: a.Store, catalog: catalog, logger: logger, abilities: map[string]*ability.Route{}}
 	rt := newRouter(cfg, ab)
 	a.Abilities = ab.abilities
-	prices := newPriceBook(a.Store, catalog, cfg.Providers, ab.abilities, logger)
+	prices := newPriceBook(a.Store, catalog, cfg.Providers, ab.abilities, logger, note)
 	if err := prices.reload(ctx); err != nil {
 		return nil, err
 	}
@@ -178,14 +182,23 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	gw.Shadows = shadows(cfg, a.Abilities)
 	a.API.Feedback = observeFeedback(a.Abilities, logger)
-	a.Evals = &evalrun.Runner{Store: a.Store, Gateway: gw, Logger: logger, Judge: cfg.Evals.Judge}
+	a.Evals = &evalrun.Runner{Store: a.Store, Gateway: gw, Logger: logger, Judge: cfg.Evals.Judge,
+		Finished: func(ctx context.Context, _ string) { note.Notify(ctx, topicEvals) }}
+	a.background(func(ctx context.Context) { refreshOnEvals(ctx, note.Subscribe(topicEvals), a.Abilities, logger) })
 	a.API.EvalRuns = a.Evals
 	a.API.Prices = prices
 	creds.gw, creds.rt = gw, rt
-	a.API.CredentialsChanged = creds.Reload
+	a.API.CredentialsChanged = func(ctx context.Context) error {
+		if err := creds.Reload(ctx); err != nil {
+			return err
+		}
+		note.Notify(ctx, topicCredentials)
+		return nil
+	}
+	credsChanged := note.Subscribe(topicCredentials)
 	a.API.StoredCredentialProviders = StoredCredentialProviders(cfg.Providers)
 	if slices.ContainsFunc(cfg.Providers, func(p config.Provider) bool { return p.StoredCredentials }) {
-		a.background(func(ctx context.Context) { creds.Run(ctx, 30*time.Second) })
+		a.background(func(ctx context.Context) { creds.Run(ctx, 30*time.Second, credsChanged) })
 	}
 	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, liveQuality(a.Abilities), a.Master.Key, opts.Version, logger)
 	if err != nil {
@@ -202,7 +215,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 // newMeter builds the meter (limits, budget holds, billing), opens its bill
 // outbox (settling what a previous process left) and starts its reconciler
 // of orphaned holds.
-func (a *App) newMeter(catalog *ledger.Catalog) (*ledger.Meter, error) {
+func (a *App) newMeter(ctx context.Context, catalog *ledger.Catalog) (*ledger.Meter, error) {
 	cfg := a.Config
 	types := make(map[string]string, len(cfg.Providers))
 	for _, p := range cfg.Providers {
@@ -212,8 +225,13 @@ func (a *App) newMeter(catalog *ledger.Catalog) (*ledger.Meter, error) {
 	if a.Store.Dialect() == store.SQLite {
 		holds = &ledger.LocalHolds{Store: a.Store} // SQLite: one process owns the budgets
 	}
-	meter := &ledger.Meter{Store: a.Store, Holds: holds, Catalog: catalog, Limiter: ledger.NewLimiter(nil), Logger: a.Logger,
+	meter := &ledger.Meter{Store: a.Store, Holds: holds, Catalog: catalog, Logger: a.Logger,
 		ProviderTypes: types, ReservationTTL: cfg.Budgets.ReservationTTL, USDToCNY: cfg.Budgets.USDToCNY}
+	limiter, err := a.newLimiter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	meter.Limiter = limiter
 	if u := cfg.Budgets.Unpriced; u != nil {
 		meter.Unpriced = &ledger.Fallback{Currency: u.Currency, Input: u.Input, Output: u.Output, Image: u.Image}
 	}
@@ -224,7 +242,13 @@ func (a *App) newMeter(catalog *ledger.Catalog) (*ledger.Meter, error) {
 		return nil, err
 	}
 	a.onClose(stopOutbox)
-	a.background(func(ctx context.Context) { meter.Reconcile(ctx, min(cfg.Budgets.ReservationTTL/4, time.Minute)) })
+	every := min(cfg.Budgets.ReservationTTL/4, time.Minute)
+	reconcile := func(ctx context.Context) { meter.Reconcile(ctx, every) }
+	if a.Store.Dialect() == store.Postgres { // one replica at a time
+		a.background(func(ctx context.Context) { leaderOnly(ctx, cfg.Store, reconcilerLock, every, a.Logger, reconcile) })
+	} else {
+		a.background(reconcile)
+	}
 	return meter, nil
 }
 
@@ -324,8 +348,11 @@ func (a *App) Serve(ctx context.Context, ls *Listeners) error {
 	case failed = <-errc:
 		received++
 	case <-ctx.Done():
+		a.drainDelay()
 	}
-	a.API.Ready.StartDraining()
+	// Leased eval runs go back now, for another replica to resume while
+	// this one finishes its requests.
+	stopEvals()
 	grace := a.Config.Server.ShutdownGrace
 	a.Logger.Info("shutting down", "grace", grace.String())
 	graceCtx, cancel := context.WithTimeout(context.Background(), grace)

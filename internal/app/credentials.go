@@ -215,7 +215,7 @@ func (c *credentials) Reload(ctx context.Context) error {
 
 // Run reloads every period until ctx ends, so replicas pick up keys added
 // through another replica.
-func (c *credentials) Run(ctx context.Context, period time.Duration) {
+func (c *credentials) Run(ctx context.Context, period time.Duration, changed <-chan struct{}) {
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -223,9 +223,10 @@ func (c *credentials) Run(ctx context.Context, period time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := c.Reload(ctx); err != nil && ctx.Err() == nil {
-				c.logger.Warn("stored credentials not reloaded", "error", provider.Redact(err.Error()))
-			}
+		case <-changed: // stored on some replica: reread now
+		}
+		if err := c.Reload(ctx); err != nil && ctx.Err() == nil {
+			c.logger.Warn("stored credentials not reloaded", "error", provider.Redact(err.Error()))
 		}
 	}
 }

@@ -31,10 +31,13 @@ type priceBook struct {
 	providers map[string]bool // configured names
 	abilities map[string]*ability.Route
 	logger    *slog.Logger
+	notify    notifier
+	changed   <-chan struct{} // a price was posted, on any replica
 }
 
-func newPriceBook(st priceStore, catalog *ledger.Catalog, providers []config.Provider, abilities map[string]*ability.Route, logger *slog.Logger) *priceBook {
-	b := &priceBook{store: st, catalog: catalog, providers: map[string]bool{}, abilities: abilities, logger: logger}
+func newPriceBook(st priceStore, catalog *ledger.Catalog, providers []config.Provider, abilities map[string]*ability.Route, logger *slog.Logger, n notifier) *priceBook {
+	b := &priceBook{store: st, catalog: catalog, providers: map[string]bool{}, abilities: abilities, logger: logger,
+		notify: n, changed: n.Subscribe(topicPrices)}
 	for _, p := range providers {
 		b.providers[p.Name] = true
 	}
@@ -55,12 +58,18 @@ func (b *priceBook) SetPrice(ctx context.Context, p ledger.Price) error {
 	if err := b.reload(ctx); err != nil {
 		return err
 	}
+	b.refreshAbilities(ctx)
+	b.notify.Notify(ctx, topicPrices)
+	return nil
+}
+
+// refreshAbilities recalibrates the ability routes on the current prices.
+func (b *priceBook) refreshAbilities(ctx context.Context) {
 	for _, r := range b.abilities {
 		if err := r.Refresh(ctx); err != nil {
 			b.logger.Warn("ability route refresh failed", "route", r.Name, "error", err)
 		}
 	}
-	return nil
 }
 
 // Prices lists the stored prices.
@@ -75,19 +84,27 @@ func (b *priceBook) reload(ctx context.Context) error {
 	return b.catalog.SetStored(ps)
 }
 
-// run rereads the stored prices every interval until ctx ends: how a
-// price posted to another replica reaches this one.
+// run rereads the stored prices when any replica posts one (a
+// notification) and every interval until ctx ends (the backstop for a
+// lost notification).
 func (b *priceBook) run(ctx context.Context, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
+		notified := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-b.changed:
+			notified = true
 		}
 		if err := b.reload(ctx); err != nil && ctx.Err() == nil {
 			b.logger.Warn("stored prices reload failed", "error", err)
+			continue
+		}
+		if notified {
+			b.refreshAbilities(ctx)
 		}
 	}
 }

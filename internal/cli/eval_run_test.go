@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -372,5 +373,55 @@ func TestEvalRunJudge(t *testing.T) {
 	}
 	if purposes[eval.PurposeEval] != 2 || purposes[eval.PurposeJudge] != 1 {
 		t.Errorf("ledger requests by purpose %v, want eval 2, eval_judge 1", purposes)
+	}
+}
+
+// TestEvalRunHandsBackItsLease: a process told to stop (SIGTERM, as in a
+// rolling restart) hands its run's lease back, so another process resumes
+// the run at once instead of after the lease (a minute here) lapses.
+func TestEvalRunHandsBackItsLease(t *testing.T) {
+	cfg, _ := evalConfig(t, "sqlite:"+filepath.Join(t.TempDir(), "t.db"), sim.Model{Name: "a", OutputTokens: 20, TokensPerSecond: 200}, sim.Model{Name: "b", OutputTokens: 20, TokensPerSecond: 200})
+	if _, e, code := runMain(t, "eval", "add", "demo", "--builtin", "--config", cfg); code != 0 {
+		t.Fatalf("eval add: %s", e)
+	}
+	var stderr syncBuffer
+	cmd := exec.Command(os.Args[0], "eval", "run", "demo", "--models", "up/a,up/b", "--concurrency", "2", "--lease", "60s", "--config", cfg)
+	cmd.Env = append(os.Environ(), "TIDEGATE_TEST_MAIN=1")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	st, err := app.OpenStore(context.Background(), mustLoad(t, cfg).Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	var runID string
+	waitUntil(t, 30*time.Second, "the run under way", func() bool {
+		runs, err := st.EvalRuns(ctx, "demo")
+		if err != nil || len(runs) == 0 {
+			return false
+		}
+		runID = runs[0].ID
+		rs, err := st.RunResults(ctx, runID)
+		return err == nil && len(rs) >= 6
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if rs, _ := st.RunResults(ctx, runID); len(rs) >= 80 {
+		t.Fatalf("the run finished before the SIGTERM\n%s", stderr.String())
+	}
+	start := time.Now()
+	if _, e, code := runMain(t, "eval", "run", "demo", "--run", runID, "--lease", "60s", "--json", "--config", cfg); code != 0 {
+		t.Fatalf("resume right after the stop: %d %s\n(the stopped process: %s)", code, e, stderr.String())
+	}
+	// A lease kept would hold the resume for its 60 s; the rest of the
+	// run takes a few seconds.
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("the resume took %v: it waited for the stopped process's lease to lapse", took)
 	}
 }

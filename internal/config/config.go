@@ -41,6 +41,7 @@ type Config struct {
 	Admin       Admin       `yaml:"admin"`
 	Database    Database    `yaml:"database"`
 	Evals       Evals       `yaml:"evals"`
+	Limits      Limits      `yaml:"limits"`
 }
 
 // Evals configures eval runs.
@@ -197,6 +198,11 @@ type Server struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // keep-alive idle; default 120s
 	WriteTimeout      time.Duration `yaml:"write_timeout"`       // each write to a client; default 30s
 	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`      // running streams may finish; default 30s
+	// DrainDelay is how long a replica told to stop (SIGTERM) keeps
+	// serving new requests with /readyz failing, so that load balancers
+	// take it out first; default 0. A replica exits within DrainDelay +
+	// ShutdownGrace: keep terminationGracePeriodSeconds above that.
+	DrainDelay time.Duration `yaml:"drain_delay"`
 	// SendBuffer caps each client connection's kernel send buffer, in
 	// bytes; 0 leaves it to the kernel (which grows it up to 4 MiB on Linux).
 	SendBuffer int `yaml:"send_buffer"`
@@ -400,6 +406,7 @@ func (c *Config) applyDefaults() {
 		c.Budgets.USDToCNY = 7.2
 	}
 	c.Budgets.Outbox.applyDefaults(c.Store)
+	c.Limits.applyDefaults()
 	if c.Observe.RequestLog.Retention == 0 {
 		c.Observe.RequestLog.Retention = 7 * 24 * time.Hour
 	}
@@ -527,6 +534,9 @@ func (c *Config) Validate() error {
 	if n := c.Database.MaxConns; n < 1 || n > 1000 {
 		bad("database.max_conns", "want 1 to 1000 connections, got %d", n)
 	}
+	for _, e := range c.Limits.validate() {
+		bad("limits", "%v", e)
+	}
 	if c.Server.BodyLimit < 1024 {
 		bad("server.body_limit", "must be at least 1024 bytes")
 	}
@@ -540,7 +550,7 @@ func (c *Config) Validate() error {
 	if c.Server.AuthFailureLimit < 1 {
 		bad("server.auth_failure_limit", "must be positive")
 	}
-	if s := c.Server; s.ReadHeaderTimeout < 0 || s.BodyReadTimeout < 0 || s.IdleTimeout < 0 || s.WriteTimeout < 0 || s.ShutdownGrace < 0 {
+	if s := c.Server; s.ReadHeaderTimeout < 0 || s.BodyReadTimeout < 0 || s.IdleTimeout < 0 || s.WriteTimeout < 0 || s.ShutdownGrace < 0 || s.DrainDelay < 0 {
 		bad("server", "timeouts must not be negative")
 	}
 	if c.Admin.Listen != "" && c.Admin.Listen == c.Listen {

@@ -34,6 +34,9 @@ func TestDependencies(t *testing.T) {
 		{"ledger", storage},
 		{"reqlog", storage},
 		{"secrets", storage},
+		// Rate limits: the Limiter and its memory backend; the Redis and
+		// PostgreSQL backends live in subpackages the app wires.
+		{"ratelimit", slices.Concat(storage, []string{"github.com/redis/go-redis"})},
 	}
 	args := []string{"list", "-f", "{{.ImportPath}}{{range .Deps}} {{.}}{{end}}"}
 	for _, r := range rules {

@@ -56,6 +56,9 @@ type Runner struct {
 	// Lease is how long a run is held without renewal (renewed at a third
 	// of it); another process takes over a run whose lease lapsed. 0: 15 s.
 	Lease time.Duration
+	// Finished, if set, is called once a run is marked done or failed
+	// (the app tells every replica's ability routes).
+	Finished func(ctx context.Context, id string)
 
 	ownerOnce sync.Once
 	owner     string
@@ -168,6 +171,15 @@ func (r *Runner) Execute(ctx context.Context, id string, progress Progress) erro
 
 	err = r.work(ctx, run, progress)
 	if cause := context.Cause(ctx); cause != nil {
+		if errors.Is(cause, context.Canceled) {
+			// Stopped (a drain): hand the lease back, expired, so another
+			// replica resumes the run now rather than when it lapses.
+			hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := r.Store.LeaseRun(hctx, id, owner, -time.Second); err != nil {
+				r.logger().Warn("eval run lease not handed back; it lapses on its own", "run", id, "error", err)
+			}
+			hcancel()
+		}
 		return cause // stopped or lease lost: left running, to be resumed
 	}
 	status, msg := eval.RunDone, ""
@@ -176,6 +188,9 @@ func (r *Runner) Execute(ctx context.Context, id string, progress Progress) erro
 	}
 	if ferr := r.Store.FinishRun(context.WithoutCancel(ctx), id, owner, status, msg); ferr != nil {
 		return errors.Join(err, ferr)
+	}
+	if r.Finished != nil {
+		r.Finished(context.WithoutCancel(ctx), id)
 	}
 	return err
 }

@@ -98,33 +98,3 @@ func TestShippedCatalogParses(t *testing.T) {
 		}
 	}
 }
-
-func TestLimiter(t *testing.T) {
-	now := day("2026-01-01T00:00:00Z")
-	l := NewLimiter(func() time.Time { return now })
-	for i := 0; i < 2; i++ {
-		if _, which := l.Admit("k", 2, 0); which != "" {
-			t.Fatalf("request %d refused", i)
-		}
-	}
-	if wait, which := l.Admit("k", 2, 0); which != "rpm" || wait != 60*time.Second {
-		t.Errorf("third: %s after %v", which, wait)
-	}
-	now = now.Add(61 * time.Second)
-	if _, which := l.Admit("k", 2, 0); which != "" {
-		t.Error("the window did not slide")
-	}
-	l.AddTokens("k", 500)
-	if _, which := l.Admit("k", 0, 500); which != "tpm" {
-		t.Error("tpm not enforced")
-	}
-	release, ok := l.OpenStream("k", 1)
-	if _, ok2 := l.OpenStream("k", 1); !ok || ok2 {
-		t.Error("max streams not enforced")
-	}
-	release()
-	release() // twice is harmless
-	if _, ok := l.OpenStream("k", 1); !ok {
-		t.Error("the slot did not come back")
-	}
-}

@@ -12,6 +12,7 @@ import (
 	"github.com/tidegate/tidegate/internal/ids"
 	"github.com/tidegate/tidegate/internal/outbox"
 	"github.com/tidegate/tidegate/internal/provider"
+	"github.com/tidegate/tidegate/internal/ratelimit"
 )
 
 // Meter admits requests against a key's limits and budgets and writes the
@@ -32,7 +33,8 @@ type Meter struct {
 	// the database for PostgreSQL (several replicas). Nil means DBHolds.
 	Holds   Budgeter
 	Catalog *Catalog
-	Limiter *Limiter
+	// Limiter counts keys' rpm, tpm and streams; nil: none are enforced.
+	Limiter RateLimiter
 	Logger  *slog.Logger
 	// ProviderTypes maps configured provider names to their types, for the catalog.
 	ProviderTypes map[string]string
@@ -124,17 +126,12 @@ func (m *Meter) admit(ctx context.Context, call *gateway.Call, est gateway.Estim
 	if call.KeyID == "" { // the master key: billed, never limited
 		return t, nil
 	}
-	if wait, which := m.Limiter.Admit(call.KeyID, call.RPM, call.TPM); which != "" {
-		return nil, &provider.Error{Kind: provider.KindRateLimited, Code: which + "_limit_exceeded", RetryAfter: wait,
-			Message: fmt.Sprintf("this key's %s limit is reached", which)}
-	}
-	if est.Stream {
-		release, ok := m.Limiter.OpenStream(call.KeyID, call.MaxStreams)
-		if !ok {
-			return nil, &provider.Error{Kind: provider.KindRateLimited, Code: "max_streams_exceeded", RetryAfter: time.Second,
-				Message: fmt.Sprintf("this key already has %d streams open", call.MaxStreams)}
+	if m.Limiter != nil {
+		ticket, v := m.Limiter.Admit(ctx, call.KeyID, ratelimit.Limits{RPM: call.RPM, TPM: call.TPM, MaxStreams: call.MaxStreams}, est.Stream)
+		if err := refusedBy(v, call.MaxStreams); err != nil {
+			return nil, err
 		}
-		t.releaseStream = release
+		t.ticket = ticket
 	}
 	budgets, err := m.budgets(ctx, call.KeyID, call.ProjectID)
 	if err != nil {
@@ -238,13 +235,13 @@ func (m *Meter) convert(amount money, currency string) int64 {
 
 // tab is one request's bill.
 type tab struct {
-	m             *Meter
-	call          *gateway.Call
-	est           gateway.Estimate
-	res           *Reservation
-	budgets       []Budget
-	releaseStream func()
-	journal       string // the tab's id in the outbox; "" without one
+	m       *Meter
+	call    *gateway.Call
+	est     gateway.Estimate
+	res     *Reservation
+	budgets []Budget
+	ticket  ratelimit.Ticket // the rate limiter's admission: tokens and stream slot
+	journal string           // the tab's id in the outbox; "" without one
 
 	mu      sync.Mutex
 	records []Entry
@@ -269,17 +266,12 @@ func (t *tab) Close() {
 	t.closed = true
 	records := t.records
 	t.mu.Unlock()
-	if t.releaseStream != nil {
-		t.releaseStream()
-	}
 	m := t.m
 	var tokens int64
 	for _, r := range records {
-		tokens += r.PromptTokens + r.CompletionTokens
+		tokens = addMicros(addMicros(tokens, r.PromptTokens), r.CompletionTokens) // upstream numbers: saturate
 	}
-	if t.call.KeyID != "" {
-		m.Limiter.AddTokens(t.call.KeyID, tokens)
-	}
+	t.ticket.Done(tokens)
 	if t.res == nil && len(records) == 0 {
 		t.journalSettled(nil)
 		return
