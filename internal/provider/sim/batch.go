@@ -58,8 +58,8 @@ func (q waitQueue) Less(i, j int) bool {
 	}
 	return q[i].arrival < q[j].arrival
 }
-func (q waitQueue) Swap(i, j int)  { q[i], q[j] = q[j], q[i]; q[i].index = i; q[j].index = j }
-func (q *waitQueue) Push(x any)    { w := x.(*waiter); w.index = len(*q); *q = append(*q, w) }
+func (q waitQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i]; q[i].index = i; q[j].index = j }
+func (q *waitQueue) Push(x any)   { w := x.(*waiter); w.index = len(*q); *q = append(*q, w) }
 func (q *waitQueue) Pop() any {
 	old := *q
 	w := old[len(old)-1]
@@ -163,7 +163,7 @@ func (f *Fleet) decodeInterval(m Model) time.Duration {
 type Load struct {
 	Running, Waiting int
 	// KVCache is the share of the model's capacity in use, 0–1 (0 without a capacity).
-	KVCache                   float64
+	KVCache                 float64
 	Generated, PromptTokens int64
 }
 

@@ -22,7 +22,6 @@ func chatWithPriority(priority int) *llm.ChatRequest {
 	return req
 }
 
-
 // waitFor polls the fleet's own state (the signal) until cond holds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -18,12 +18,12 @@ import (
 
 // Fleet is the in-process sim provider.
 type Fleet struct {
-	name   string
-	engine engine
-	mu     sync.RWMutex // guards models: a drill changes them while serving
-	models map[string]Model
-	serial atomic.Uint64
-	now    func() time.Time
+	name    string
+	engine  engine
+	mu      sync.RWMutex // guards models: a drill changes them while serving
+	models  map[string]Model
+	serial  atomic.Uint64
+	now     func() time.Time
 	bmu     sync.Mutex
 	batches map[string]*batch // each model's running sequences and queue
 }
@@ -278,14 +278,14 @@ type stream struct {
 	ctx     context.Context
 	fleet   *Fleet
 	release func() // the running slot, given back when the stream ends
-	name  string
-	model Model
-	plan  plan
-	seq   *chunkSeq
-	i     int
-	sent  int // content chunks sent, for faults
-	cur   llm.ChatChunk
-	err   error
+	name    string
+	model   Model
+	plan    plan
+	seq     *chunkSeq
+	i       int
+	sent    int // content chunks sent, for faults
+	cur     llm.ChatChunk
+	err     error
 }
 
 func (s *stream) Next() bool {
