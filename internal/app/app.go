@@ -29,6 +29,7 @@ import (
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/httpapi"
 	"github.com/tidegate/tidegate/internal/ledger"
+	"github.com/tidegate/tidegate/internal/load"
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/secrets"
 	"github.com/tidegate/tidegate/internal/store"
@@ -73,6 +74,8 @@ type App struct {
 	Master MasterKey
 	// Abilities are the ability routes by public name.
 	Abilities map[string]*ability.Route
+	// Loads is the self-hosted targets' live load (internal/load).
+	Loads *load.Tracker
 	// Started is when New began, for the "ready in" line.
 	Started time.Time
 
@@ -124,7 +127,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	ab := &abilityDeps{results: a.Store, catalog: catalog, logger: logger, abilities: map[string]*ability.Route{}}
+	loads := newLoadTracker(cfg, providers, a)
+	a.Loads = loads
+	a.background(loads.Run)
+	ab := &abilityDeps{results: a.Store, catalog: catalog, logger: logger, abilities: map[string]*ability.Route{}, loads: loads}
 	rt := newRouter(cfg, ab)
 	a.Abilities = ab.abilities
 	prices := newPriceBook(a.Store, catalog, cfg.Providers, ab.abilities, logger)
@@ -148,6 +154,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Retries:           &gateway.RetryBudget{Ratio: cfg.Reliability.RetryRatio, Burst: cfg.Reliability.RetryBurst},
 		FirstTokenTimeout: cfg.Reliability.FirstTokenTimeout,
 		IdleTimeout:       cfg.Reliability.IdleTimeout,
+		Load:              loadObserver{loads},
 	}
 	gw.Health.OnChange = func(t router.Target, state, reason string, until time.Time) {
 		logger.Warn("target health changed", "target", t.String(), "credential", t.Credential, "state", state, "reason", reason, "until", until)
