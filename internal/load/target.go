@@ -107,7 +107,13 @@ func (st *target) learn(now time.Time, sig Signals, fresh bool) {
 
 // observe learns from an answered call.
 func (st *target) observe(total, first time.Duration, queued bool) {
-	st.service = ewma(st.service, total.Seconds(), 0.2)
+	// Service time is a sequence's time in the batch: a queued call's
+	// wait is taken out (its first token less the learned one).
+	service := total
+	if base := st.learnedTTFT(); queued && first > 0 && base > 0 && first > base {
+		service -= first - base
+	}
+	st.service = ewma(st.service, service.Seconds(), 0.2)
 	if first > 0 && !queued {
 		st.ttft[st.ttftN%len(st.ttft)] = first
 		st.ttftN++

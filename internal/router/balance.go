@@ -31,11 +31,16 @@ type Forecaster interface {
 // Balanced is balance: load: among the self-hosted targets predicted to
 // meet the SLO now, the lowest cost per token goes first; when none can,
 // the route's hosted targets (a burst to the cloud), else the target with
-// the shortest predicted wait.
+// the shortest predicted wait. A target meets the SLO when predicted
+// within sloHeadroom of it: room for the forecast's error (a burst that
+// arrives between scrapes, a slower answer than learned).
 type Balanced struct {
 	SLO   time.Duration
 	Loads Forecaster
 }
+
+// sloHeadroom is the share of the SLO a forecast may use.
+const sloHeadroom = 0.8
 
 func (b *Balanced) Order(req *Request, ts []Target) []Target {
 	out, _ := b.Explain(req, ts)
@@ -55,7 +60,7 @@ func (b *Balanced) Explain(_ *Request, ts []Target) ([]Target, string) {
 		switch {
 		case !f.SelfHosted:
 			hosted = append(hosted, forecast{t, f})
-		case f.TTFT <= b.SLO:
+		case f.TTFT <= time.Duration(float64(b.SLO)*sloHeadroom):
 			meet = append(meet, forecast{t, f})
 		default:
 			miss = append(miss, forecast{t, f})
