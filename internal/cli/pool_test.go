@@ -104,10 +104,17 @@ func shoot(url, body string, firstTokenCap time.Duration) poolShot {
 	return s
 }
 
-func p99(shots []poolShot) time.Duration {
-	ds := make([]time.Duration, len(shots))
-	for i, s := range shots {
-		ds[i] = s.ttft
+// p99 is the shots' 99th percentile time to first token; with routes
+// given, of the shots those routes answered (or none did, when "").
+func p99(shots []poolShot, routes ...string) time.Duration {
+	var ds []time.Duration
+	for _, s := range shots {
+		if len(routes) == 0 || slices.Contains(routes, s.route) {
+			ds = append(ds, s.ttft)
+		}
+	}
+	if len(ds) == 0 {
+		return 0
 	}
 	slices.Sort(ds)
 	return ds[(len(ds)*99+99)/100-1]
@@ -134,9 +141,9 @@ func share(shots []poolShot, route string) float64 {
 // on both alike.
 func TestBalanceByLoad(t *testing.T) {
 	const slo = time.Second
-	// About 0.33 s a sequence (100 ms to the first token, 7 more at 40/s,
-	// slowed by the batch): the cheap one serves about 12 requests/s.
-	cheap := sim.Model{Name: "q", Capacity: 4, TTFT: 100 * time.Millisecond, TokensPerSecond: 40, OutputTokens: 8}
+	// About 0.5 s a sequence (100 ms to the first token, 7 more at 25/s,
+	// slowed by the batch): the cheap one serves about 8 requests/s.
+	cheap := sim.Model{Name: "q", Capacity: 4, TTFT: 100 * time.Millisecond, TokensPerSecond: 25, OutputTokens: 8}
 	dear := sim.Model{Name: "q", Capacity: 32, TTFT: 50 * time.Millisecond, TokensPerSecond: 200, OutputTokens: 8}
 	up := map[string]string{}
 	for _, name := range []string{"cheap-a", "dear-a", "cheap-b", "dear-b"} {
@@ -168,16 +175,21 @@ models:
 	// Load the cheap target alone cannot carry, on both routes at once.
 	var pooled, listed []poolShot
 	var wg sync.WaitGroup
-	wg.Go(func() { pooled = drivePool(t, g, "pool", 20, 3*time.Second, 3*time.Second) })
-	wg.Go(func() { listed = drivePool(t, g, "listed", 20, 3*time.Second, 3*time.Second) })
+	wg.Go(func() { pooled = drivePool(t, g, "pool", 14, 3*time.Second, 3*time.Second) })
+	wg.Go(func() { listed = drivePool(t, g, "listed", 14, 3*time.Second, 3*time.Second) })
 	wg.Wait()
 	if t.Failed() {
 		return
 	}
-	t.Logf("p99 TTFT: balance: load %v (cheap %.0f%%, dear %.0f%%); configured order %v (cheap %.0f%%)",
-		p99(pooled), 100*share(pooled, "cheap-b/q"), 100*share(pooled, "dear-b/q"), p99(listed), 100*share(listed, "cheap-a/q"))
-	if got := p99(pooled); got > slo {
-		t.Errorf("balance: load: p99 time to first token %v, over the %v SLO", got, slo)
+	t.Logf("p99 TTFT: balance: load %v (cheap %.0f%% at %v, dear %.0f%% at %v); configured order %v (cheap %.0f%% at %v, none %.0f%%)",
+		p99(pooled), 100*share(pooled, "cheap-b/q"), p99(pooled, "cheap-b/q"), 100*share(pooled, "dear-b/q"), p99(pooled, "dear-b/q"),
+		p99(listed), 100*share(listed, "cheap-a/q"), p99(listed, "cheap-a/q"), 100*share(listed, ""))
+	// A busy machine delays every answer alike: the dear target, never
+	// queued, shows by how much (its p99 over its configured first token),
+	// and that stall is not the policy's.
+	stall := max(p99(pooled, "dear-b/q")-dear.TTFT, 0)
+	if got := p99(pooled); got > slo+stall {
+		t.Errorf("balance: load: p99 time to first token %v, over the %v SLO (+ the machine's stall %v)", got, slo, stall)
 	}
 	if got := p99(listed); got < 3*slo/2 {
 		t.Errorf("configured order: p99 time to first token %v, want the cheap target's queue to push it past 1.5 × %v", got, slo)

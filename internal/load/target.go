@@ -15,11 +15,16 @@ import (
 // scrape plus tidegate's calls started since (never fewer than tidegate's
 // own in flight), less the capacity: the new request's place in the queue.
 //
-// Predicted time to first token = learned TTFT + place in queue × learned
-// service time ÷ capacity (the queue drains capacity sequences per service
-// time). The learned TTFT is the median over the last calls that were sent
-// with no queue ahead; the service time (send to last token) a moving
-// average of answered calls.
+// Predicted time to first token = learned TTFT + calibration × place in
+// queue × learned service time ÷ capacity (the queue drains capacity
+// sequences per service time). The learned TTFT is the median over the
+// last calls sent with no queue ahead; the service time (send to last
+// token, less any queue wait) a moving average of answered calls; the
+// calibration a moving average of queued calls' real wait over the wait
+// predicted when they were sent (bursts of completions, a full batch
+// decoding slower): the time to first token learned under load. The
+// forecast also carries its own recent error (90th percentile of actual
+// less predicted), so a noisy server is given a wider margin.
 //
 // Throughput: output tokens over windows of five scrapes (the server's own
 // counter where it has one, else the tokens tidegate saw), divided by the
@@ -36,6 +41,13 @@ type target struct {
 	ttft    [64]time.Duration // of calls sent with no queue ahead
 	ttftN   int
 	service float64 // seconds, moving average
+	// ratios are queued calls' real wait (first token less the learned
+	// one) over the wait predicted when they were sent; misses are calls
+	// sent with no queue ahead: their first token less the learned one.
+	ratios  [64]float64
+	ratiosN int
+	misses  [64]time.Duration
+	missesN int
 
 	winStart             time.Time
 	winCounter           float64
@@ -105,8 +117,10 @@ func (st *target) learn(now time.Time, sig Signals, fresh bool) {
 	st.winStart, st.winCounter, st.winUtilSum, st.winUtilN, st.winScrapes = now, counter, 0, 0, 0
 }
 
-// observe learns from an answered call.
-func (st *target) observe(total, first time.Duration, queued bool) {
+// observe learns from an answered call: its whole time, its first token
+// (0: not streamed), and the wait in the queue predicted when it was sent.
+func (st *target) observe(total, first, predictedWait time.Duration) {
+	queued := predictedWait > 0
 	// Service time is a sequence's time in the batch: a queued call's
 	// wait is taken out (its first token less the learned one).
 	service := total
@@ -148,12 +162,52 @@ func (st *target) learnedTTFT() time.Duration {
 	return s[n/2]
 }
 
-// predictTTFT is the time to first token of a request sent now.
-func (st *target) predictTTFT(sig Signals, fresh bool) time.Duration {
+// firstToken learns from a streamed call's first token, sent when the
+// wait predicted for it was predictedWait.
+func (st *target) firstToken(actual, predictedWait time.Duration) {
 	base := st.learnedTTFT()
+	if base == 0 {
+		return
+	}
+	if predictedWait > 0 {
+		st.ratios[st.ratiosN%len(st.ratios)] = float64(max(actual-base, 0)) / float64(predictedWait)
+		st.ratiosN++
+		return
+	}
+	st.misses[st.missesN%len(st.misses)] = actual - base
+	st.missesN++
+}
+
+// quantile is the q-quantile of the first n of xs (they are copied).
+func quantile[T float64 | time.Duration](xs []T, n int, q float64) T {
+	s := slices.Clone(xs[:n])
+	slices.Sort(s)
+	return s[min(int(float64(n)*q), n-1)]
+}
+
+// forecast is a request's time to first token sent now, and the margin
+// the forecast's recent errors put on it: the queue's real drain against
+// predicted (median for the forecast, 90th percentile for the margin,
+// once five queued calls are seen) and the first token of unqueued calls
+// (90th percentile over the learned one, once ten are seen).
+func (st *target) forecast(sig Signals, fresh bool) (ttft, margin time.Duration) {
+	wait := st.predictWait(sig, fresh)
+	if n := min(st.ratiosN, len(st.ratios)); n >= 5 && wait > 0 {
+		mid, high := quantile(st.ratios[:], n, 0.5), quantile(st.ratios[:], n, 0.9)
+		wait, margin = time.Duration(float64(wait)*mid), time.Duration(float64(wait)*(high-mid))
+	}
+	if n := min(st.missesN, len(st.misses)); n >= 10 {
+		margin += max(quantile(st.misses[:], n, 0.9), 0)
+	}
+	return st.learnedTTFT() + wait, margin
+}
+
+// predictWait is the time a request sent now would wait in the queue, as
+// the queue and the learned service time say (before calibration).
+func (st *target) predictWait(sig Signals, fresh bool) time.Duration {
 	ahead := st.ahead(sig, fresh)
 	if ahead == 0 {
-		return base
+		return 0
 	}
 	service := st.service
 	if service == 0 {
@@ -163,5 +217,5 @@ func (st *target) predictTTFT(sig Signals, fresh bool) time.Duration {
 	if slots == 0 {
 		slots = max(sig.Running, 1)
 	}
-	return base + time.Duration(ahead*service/slots*float64(time.Second))
+	return time.Duration(ahead * service / slots * float64(time.Second))
 }

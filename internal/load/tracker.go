@@ -251,7 +251,8 @@ func (t *Tracker) Forecast(tg router.Target) router.Forecast {
 	defer t.mu.Unlock()
 	st := t.targetLocked(tg)
 	sig, fresh := t.signalsLocked(s, tg.Model)
-	f := router.Forecast{SelfHosted: true, CostPerHour: s.CostPerHour, TTFT: st.predictTTFT(sig, fresh && sig.HasQueue)}
+	f := router.Forecast{SelfHosted: true, CostPerHour: s.CostPerHour}
+	f.TTFT, f.Margin = st.forecast(sig, fresh && sig.HasQueue)
 	if tps := st.fullTPS; tps > 0 && s.CostPerHour > 0 {
 		f.CostPerMTokens = s.CostPerHour / 3600 / tps * 1e6
 	}
@@ -260,15 +261,15 @@ func (t *Tracker) Forecast(tg router.Target) router.Forecast {
 
 // Call is one attempt on a target, counted in flight until Done.
 type Call struct {
-	t       *Tracker
-	tg      router.Target
-	batch   bool
-	sent    time.Time
-	queued  bool // predicted to wait behind a full batch when sent
-	first   time.Duration
-	tokens  int
-	done    bool
-	counted bool
+	t      *Tracker
+	tg     router.Target
+	batch  bool
+	sent   time.Time
+	wait   time.Duration // the queue wait predicted when it was sent
+	ttft   time.Duration // the time to first token predicted when it was sent
+	first  time.Duration
+	tokens int
+	done   bool
 }
 
 // Start counts an attempt on tg in flight; batch marks batch work (for the
@@ -283,7 +284,7 @@ func (t *Tracker) Start(tg router.Target, batch bool) *Call {
 	defer t.mu.Unlock()
 	st := t.targetLocked(tg)
 	sig, fresh := t.signalsLocked(t.servers[tg.Provider], tg.Model)
-	c := &Call{t: t, tg: tg, batch: batch, sent: t.now(), queued: st.ahead(sig, fresh && sig.HasQueue) > 0, counted: true}
+	c := &Call{t: t, tg: tg, batch: batch, sent: t.now(), wait: st.predictWait(sig, fresh && sig.HasQueue)}
 	st.inflight++
 	st.started++
 	t.started++
@@ -300,6 +301,8 @@ func (c *Call) FirstToken() {
 	defer c.t.mu.Unlock()
 	if c.first == 0 {
 		c.first = max(c.t.now().Sub(c.sent), time.Nanosecond)
+		st := c.t.targetLocked(c.tg)
+		st.firstToken(c.first, c.wait)
 	}
 }
 
@@ -335,7 +338,7 @@ func (c *Call) Done(err error) {
 	if err != nil {
 		return
 	}
-	st.observe(c.t.now().Sub(c.sent), c.first, c.queued)
+	st.observe(c.t.now().Sub(c.sent), c.first, c.wait)
 }
 
 // Report is one target's state, for status and metrics.

@@ -17,6 +17,9 @@ type Forecast struct {
 	// request drained at the server's learned pace, plus its learned
 	// time to first token under load.
 	TTFT time.Duration
+	// Margin is the forecast's recent error (90th percentile of actual
+	// less predicted): a target must meet the SLO with it added.
+	Margin time.Duration
 	// CostPerHour is the server's declared cost (CNY); CostPerMTokens is
 	// that cost over the output tokens/s it has shown, per 1M tokens, 0
 	// until it has shown any.
@@ -40,7 +43,7 @@ type Balanced struct {
 }
 
 // sloHeadroom is the share of the SLO a forecast may use.
-const sloHeadroom = 0.8
+const sloHeadroom = 0.85
 
 func (b *Balanced) Order(req *Request, ts []Target) []Target {
 	out, _ := b.Explain(req, ts)
@@ -60,7 +63,7 @@ func (b *Balanced) Explain(_ *Request, ts []Target) ([]Target, string) {
 		switch {
 		case !f.SelfHosted:
 			hosted = append(hosted, forecast{t, f})
-		case f.TTFT <= time.Duration(float64(b.SLO)*sloHeadroom):
+		case f.TTFT+f.Margin <= time.Duration(float64(b.SLO)*sloHeadroom):
 			meet = append(meet, forecast{t, f})
 		default:
 			miss = append(miss, forecast{t, f})
@@ -100,7 +103,7 @@ func (b *Balanced) Explain(_ *Request, ts []Target) ([]Target, string) {
 			cost = fmt.Sprintf("%.2f CNY per 1M tokens", first.f.CostPerMTokens)
 		}
 		return out, fmt.Sprintf("balance: load: %s predicted to first token in %s, within the %s SLO, cheapest at %s%s",
-			first.t, round(first.f.TTFT), slo, cost, others(append(meet[1:], miss...)))
+			first.t, round(first.f.TTFT+first.f.Margin), slo, cost, others(append(meet[1:], miss...)))
 	case len(hosted) > 0:
 		add(hosted)
 		add(miss)
@@ -120,7 +123,7 @@ func others(fs []forecast) string {
 	}
 	parts := make([]string, len(fs))
 	for i, f := range fs {
-		parts[i] = fmt.Sprintf("%s %s", f.t, round(f.f.TTFT))
+		parts[i] = fmt.Sprintf("%s %s", f.t, round(f.f.TTFT+f.f.Margin))
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
 }
