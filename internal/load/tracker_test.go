@@ -171,3 +171,40 @@ func TestLearning(t *testing.T) {
 		t.Errorf("reports %+v", reports)
 	}
 }
+
+// TestForecastLearnsFromItsMisses: queued calls that waited twice what was
+// predicted double the forecast wait (the median), their spread becomes its
+// margin (90th percentile), and unqueued calls' late first tokens add theirs.
+func TestForecastLearnsFromItsMisses(t *testing.T) {
+	st := &target{capQueue: 2, inflight: 3}
+	for range 3 {
+		st.observe(2*time.Second, 100*time.Millisecond, 0) // learned TTFT 100 ms
+	}
+	st.service = 1 // a new request is second in the queue, 1 s a call over 2 slots: 1 s predicted
+	tests := []struct {
+		name         string
+		ratios       []time.Duration // real wait per call for a predicted 1 s
+		misses       []time.Duration // unqueued calls' first tokens
+		ttft, margin time.Duration
+	}{
+		{"nothing learned", nil, nil, 1100 * time.Millisecond, 0},
+		{"four queued calls are not enough", []time.Duration{2, 2, 2, 2}, nil, 1100 * time.Millisecond, 0},
+		{"twice as slow as predicted", []time.Duration{2, 2, 2, 2, 2, 2, 2, 2, 2, 3}, nil, 2100 * time.Millisecond, time.Second},
+		{"late first tokens", nil, []time.Duration{100, 100, 100, 100, 100, 100, 100, 100, 100, 400, 400}, 1100 * time.Millisecond, 300 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := *st
+			for _, r := range tt.ratios {
+				c.firstToken(100*time.Millisecond+r*time.Second, time.Second)
+			}
+			for _, m := range tt.misses {
+				c.firstToken(m*time.Millisecond, 0)
+			}
+			ttft, margin := c.forecast(Signals{}, false)
+			if ttft != tt.ttft || margin != tt.margin {
+				t.Errorf("forecast %v + %v, want %v + %v", ttft, margin, tt.ttft, tt.margin)
+			}
+		})
+	}
+}
