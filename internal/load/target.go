@@ -41,6 +41,7 @@ type target struct {
 	ttft    [64]time.Duration // of calls sent with no queue ahead
 	ttftN   int
 	service float64 // seconds, moving average
+	decode  float64 // output tokens/s of a sequence after its first token, moving average
 	// ratios are queued calls' real wait (first token less the learned
 	// one) over the wait predicted when they were sent; misses are calls
 	// sent with no queue ahead: their first token less the learned one.
@@ -118,8 +119,12 @@ func (st *target) learn(now time.Time, sig Signals, fresh bool) {
 }
 
 // observe learns from an answered call: its whole time, its first token
-// (0: not streamed), and the wait in the queue predicted when it was sent.
-func (st *target) observe(total, first, predictedWait time.Duration) {
+// (0: not streamed), its output tokens, and the wait in the queue
+// predicted when it was sent.
+func (st *target) observe(total, first time.Duration, tokens int, predictedWait time.Duration) {
+	if first > 0 && tokens > 1 && total > first {
+		st.decode = ewma(st.decode, float64(tokens-1)/(total-first).Seconds(), 0.2)
+	}
 	queued := predictedWait > 0
 	// Service time is a sequence's time in the batch: a queued call's
 	// wait is taken out (its first token less the learned one).

@@ -338,7 +338,7 @@ func (c *Call) Done(err error) {
 	if err != nil {
 		return
 	}
-	st.observe(c.t.now().Sub(c.sent), c.first, c.wait)
+	st.observe(c.t.now().Sub(c.sent), c.first, c.tokens, c.wait)
 }
 
 // Report is one target's state, for status and metrics.
@@ -350,6 +350,9 @@ type Report struct {
 	// TokensPerSecond is the output throughput the target has shown,
 	// scaled to a full batch (see target.learn); 0 until shown.
 	TokensPerSecond float64
+	// DecodeRate is a sequence's output tokens/s after its first token, as
+	// learned under the load it was served at; 0 until learned.
+	DecodeRate float64
 	// Share is the target's share of the attempts started on every
 	// self-hosted target since start.
 	Share                     float64
@@ -372,7 +375,7 @@ func (t *Tracker) Reports() []Report {
 		t.mu.Lock()
 		st := t.targets[tg]
 		r := Report{Target: tg, Accelerator: t.servers[tg.Provider].Accelerator, Load: t.snapshotLocked(tg), Forecast: f,
-			TokensPerSecond: st.fullTPS, Started: st.started, OnlineTokens: st.onlineTokens, BatchTokens: st.batchTokens}
+			TokensPerSecond: st.fullTPS, DecodeRate: st.decode, Started: st.started, OnlineTokens: st.onlineTokens, BatchTokens: st.batchTokens}
 		if t.started > 0 {
 			r.Share = float64(st.started) / float64(t.started)
 		}

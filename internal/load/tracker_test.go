@@ -167,7 +167,8 @@ func TestLearning(t *testing.T) {
 		t.Errorf("cost per 1M tokens %v, want %v", f.CostPerMTokens, want)
 	}
 	reports := tr.Reports()
-	if len(reports) != 1 || reports[0].Share != 1 || reports[0].OnlineTokens != 30 || reports[0].Load.Capacity != 2 {
+	// 9 tokens after the first in 400 ms.
+	if len(reports) != 1 || reports[0].Share != 1 || reports[0].OnlineTokens != 30 || reports[0].Load.Capacity != 2 || reports[0].DecodeRate != 22.5 {
 		t.Errorf("reports %+v", reports)
 	}
 }
@@ -178,7 +179,7 @@ func TestLearning(t *testing.T) {
 func TestForecastLearnsFromItsMisses(t *testing.T) {
 	st := &target{capQueue: 2, inflight: 3}
 	for range 3 {
-		st.observe(2*time.Second, 100*time.Millisecond, 0) // learned TTFT 100 ms
+		st.observe(2*time.Second, 100*time.Millisecond, 0, 0) // learned TTFT 100 ms
 	}
 	st.service = 1 // a new request is second in the queue, 1 s a call over 2 slots: 1 s predicted
 	tests := []struct {

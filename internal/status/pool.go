@@ -26,6 +26,8 @@ type PoolTarget struct {
 	CostPerHour     float64 `json:"cost_per_hour_cny,omitempty"`
 	CostPerMTokens  float64 `json:"cost_per_million_tokens_cny,omitempty"`
 	TokensPerSecond float64 `json:"tokens_per_second,omitempty"`
+	// DecodeRate is a sequence's tokens/s after its first, learned under load.
+	DecodeRate float64 `json:"decode_tokens_per_second,omitempty"`
 	// Share is the target's share of the attempts on self-hosted targets.
 	Share float64 `json:"share"`
 }
@@ -37,7 +39,7 @@ func poolTargets(rs []load.Report) []PoolTarget {
 			InFlight: r.Load.InFlight, Capacity: r.Load.Capacity, Fresh: r.Load.Fresh,
 			PredictedTTFTMs: float64(r.Forecast.TTFT) / float64(time.Millisecond),
 			CostPerHour:     r.Forecast.CostPerHour, CostPerMTokens: r.Forecast.CostPerMTokens,
-			TokensPerSecond: r.TokensPerSecond, Share: r.Share}
+			TokensPerSecond: r.TokensPerSecond, DecodeRate: r.DecodeRate, Share: r.Share}
 		if kv := r.Load.KVCache; kv >= 0 {
 			p.KVCache = &kv
 		}
