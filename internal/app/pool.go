@@ -12,16 +12,30 @@ import (
 	"github.com/tidegate/tidegate/internal/router"
 )
 
-// newLoadTracker reads the load of every self-hosted provider: from its
-// metrics_url, else its server's default path beside base_url; the
-// built-in sim fleet in process.
+// newLoadTracker tracks every self-hosted provider: the built-in sim
+// fleet read in process; a server that joins the pool (it declares
+// accelerator, cost_per_hour, scheduling or metrics_url, or a balance: load
+// route lists it) read from its metrics_url, else its default path beside
+// base_url. Others are not scraped (nothing asked for it): they are judged
+// by tidegate's in-flight counts alone.
 func newLoadTracker(cfg *config.Config, providers map[string]provider.Provider, a *App) *load.Tracker {
+	balanced := map[string]bool{}
+	for _, m := range cfg.Models {
+		if m.Balance == config.BalanceLoad {
+			for _, t := range m.Targets {
+				if tg, ok := router.ParseTarget(t); ok {
+					balanced[tg.Provider] = true
+				}
+			}
+		}
+	}
 	var servers []load.Server
 	for i := range cfg.Providers {
 		p := &cfg.Providers[i]
 		if !p.SelfHosted() {
 			continue
 		}
+		pooled := balanced[p.Name] || p.Accelerator != "" || p.CostPerHour != nil || p.Scheduling != "" || p.MetricsURL != ""
 		s := load.Server{Name: p.Name, Kind: load.Kind(p.Type), Accelerator: p.Accelerator}
 		s.CostPerHour, _ = cfg.CostPerHourCNY(p)
 		switch {
@@ -31,7 +45,7 @@ func newLoadTracker(cfg *config.Config, providers map[string]provider.Provider, 
 			if f, ok := providers[p.Name].(*sim.Fleet); ok {
 				s.Read = simSignals(f)
 			}
-		default:
+		case pooled:
 			preset, _ := provider.LookupPreset(p.Type)
 			s.URL = load.DefaultURL(s.Kind, cmp.Or(p.BaseURL, preset.BaseURL))
 		}
