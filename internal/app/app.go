@@ -29,6 +29,7 @@ import (
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/httpapi"
 	"github.com/tidegate/tidegate/internal/ledger"
+	"github.com/tidegate/tidegate/internal/load"
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/secrets"
 	"github.com/tidegate/tidegate/internal/store"
@@ -76,6 +77,8 @@ type App struct {
 	Master MasterKey
 	// Abilities are the ability routes by public name.
 	Abilities map[string]*ability.Route
+	// Loads is the self-hosted targets' live load (internal/load).
+	Loads *load.Tracker
 	// Started is when New began, for the "ready in" line.
 	Started time.Time
 
@@ -131,7 +134,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	ab := &abilityDeps{results: a.Store, catalog: catalog, logger: logger, abilities: map[string]*ability.Route{}}
+	loads := newLoadTracker(cfg, providers, a)
+	a.Loads = loads
+	a.background(loads.Run)
+	ab := &abilityDeps{results: a.Store, catalog: catalog, logger: logger, abilities: map[string]*ability.Route{}, loads: loads}
 	rt := newRouter(cfg, ab)
 	a.Abilities = ab.abilities
 	prices := newPriceBook(a.Store, catalog, cfg.Providers, ab.abilities, logger, note)
@@ -155,6 +161,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Retries:           &gateway.RetryBudget{Ratio: cfg.Reliability.RetryRatio, Burst: cfg.Reliability.RetryBurst},
 		FirstTokenTimeout: cfg.Reliability.FirstTokenTimeout,
 		IdleTimeout:       cfg.Reliability.IdleTimeout,
+		Load:              loadObserver{loads},
 	}
 	gw.Health.OnChange = func(t router.Target, state, reason string, until time.Time) {
 		logger.Warn("target health changed", "target", t.String(), "credential", t.Credential, "state", state, "reason", reason, "until", until)
@@ -200,7 +207,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if slices.ContainsFunc(cfg.Providers, func(p config.Provider) bool { return p.StoredCredentials }) {
 		a.background(func(ctx context.Context) { creds.Run(ctx, 30*time.Second, credsChanged) })
 	}
-	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, liveQuality(a.Abilities), a.Master.Key, opts.Version, logger)
+	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, liveQuality(a.Abilities), loads, a.Master.Key, opts.Version, logger)
 	if err != nil {
 		return nil, err
 	}

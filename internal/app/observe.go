@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/tidegate/tidegate/internal/ability"
+	"github.com/tidegate/tidegate/internal/load"
 	"log/slog"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 // observe wires what records and exports requests: the request log, metrics
 // and traces. The returned stop flushes them; call it after the server
 // drained.
-func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, live func() []ability.LiveReport, masterKey, version string, logger *slog.Logger) (func(), error) {
+func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, live func() []ability.LiveReport, loads *load.Tracker, masterKey, version string, logger *slog.Logger) (func(), error) {
 	seen := newSeenTargets(creds)
 	api.Observers = append(api.Observers, seen) // first: the others label by what it admits
 	targets := seen.all
@@ -51,10 +52,16 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 	}
 	tracker := status.New(gw.Health, targets)
 	tracker.Routes = live
+	if loads != nil {
+		tracker.Pool = loads.Reports
+	}
 	api.Observers = append(api.Observers, tracker)
 	api.Status = tracker
 	if mc := cfg.Observe.Metrics; !mc.Disabled {
 		src := metrics.Sources{Health: gw.Health, Targets: targets, StreamsInFlight: api.StreamsInFlight, Known: seen.Has, LiveQuality: live}
+		if loads != nil {
+			src.Pool = loads.Reports
+		}
 		if meter.Outbox != nil {
 			src.Outbox = meter.Outbox.Stats
 		}

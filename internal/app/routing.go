@@ -17,6 +17,8 @@ type abilityDeps struct {
 	catalog   *ledger.Catalog
 	logger    *slog.Logger
 	abilities map[string]*ability.Route
+	// loads forecasts self-hosted targets for balance: load routes.
+	loads router.Forecaster
 }
 
 // newRouter turns the config's providers and models into the router's
@@ -25,7 +27,7 @@ func newRouter(cfg *config.Config, ab *abilityDeps) *router.Router {
 	learned := router.NewLearned()
 	rc := router.Config{Learned: learned}
 	for _, p := range cfg.Providers {
-		rp := router.Provider{Name: p.Name, Models: p.Models, Targets: map[string]router.TargetSpec{}}
+		rp := router.Provider{Name: p.Name, Models: p.Models, Targets: map[string]router.TargetSpec{}, Priority: p.Scheduling == "priority"}
 		spec := func(m string) router.TargetSpec {
 			s := rp.Targets[m]
 			s.MaxConcurrency = p.MaxConcurrency
@@ -73,6 +75,8 @@ func orderPolicy(cfg *config.Config, m config.Model, learned *router.Learned, ab
 		}
 		ab.abilities[m.Name] = a
 		return a
+	case m.Balance == config.BalanceLoad:
+		return &router.Balanced{SLO: m.TTFTSLO, Loads: ab.loads}
 	case m.Weights != nil:
 		return &router.Weighted{Weights: m.Weights}
 	case m.Order == "latency":

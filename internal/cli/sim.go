@@ -23,6 +23,7 @@ func simServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ttft := fs.Duration("ttft", -1, "override every model's time to first token")
 	tps := fs.Float64("tps", -1, "override every model's tokens per second (0: unpaced)")
 	tokens := fs.Int("tokens", 0, "override every model's output length")
+	capacity := fs.Int("capacity", 0, "sequences each model runs at once, the rest queued (0: unbounded); load at GET /metrics in vLLM's names")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,6 +37,9 @@ func simServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if *tokens > 0 {
 			models[i].OutputTokens = *tokens
+		}
+		if *capacity > 0 {
+			models[i].Capacity = *capacity
 		}
 	}
 	f := sim.New("sim", *seed, models)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -107,6 +108,34 @@ func printStatus(w io.Writer, rep *status.Report) {
 		fmt.Fprintln(w)
 		printLiveQuality(w, rep.Routes)
 	}
+	if len(rep.Pool) > 0 {
+		fmt.Fprintln(w)
+		printPool(w, rep.Pool)
+	}
+}
+
+// printPool prints the self-hosted targets' live load, cost and share.
+func printPool(w io.Writer, pool []status.PoolTarget) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "self-hosted target\tcard\trunning\twaiting\tkv cache\tin flight\tttft now\tCNY/hour\tCNY/1M tokens\tshare")
+	for _, p := range pool {
+		running, waiting, kv, cost := fmt.Sprint(p.Running), fmt.Sprint(p.Waiting), "-", "-"
+		if p.Capacity > 0 {
+			running += fmt.Sprintf("/%d", p.Capacity)
+		}
+		if p.KVCache != nil {
+			kv = fmt.Sprintf("%.0f%%", 100**p.KVCache)
+		}
+		if !p.Fresh {
+			running, waiting, kv = "(no metrics)", "-", "-"
+		}
+		if p.CostPerMTokens > 0 {
+			cost = fmt.Sprintf("%.2f", p.CostPerMTokens)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%.2f\t%s\t%.1f%%\n", p.Target, cmp.Or(p.Accelerator, "-"), running, waiting, kv,
+			p.InFlight, millis(p.PredictedTTFTMs), p.CostPerHour, cost, 100*p.Share)
+	}
+	tw.Flush()
 }
 
 // printLiveQuality prints the ability routes' live quality estimates.

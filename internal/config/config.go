@@ -251,6 +251,19 @@ type Provider struct {
 	// Unsupported lists what a model cannot do (tools, vision); plans skip
 	// it for requests that need them. Unlisted: assumed able.
 	Unsupported map[string][]string `yaml:"unsupported"`
+	// Self-hosted pool (types in SelfHostedTypes; see pool.go).
+	// Accelerator names the card kind (h100, 910b, …), for status.
+	Accelerator string `yaml:"accelerator"`
+	// CostPerHour is what the server costs to run; balance: load divides
+	// it by the tokens/s the server has shown into a cost per token.
+	CostPerHour *Money `yaml:"cost_per_hour"`
+	// Scheduling "priority": the server orders its queue by a request's
+	// priority field (vLLM --scheduling-policy priority); online requests
+	// are sent with priority 0, ahead of batch work.
+	Scheduling string `yaml:"scheduling"`
+	// MetricsURL is where the server's load is read; default: the
+	// server's own path beside base_url (/metrics, or /api/ps for Ollama).
+	MetricsURL string `yaml:"metrics_url"`
 }
 
 // Sim is the configuration of a sim fleet.
@@ -286,6 +299,10 @@ type Model struct {
 	Order string `yaml:"order"`
 	// Route chooses targets per prompt; nil: Order or Weights.
 	Route *Route `yaml:"route"`
+	// Balance "load" sends each request to the cheapest self-hosted target
+	// predicted to meet TTFTSLO now, else to the route's hosted targets.
+	Balance string        `yaml:"balance"`
+	TTFTSLO time.Duration `yaml:"ttft_slo"`
 }
 
 // Route is a model's per-prompt routing.
@@ -691,6 +708,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.validatePool(providers, bad)
 	for i, p := range c.Prices {
 		f := fmt.Sprintf("prices[%d]", i)
 		if _, ok := router.ParseTarget(p.Model); !ok {

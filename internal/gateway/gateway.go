@@ -45,6 +45,9 @@ type Gateway struct {
 	// Shadows, by route name, grade a share of a route's answers against
 	// its best target's, off the request path (see shadow.go).
 	Shadows map[string]*Shadow
+	// Load, when set, learns self-hosted targets' load from each attempt
+	// (balance: load reads it through the router); nil: none.
+	Load LoadObserver
 
 	inflight sync.Map // "provider/model" → *atomic.Int64: calls open on the target
 	// swapped replaces Providers while serving (credentials added or removed).
@@ -77,11 +80,15 @@ func (g *Gateway) startAttempt(ctx context.Context, t router.Target) (context.Co
 		c, _ = g.inflight.LoadOrStore(name, new(atomic.Int64))
 	}
 	n := c.(*atomic.Int64).Add(1)
+	ctx, lc := g.startLoad(ctx, t)
 	actx, a := timing.From(ctx).StartAttempt(ctx, name, int(n))
 	var once sync.Once
 	return actx, a, func(err error) {
 		once.Do(func() {
 			c.(*atomic.Int64).Add(-1)
+			if lc != nil {
+				lc.Done(err)
+			}
 			kind := ""
 			if err != nil {
 				kind = provider.AsError(err).Kind.String()
@@ -186,11 +193,14 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 	attempt := func(p provider.Provider, t router.Target) (*llm.ChatResponse, error) {
 		started = time.Now()
 		actx, ta, end := g.startAttempt(ctx, t)
-		resp, err := p.ChatCompletion(actx, forTarget(req, t))
+		resp, err := p.ChatCompletion(actx, g.forTarget(ctx, req, t))
 		if err == nil {
 			g.Router.Learned.Answers.Observe(t, time.Since(started))
 			if resp.Usage != nil {
 				ta.Tokens(resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+				if lc := loadCallFrom(actx); lc != nil {
+					lc.Tokens(resp.Usage.CompletionTokens)
+				}
 			}
 		}
 		end(err)

@@ -120,7 +120,7 @@ func (g *Gateway) Messages(ctx context.Context, call *Call, req *MessagesRequest
 				usage = a.Native.Usage
 			}
 		} else {
-			a.Chat, err = p.ChatCompletion(actx, forTarget(chat, t))
+			a.Chat, err = p.ChatCompletion(actx, g.forTarget(ctx, chat, t))
 			if err == nil {
 				usage = a.Chat.Usage
 			}

@@ -94,7 +94,7 @@ func (g *Gateway) openStream(ctx context.Context, p provider.Provider, t router.
 		end(err)
 		return nil, err
 	}
-	s, err := p.ChatCompletionStream(actx, forTarget(req, t))
+	s, err := p.ChatCompletionStream(actx, g.forTarget(ctx, req, t))
 	if err != nil {
 		return fail(err)
 	}
@@ -125,8 +125,12 @@ func (g *Gateway) openStream(ctx context.Context, p provider.Provider, t router.
 	}
 	ta.Token()
 	g.Router.Learned.TTFT.Observe(t, time.Since(opened))
+	lc := loadCallFrom(tctx)
+	if lc != nil {
+		lc.FirstToken()
+	}
 	return &Stream{inner: s, held: held, pending: true, wantUsage: req.WantsUsage(), cancel: cancel, idle: g.IdleTimeout,
-		timing: ta, endAttempt: end}, nil
+		timing: ta, endAttempt: end, load: lc}, nil
 }
 
 // maxHeld bounds the content-less events held before the commit point.
@@ -184,6 +188,7 @@ type Stream struct {
 
 	timing     *timing.Attempt
 	endAttempt func(error)   // ends the attempt's timeline and in-flight count, once
+	load       LoadCall      // the attempt as the load observer sees it; nil: none
 	cancel     func()        // ends the attempt's context
 	idle       time.Duration // the longest silence allowed between chunks
 	silent     atomic.Bool   // the idle watchdog fired
@@ -328,10 +333,15 @@ func (s *Stream) Close() error {
 		s.cancel()
 	}
 	if s.endAttempt != nil {
+		output := int(EstimateTokens(s.chars))
 		if s.usage != nil {
-			s.timing.Tokens(s.usage.PromptTokens, s.usage.CompletionTokens)
+			output = s.usage.CompletionTokens
+			s.timing.Tokens(s.usage.PromptTokens, output)
 		} else {
-			s.timing.Tokens(int(s.promptEstimate), int(EstimateTokens(s.chars)))
+			s.timing.Tokens(int(s.promptEstimate), output)
+		}
+		if s.load != nil {
+			s.load.Tokens(output)
 		}
 		var cause error
 		switch {

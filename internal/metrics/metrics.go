@@ -18,6 +18,7 @@ import (
 
 	"github.com/tidegate/tidegate/internal/ability"
 	"github.com/tidegate/tidegate/internal/ledger"
+	"github.com/tidegate/tidegate/internal/load"
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/timing"
 )
@@ -66,6 +67,8 @@ type Sources struct {
 	Known func(target string) bool
 	// LiveQuality reports the ability routes' live quality (live.go).
 	LiveQuality func() []ability.LiveReport
+	// Pool reports the self-hosted targets' live load (pool.go); nil: none.
+	Pool func() []load.Report
 }
 
 // Endpoints are the API paths requests are labelled by; anything else is "other".
@@ -133,6 +136,9 @@ func New(src Sources) *Metrics {
 	}
 	if src.LiveQuality != nil {
 		r.MustRegister(liveQuality{routes: src.LiveQuality})
+	}
+	if src.Pool != nil {
+		r.MustRegister(pool{reports: src.Pool})
 	}
 	if src.Health != nil {
 		r.MustRegister(&breakers{health: src.Health, targets: src.Targets})

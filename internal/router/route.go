@@ -47,6 +47,9 @@ type Provider struct {
 	Models []string
 	// Targets declares known facts per model name.
 	Targets map[string]TargetSpec
+	// Priority: the server orders its queue by a request's priority field
+	// (scheduling: priority), so online requests are sent ahead of batch work.
+	Priority bool
 }
 
 // Request is what planning needs to know of a request.

@@ -51,6 +51,8 @@ type Router struct {
 	// models per provider; an empty set means the provider serves any name.
 	models map[string]map[string]bool
 	order  []string // providers in config order
+	// priority holds the providers that schedule by a request's priority.
+	priority map[string]bool
 	// credentials lists each provider's credential ids when it has several;
 	// swapped whole when credentials are added or removed while serving.
 	credentials             atomic.Pointer[credentialSet]
@@ -79,6 +81,12 @@ func New(cfg Config) *Router {
 	targetLimits, routeLimits := map[string]int{}, map[string]int{}
 	for _, p := range cfg.Providers {
 		r.order = append(r.order, p.Name)
+		if p.Priority {
+			if r.priority == nil {
+				r.priority = map[string]bool{}
+			}
+			r.priority[p.Name] = true
+		}
 		set := make(map[string]bool)
 		for _, m := range p.Models {
 			set[m] = true
@@ -199,6 +207,10 @@ func (r *Router) expand(ts []Target) []Target {
 	}
 	return out
 }
+
+// SchedulesByPriority reports whether t's server orders its queue by a
+// request's priority field.
+func (r *Router) SchedulesByPriority(t Target) bool { return r.priority[t.Provider] }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

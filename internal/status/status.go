@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidegate/tidegate/internal/load"
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/timing"
 )
@@ -44,7 +45,9 @@ type Tracker struct {
 	Health  *router.Health
 	Targets func() []router.Target
 	// Routes reports the ability routes' live quality; nil: none.
-	Routes  func() []ability.LiveReport
+	Routes func() []ability.LiveReport
+	// Pool reports the self-hosted targets' live load; nil: none.
+	Pool    func() []load.Report
 	Now     func() time.Time
 	started time.Time
 
@@ -135,6 +138,8 @@ type Report struct {
 	Targets []TargetStatus `json:"targets"`
 	// Routes is each ability route's live quality.
 	Routes []ability.LiveReport `json:"routes,omitempty"`
+	// Pool is each self-hosted target's live load, cost and share.
+	Pool []PoolTarget `json:"pool,omitempty"`
 }
 
 // Status reports every target.
@@ -156,6 +161,9 @@ func (t *Tracker) Report() Report {
 	rep := Report{At: now}
 	if t.Routes != nil {
 		rep.Routes = t.Routes()
+	}
+	if t.Pool != nil {
+		rep.Pool = poolTargets(t.Pool())
 	}
 	for _, n := range names {
 		ts := TargetStatus{Target: n}

@@ -69,6 +69,12 @@ type Model struct {
 	// tag), 0–1: it answers a task the fleet knows right with that chance
 	// (a kind not listed: never). Unset: it answers tasks like any prompt.
 	Skills map[string]float64 `yaml:"skills"`
+	// Capacity is how many sequences the model runs at once; the rest
+	// queue (see batch.go). 0: unbounded, every call served at once.
+	Capacity int `yaml:"capacity"`
+	// DecodeSlowdown is how much a full batch slows each sequence's
+	// decode (see batch.go); 0 with a capacity: 0.5.
+	DecodeSlowdown float64 `yaml:"decode_slowdown"`
 }
 
 // Head modes.

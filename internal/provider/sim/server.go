@@ -28,6 +28,7 @@ func (f *Fleet) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/embeddings", f.serveEmbeddings)
 	mux.HandleFunc("POST /v1/images/generations", f.serveImages)
 	mux.HandleFunc("PUT /sim/models/{name}", f.serveSetModel)
+	mux.HandleFunc("GET /metrics", f.serveMetrics)
 	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
 		list := llm.ModelList{Object: "list"}
 		for _, n := range f.Models() {
@@ -72,7 +73,22 @@ func (f *Fleet) serveChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	// A running slot, taken before prefill; the queue's wait counts in
+	// the time to first token.
+	release := func() {}
+	defer func() { release() }()
+	admit := func() bool {
+		rel, err := f.admit(r.Context(), m, requestPriority(&req), p.promptTokens)
+		if err != nil {
+			return false
+		}
+		release = rel
+		return true
+	}
 	if !req.Stream {
+		if !admit() {
+			return
+		}
 		if err := sleep(r.Context(), p.ttft); err != nil {
 			return
 		}
@@ -96,7 +112,7 @@ func (f *Fleet) serveChat(w http.ResponseWriter, r *http.Request) {
 	// Either way the upstream's own time is reported and the network
 	// delay comes after it.
 	withToken := m.Head == HeadWithFirstToken
-	if withToken && sleep(r.Context(), p.ttft) != nil {
+	if withToken && (!admit() || sleep(r.Context(), p.ttft) != nil) {
 		return
 	}
 	setProcessing(w, m, began)
@@ -104,9 +120,9 @@ func (f *Fleet) serveChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if withToken {
-		p.ttft = 0
+		p.ttft, admit = 0, nil // the slot is taken; else it is taken after the head
 	}
-	f.serveStream(w, r, &req, p)
+	f.serveStream(w, r, &req, p, admit)
 }
 
 // setProcessing reports the time the fleet worked on a request so far, in
@@ -140,7 +156,9 @@ func (f *Fleet) serveSetModel(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (f *Fleet) serveStream(w http.ResponseWriter, r *http.Request, req *llm.ChatRequest, p plan) {
+// serveStream streams the answer; admit, when not nil, takes the running
+// slot after the head went out (a queued request has its head already).
+func (f *Fleet) serveStream(w http.ResponseWriter, r *http.Request, req *llm.ChatRequest, p plan, admit func() bool) {
 	m, _ := f.model(req.Model)
 	seq := newChunkSeq(&p, responseID(&p), req.Model, f.now().Unix())
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -149,6 +167,9 @@ func (f *Fleet) serveStream(w http.ResponseWriter, r *http.Request, req *llm.Cha
 	flusher, _ := w.(http.Flusher)
 	if flusher != nil {
 		flusher.Flush()
+	}
+	if admit != nil && !admit() {
+		return
 	}
 	if sleep(r.Context(), p.ttft) != nil {
 		return
@@ -178,10 +199,11 @@ func (f *Fleet) serveStream(w http.ResponseWriter, r *http.Request, req *llm.Cha
 			}
 		}
 		if c.HasContent() {
-			if sent > 0 && sleep(r.Context(), m.tokenInterval()) != nil {
+			if sent > 0 && sleep(r.Context(), f.decodeInterval(m)) != nil {
 				return
 			}
 			sent++
+			f.produced(m.Name, 1)
 		}
 		buf.Reset()
 		buf.WriteString("data: ")

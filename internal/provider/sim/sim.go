@@ -18,12 +18,14 @@ import (
 
 // Fleet is the in-process sim provider.
 type Fleet struct {
-	name   string
-	engine engine
-	mu     sync.RWMutex // guards models: a drill changes them while serving
-	models map[string]Model
-	serial atomic.Uint64
-	now    func() time.Time
+	name    string
+	engine  engine
+	mu      sync.RWMutex // guards models: a drill changes them while serving
+	models  map[string]Model
+	serial  atomic.Uint64
+	now     func() time.Time
+	bmu     sync.Mutex
+	batches map[string]*batch // each model's running sequences and queue
 }
 
 // New builds a fleet; an empty model list means DefaultFleet.
@@ -31,7 +33,8 @@ func New(name string, seed uint64, models []Model) *Fleet {
 	if len(models) == 0 {
 		models = DefaultFleet()
 	}
-	f := &Fleet{name: name, engine: engine{seed: seed, tasks: &taskBook{}}, models: make(map[string]Model, len(models)), now: time.Now}
+	f := &Fleet{name: name, engine: engine{seed: seed, tasks: &taskBook{}}, models: make(map[string]Model, len(models)), now: time.Now,
+		batches: map[string]*batch{}}
 	for _, m := range models {
 		f.models[m.Name] = m
 	}
@@ -69,17 +72,21 @@ func (f *Fleet) model(name string) (Model, error) {
 	return m, nil
 }
 
-// start decides the answer, applies the faults that come before any output
-// and waits the time to first token.
-func (f *Fleet) start(ctx context.Context, req *llm.ChatRequest) (Model, plan, error) {
-	m, p, err := f.begin(ctx, req)
-	if err != nil {
-		return m, p, err
+// start decides the answer, applies the faults that come before any
+// output, takes a running slot (queueing at capacity) and waits the time
+// to first token. release gives the slot back.
+func (f *Fleet) start(ctx context.Context, req *llm.ChatRequest) (m Model, p plan, release func(), err error) {
+	if m, p, err = f.begin(ctx, req); err != nil {
+		return m, p, nil, err
+	}
+	if release, err = f.admit(ctx, m, requestPriority(req), p.promptTokens); err != nil {
+		return m, p, nil, err
 	}
 	if err := sleep(ctx, p.ttft); err != nil {
-		return m, p, err
+		release()
+		return m, p, nil, err
 	}
-	return m, p, nil
+	return m, p, release, nil
 }
 
 // begin decides the answer and applies the faults that come before any output.
@@ -134,18 +141,20 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 func (f *Fleet) ChatCompletion(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
-	m, p, err := f.start(ctx, req)
+	m, p, release, err := f.start(ctx, req)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	return f.complete(ctx, m, p, req)
 }
 
 func (f *Fleet) complete(ctx context.Context, m Model, p plan, req *llm.ChatRequest) (*llm.ChatResponse, error) {
 	// A whole answer takes as long as its decode would.
-	if err := sleep(ctx, time.Duration(p.completionTokens())*m.tokenInterval()); err != nil {
+	if err := sleep(ctx, time.Duration(p.completionTokens())*f.decodeInterval(m)); err != nil {
 		return nil, err
 	}
+	f.produced(m.Name, p.completionTokens())
 	switch p.fault {
 	case FaultStall: // a whole answer never comes
 		<-ctx.Done()
@@ -258,27 +267,30 @@ func (s *chunkSeq) at(k int) llm.ChatChunk {
 }
 
 func (f *Fleet) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest) (provider.ChatStream, error) {
-	m, p, err := f.start(ctx, req)
+	m, p, release, err := f.start(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	return &stream{ctx: ctx, name: f.name, model: m, plan: p, seq: newChunkSeq(&p, responseID(&p), req.Model, f.now().Unix())}, nil
+	return &stream{ctx: ctx, fleet: f, release: release, name: f.name, model: m, plan: p, seq: newChunkSeq(&p, responseID(&p), req.Model, f.now().Unix())}, nil
 }
 
 type stream struct {
-	ctx   context.Context
-	name  string
-	model Model
-	plan  plan
-	seq   *chunkSeq
-	i     int
-	sent  int // content chunks sent, for faults
-	cur   llm.ChatChunk
-	err   error
+	ctx     context.Context
+	fleet   *Fleet
+	release func() // the running slot, given back when the stream ends
+	name    string
+	model   Model
+	plan    plan
+	seq     *chunkSeq
+	i       int
+	sent    int // content chunks sent, for faults
+	cur     llm.ChatChunk
+	err     error
 }
 
 func (s *stream) Next() bool {
 	if s.err != nil || s.i >= s.seq.len() {
+		s.end()
 		return false
 	}
 	if s.plan.fault != FaultNone && s.sent >= s.plan.afterChunks {
@@ -302,12 +314,14 @@ func (s *stream) Next() bool {
 	s.i++
 	if s.cur.HasContent() {
 		if s.sent > 0 {
-			if err := sleep(s.ctx, s.model.tokenInterval()); err != nil {
+			if err := sleep(s.ctx, s.fleet.decodeInterval(s.model)); err != nil {
 				s.err = err
+				s.end()
 				return false
 			}
 		}
 		s.sent++
+		s.fleet.produced(s.model.Name, 1)
 	}
 	return true
 }
@@ -317,7 +331,14 @@ func (s *stream) Chunk() *llm.ChatChunk { return &s.cur }
 // Buffered: an unpaced model has its next chunk ready at once.
 func (s *stream) Buffered() bool { return s.model.tokenInterval() == 0 && s.plan.fault == FaultNone }
 func (s *stream) Err() error     { return s.err }
-func (s *stream) Close() error   { return nil }
+func (s *stream) Close() error   { s.end(); return nil }
+
+// end gives the stream's running slot back (once: release is idempotent).
+func (s *stream) end() {
+	if s.release != nil {
+		s.release()
+	}
+}
 
 // Embeddings returns unit vectors derived from a hash of each input: the same
 // text always maps to the same vector.

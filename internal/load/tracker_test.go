@@ -1,0 +1,211 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/tidegate/tidegate/internal/llm"
+	"github.com/tidegate/tidegate/internal/provider/sim"
+	"github.com/tidegate/tidegate/internal/router"
+)
+
+var m = router.Target{Provider: "gpu", Model: "m"}
+
+// TestTrackerReadsASimServer: a sim at capacity serving vLLM's names over
+// HTTP is read as running, waiting and KV use; its capacity is learned; the
+// forecast counts the queue and tidegate's own calls since the scrape.
+func TestTrackerReadsASimServer(t *testing.T) {
+	fleet := sim.New("gpu", 1, []sim.Model{{Name: "m", Capacity: 2, OutputTokens: 4}})
+	srv := httptest.NewServer(fleet.Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var streams sync.WaitGroup
+	var held []func() error
+	var mu sync.Mutex
+	for range 3 {
+		streams.Go(func() {
+			s, err := fleet.ChatCompletionStream(ctx, &llm.ChatRequest{Model: "m", Stream: true,
+				Messages: []llm.Message{{Role: "user", Content: llm.TextContent("hi")}}})
+			if err == nil {
+				mu.Lock()
+				held = append(held, s.Close)
+				mu.Unlock()
+			}
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); fleet.Load("m").Waiting < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no request queued")
+		}
+	}
+	tr := New(Config{Servers: []Server{{Name: "gpu", Kind: VLLM, URL: DefaultURL(VLLM, srv.URL+"/v1"), CostPerHour: 7}}})
+	tr.Scrape(ctx)
+	got := tr.Snapshot(m)
+	want := Load{Running: 2, Waiting: 1, KVCache: 1, Fresh: true, Capacity: 2}
+	if d := cmp.Diff(want, got, cmpopts.IgnoreFields(Load{}, "ScrapedAt")); d != "" {
+		t.Errorf("snapshot (-want +got):\n%s", d)
+	}
+	// Three at the server, two slots: a new request is second in the
+	// queue; with no service time learned, a second each.
+	if f := tr.Forecast(m); !f.SelfHosted || f.CostPerHour != 7 || f.TTFT != time.Second {
+		t.Errorf("forecast %+v, want self-hosted at 7 CNY/hour, TTFT 1s", f)
+	}
+	c := tr.Start(m, false)
+	if f := tr.Forecast(m); f.TTFT != 1500*time.Millisecond || tr.Snapshot(m).InFlight != 1 {
+		t.Errorf("after one more call: forecast %v, in flight %d; want 1.5s, 1", f.TTFT, tr.Snapshot(m).InFlight)
+	}
+	c.Done(errors.New("gone"))
+	c.Done(nil) // once only
+	if n := tr.Snapshot(m).InFlight; n != 0 {
+		t.Errorf("in flight after done: %d", n)
+	}
+	if f := tr.Forecast(router.Target{Provider: "openai", Model: "gpt"}); f.SelfHosted {
+		t.Error("a hosted target forecast as self-hosted")
+	}
+	cancel() // the queued request gives up
+	streams.Wait()
+	for _, c := range held {
+		c()
+	}
+}
+
+type records struct {
+	mu  sync.Mutex
+	msg []string
+}
+
+func (r *records) Enabled(context.Context, slog.Level) bool { return true }
+func (r *records) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	r.msg = append(r.msg, rec.Level.String()+" "+rec.Message)
+	r.mu.Unlock()
+	return nil
+}
+func (r *records) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *records) WithGroup(string) slog.Handler      { return r }
+
+// TestMetricsStopAnswering: a server whose metrics fail is judged by
+// in-flight counts alone, logged once, and once more when they return.
+func TestMetricsStopAnswering(t *testing.T) {
+	var down atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "gone", http.StatusInternalServerError)
+			return
+		}
+		w.Write([]byte("vllm:num_requests_running{model_name=\"m\"} 4\nvllm:num_requests_waiting{model_name=\"m\"} 0\n"))
+	}))
+	defer srv.Close()
+	logs := &records{}
+	tr := New(Config{Servers: []Server{{Name: "gpu", Kind: VLLM, URL: srv.URL}}, Logger: slog.New(logs)})
+	ctx := context.Background()
+	tr.Scrape(ctx)
+	if l := tr.Snapshot(m); !l.Fresh || l.Running != 4 {
+		t.Fatalf("up: %+v", l)
+	}
+	down.Store(true)
+	c := tr.Start(m, false)
+	for range 3 {
+		tr.Scrape(ctx)
+	}
+	if l := tr.Snapshot(m); l.Fresh || l.Running != 0 || l.InFlight != 1 {
+		t.Errorf("down: %+v, want in-flight counts alone", l)
+	}
+	down.Store(false)
+	tr.Scrape(ctx)
+	tr.Scrape(ctx)
+	c.Done(nil)
+	want := []string{"WARN load metrics unavailable: judging the server by in-flight counts alone", "INFO load metrics answering again"}
+	if d := cmp.Diff(want, logs.msg); d != "" {
+		t.Errorf("logs (-want +got):\n%s", d)
+	}
+}
+
+// TestLearning: time to first token and service time from answered calls,
+// the forecast under a queue, and throughput scaled to a full batch.
+func TestLearning(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var counter float64
+	tr := New(Config{Servers: []Server{{Name: "gpu", Kind: VLLM, CostPerHour: 36,
+		Read: func(context.Context) (map[string]Signals, error) {
+			return map[string]Signals{"m": {Running: 2, Waiting: 2, HasQueue: true, KVCache: 0.5, HasKV: true, Generated: counter, HasGenerated: true}}, nil
+		}}}})
+	tr.now = func() time.Time { return now }
+	for range 3 {
+		c := tr.Start(m, false)
+		now = now.Add(100 * time.Millisecond)
+		c.FirstToken()
+		now = now.Add(400 * time.Millisecond)
+		c.Tokens(10)
+		c.Done(nil)
+	}
+	// Six scrapes a second apart, 100 tokens/s at half the KV cache: 200
+	// tokens/s with a full batch.
+	for range throughputWindow + 1 {
+		tr.Scrape(context.Background())
+		now = now.Add(time.Second)
+		counter += 100
+	}
+	f := tr.Forecast(m)
+	// Running 2 + waiting 2, capacity 2 (it queues at 2): third in the
+	// queue, 0.5 s a call over 2 slots, after a 100 ms first token.
+	if f.TTFT != 850*time.Millisecond {
+		t.Errorf("TTFT %v, want 850ms", f.TTFT)
+	}
+	if want := 36.0 / 3600 / 200 * 1e6; f.CostPerMTokens < want*0.99 || f.CostPerMTokens > want*1.01 {
+		t.Errorf("cost per 1M tokens %v, want %v", f.CostPerMTokens, want)
+	}
+	reports := tr.Reports()
+	// 9 tokens after the first in 400 ms.
+	if len(reports) != 1 || reports[0].Share != 1 || reports[0].OnlineTokens != 30 || reports[0].Load.Capacity != 2 || reports[0].DecodeRate != 22.5 {
+		t.Errorf("reports %+v", reports)
+	}
+}
+
+// TestForecastLearnsFromItsMisses: queued calls that waited twice what was
+// predicted double the forecast wait (the median), their spread becomes its
+// margin (90th percentile), and unqueued calls' late first tokens add theirs.
+func TestForecastLearnsFromItsMisses(t *testing.T) {
+	st := &target{capQueue: 2, inflight: 3}
+	for range 3 {
+		st.observe(2*time.Second, 100*time.Millisecond, 0, 0) // learned TTFT 100 ms
+	}
+	st.service = 1 // a new request is second in the queue, 1 s a call over 2 slots: 1 s predicted
+	tests := []struct {
+		name         string
+		ratios       []time.Duration // real wait per call for a predicted 1 s
+		misses       []time.Duration // unqueued calls' first tokens
+		ttft, margin time.Duration
+	}{
+		{"nothing learned", nil, nil, 1100 * time.Millisecond, 0},
+		{"four queued calls are not enough", []time.Duration{2, 2, 2, 2}, nil, 1100 * time.Millisecond, 0},
+		{"twice as slow as predicted", []time.Duration{2, 2, 2, 2, 2, 2, 2, 2, 2, 3}, nil, 2100 * time.Millisecond, time.Second},
+		{"late first tokens", nil, []time.Duration{100, 100, 100, 100, 100, 100, 100, 100, 100, 400, 400}, 1100 * time.Millisecond, 300 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := *st
+			for _, r := range tt.ratios {
+				c.firstToken(100*time.Millisecond+r*time.Second, time.Second)
+			}
+			for _, m := range tt.misses {
+				c.firstToken(m*time.Millisecond, 0)
+			}
+			ttft, margin := c.forecast(Signals{}, false)
+			if ttft != tt.ttft || margin != tt.margin {
+				t.Errorf("forecast %v + %v, want %v + %v", ttft, margin, tt.ttft, tt.margin)
+			}
+		})
+	}
+}
