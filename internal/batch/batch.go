@@ -139,3 +139,22 @@ type LineError struct {
 }
 
 func (e *LineError) Error() string { return e.Message }
+
+// ListQuery pages a list, newest first.
+type ListQuery struct {
+	ProjectID string
+	All       bool   // the master key: every project's
+	Purpose   string // files only; "" any
+	After     string // the id the previous page ended with
+	Limit     int
+}
+
+// Update moves a batch to a status, stamping its time, with what the move
+// produced.
+type Update struct {
+	Status       Status
+	At           time.Time
+	OutputFileID string
+	ErrorFileID  string
+	Errors       []LineError // nil: unchanged
+}

@@ -49,6 +49,8 @@ func Run(t *testing.T, open Open) {
 		"Responses":           testResponses,
 		"Feedback":            testFeedback,
 		"Prices":              testPrices,
+		"Files":               testFiles,
+		"Batches":             testBatches,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
