@@ -136,6 +136,8 @@ type LineError struct {
 	Message string `json:"message"`
 	Param   string `json:"param,omitempty"`
 	Line    int    `json:"line,omitempty"`
+	// CustomID is the line's custom_id when it could be read.
+	CustomID string `json:"-"`
 }
 
 func (e *LineError) Error() string { return e.Message }

@@ -60,9 +60,11 @@ func Parse(r io.Reader, c Check) ([]Line, []LineError, error) {
 		seen  = map[string]int{}
 		n     int
 	)
+	customID := ""
 	add := func(line int, code, param, format string, args ...any) {
 		if len(errs) < maxErrors {
-			errs = append(errs, LineError{Code: code, Param: param, Line: line, Message: fmt.Sprintf("line %d: ", line) + fmt.Sprintf(format, args...)})
+			errs = append(errs, LineError{Code: code, Param: param, Line: line, CustomID: customID,
+				Message: fmt.Sprintf("line %d: ", line) + fmt.Sprintf(format, args...)})
 		}
 	}
 	for sc.Scan() {
@@ -71,6 +73,7 @@ func Parse(r io.Reader, c Check) ([]Line, []LineError, error) {
 		if len(text) == 0 {
 			continue
 		}
+		customID = peekCustomID(text)
 		l, ok := checkLine(n, text, c, seen, add)
 		if ok {
 			seen[l.CustomID] = n
@@ -140,4 +143,13 @@ func checkLine(n int, text []byte, c Check, seen map[string]int, add func(int, s
 		return Line{}, false
 	}
 	return Line{Number: n, CustomID: *raw.CustomID, URL: raw.URL, Model: head.Model, Body: json.RawMessage(body)}, true
+}
+
+// peekCustomID reads a line's custom_id for its error line, when it has one.
+func peekCustomID(text []byte) string {
+	var v struct {
+		CustomID string `json:"custom_id"`
+	}
+	_ = json.Unmarshal(text, &v)
+	return v.CustomID
 }

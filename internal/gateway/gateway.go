@@ -4,7 +4,10 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"strconv"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -45,6 +48,11 @@ type Gateway struct {
 	// Shadows, by route name, grade a share of a route's answers against
 	// its best target's, off the request path (see shadow.go).
 	Shadows map[string]*Shadow
+
+	// Prioritized reports the providers whose servers schedule by request
+	// priority (vLLM's scheduling: priority): a call's Priority goes to them
+	// as the body's priority field (higher runs later). nil: none.
+	Prioritized func(provider string) bool
 
 	inflight sync.Map // "provider/model" → *atomic.Int64: calls open on the target
 	// swapped replaces Providers while serving (credentials added or removed).
@@ -164,6 +172,20 @@ func forTarget(req *llm.ChatRequest, t router.Target) *llm.ChatRequest {
 	return &r
 }
 
+// prioritize adds the call's priority to a request for a target that
+// schedules by it; other targets get the request as it was (OpenAI's API
+// refuses an unknown priority field).
+func (g *Gateway) prioritize(call *Call, req *llm.ChatRequest, t router.Target) *llm.ChatRequest {
+	if call == nil || call.Priority == 0 || g.Prioritized == nil || !g.Prioritized(t.Provider) {
+		return req
+	}
+	extra := make(map[string]json.RawMessage, len(req.Extra)+1)
+	maps.Copy(extra, req.Extra)
+	extra["priority"] = json.RawMessage(strconv.Itoa(call.Priority))
+	req.Extra = extra
+	return req
+}
+
 // Chat answers a non-streaming chat completion.
 func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*llm.ChatResponse, Outcome, error) {
 	plan, err := g.chatPlan(req)
@@ -186,7 +208,7 @@ func (g *Gateway) Chat(ctx context.Context, call *Call, req *llm.ChatRequest) (*
 	attempt := func(p provider.Provider, t router.Target) (*llm.ChatResponse, error) {
 		started = time.Now()
 		actx, ta, end := g.startAttempt(ctx, t)
-		resp, err := p.ChatCompletion(actx, forTarget(req, t))
+		resp, err := p.ChatCompletion(actx, g.prioritize(call, forTarget(req, t), t))
 		if err == nil {
 			g.Router.Learned.Answers.Observe(t, time.Since(started))
 			if resp.Usage != nil {

@@ -20,6 +20,9 @@ type Call struct {
 	ProjectID  string
 	RPM, TPM   int64
 	MaxStreams int64
+	// Priority is sent to targets that schedule by priority (see
+	// Gateway.Prioritized); batch items carry a low one. 0: none.
+	Priority int
 }
 
 // Estimate is what a request may cost at worst, for budgets and limits.

@@ -381,3 +381,14 @@ func (s *DB) EndPendingItems(ctx context.Context, batchID, code, message string)
 	}
 	return res.RowsAffected()
 }
+
+// RequeueItem puts a running item back to pending (its call is to be
+// retried), so a cancel or an expiry can still end it.
+func (s *DB) RequeueItem(ctx context.Context, batchID string, line int) error {
+	_, err := s.db.ExecContext(ctx, s.q(`UPDATE batch_items SET state = ? WHERE batch_id = ? AND line = ? AND state = ?`),
+		batch.ItemPending, batchID, line, batch.ItemRunning)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
