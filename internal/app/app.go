@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/ability"
+	"github.com/tidegate/tidegate/internal/batch"
 	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/evalrun"
 	"github.com/tidegate/tidegate/internal/fleet"
@@ -75,6 +76,9 @@ type App struct {
 	Abilities map[string]*ability.Route
 	// Started is when New began, for the "ready in" line.
 	Started time.Time
+	// Batches runs the Batch API's batches; nil when batches are disabled.
+	// Its Gate admits items to routes (default: a concurrency bound).
+	Batches *batch.Executor
 
 	closers []func() // run in reverse by Close
 }
@@ -182,6 +186,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	a.API.StoredCredentialProviders = StoredCredentialProviders(cfg.Providers)
 	if slices.ContainsFunc(cfg.Providers, func(p config.Provider) bool { return p.StoredCredentials }) {
 		a.background(func(ctx context.Context) { creds.Run(ctx, 30*time.Second) })
+	}
+	if err := a.startBatches(ctx, gw); err != nil {
+		return nil, err
 	}
 	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, liveQuality(a.Abilities), a.Master.Key, opts.Version, logger)
 	if err != nil {
