@@ -37,9 +37,9 @@ type Check struct {
 }
 
 type rawLine struct {
-	CustomID *string        `json:"custom_id"`
-	Method   string         `json:"method"`
-	URL      string         `json:"url"`
+	CustomID *string         `json:"custom_id"`
+	Method   string          `json:"method"`
+	URL      string          `json:"url"`
 	Body     json.RawMessage `json:"body"`
 }
 

@@ -1,8 +1,8 @@
 package cli
 
 import (
-	"database/sql"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"

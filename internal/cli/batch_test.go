@@ -13,6 +13,8 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/tidegate/tidegate/internal/batch"
 )
 
 // batchLines makes n chat lines for model.
@@ -176,6 +178,16 @@ func TestBatchSDK(t *testing.T) {
 	if strings.Contains(string(body), b.ID) {
 		t.Errorf("another project lists the batch: %s", body)
 	}
+	var out strings.Builder
+	st := g.run.Store
+	bs, err := st.Batches(context.Background(), batchListAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	printBatches(&out, bs)
+	if !strings.Contains(out.String(), b.ID) || !strings.Contains(out.String(), "completed  ["+strings.Repeat("█", 24)+"]  12/0/12") {
+		t.Errorf("tidegate batches printed:\n%s", out.String())
+	}
 	page, err := client.Batches.List(context.Background(), openai.BatchListParams{Limit: openai.Int(1)})
 	if err != nil || len(page.Data) != 1 || page.Data[0].ID != b.ID {
 		t.Fatalf("own list: %+v %v", page, err)
@@ -273,10 +285,29 @@ func TestBatchCancelAndExpiry(t *testing.T) {
 	}
 }
 
+var batchListAll = batch.ListQuery{All: true, Limit: 20}
+
 // closedGate admits nothing: items wait at the gate until their batch ends.
 type closedGate struct{}
 
 func (closedGate) Acquire(ctx context.Context, _ string) (func(), error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
+}
+
+// TestBatchBar: completed and failed items fill their share of the bar.
+func TestBatchBar(t *testing.T) {
+	for _, tc := range []struct {
+		completed, failed, total int64
+		want                     string
+	}{
+		{0, 0, 0, "[" + strings.Repeat("·", 24) + "]"},
+		{12, 6, 24, "[" + strings.Repeat("█", 12) + strings.Repeat("▒", 6) + strings.Repeat("·", 6) + "]"},
+		{24, 0, 24, "[" + strings.Repeat("█", 24) + "]"},
+		{30, 5, 24, "[" + strings.Repeat("█", 24) + "]"}, // bad counts stay in the bar
+	} {
+		if got := batchBar(tc.completed, tc.failed, tc.total); got != tc.want {
+			t.Errorf("batchBar(%d, %d, %d) = %s, want %s", tc.completed, tc.failed, tc.total, got, tc.want)
+		}
+	}
 }
