@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -16,6 +18,7 @@ import (
 	"github.com/tidegate/tidegate/internal/files/s3"
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/httpapi"
+	"github.com/tidegate/tidegate/internal/metrics"
 )
 
 // FileStorage opens where the Batch API's files live: the S3 bucket when
@@ -90,4 +93,31 @@ func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway) error {
 	a.API.Batch = &httpapi.BatchAPI{Store: a.Store, Files: storage, MaxFileBytes: cfg.Batches.MaxFileBytes,
 		Window: cfg.Batches.Window, Wake: e.Wake}
 	return nil
+}
+
+// openBatches lists the batches not yet final (the store).
+type openBatches interface {
+	OpenBatches(ctx context.Context) ([]batch.Batch, error)
+}
+
+// batchProgress sums the open batches for the metrics, at each scrape.
+func batchProgress(st openBatches, logger *slog.Logger) func() (metrics.BatchProgress, bool) {
+	return func() (metrics.BatchProgress, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		open, err := st.OpenBatches(ctx)
+		if err != nil {
+			logger.Warn("metrics: reading open batches failed", "error", err)
+			return metrics.BatchProgress{}, false
+		}
+		p := metrics.BatchProgress{ByStatus: map[string]int64{}, Items: map[string]int64{}}
+		for _, b := range open {
+			p.ByStatus[string(b.Status)]++
+			p.Items["completed"] += b.Counts.Completed
+			p.Items["failed"] += b.Counts.Failed
+			p.Items["running"] += b.Counts.Running
+			p.Items["pending"] += b.Counts.Pending
+		}
+		return p, true
+	}
 }

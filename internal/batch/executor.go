@@ -329,6 +329,10 @@ func tempFile() (*os.File, error) {
 	return f, nil
 }
 
+// ErrNotReady asks the queue to run an item again soon, at no cost of an
+// attempt: its batch is still validating.
+var ErrNotReady = errors.New("batch: the item's batch is not running yet")
+
 // ErrRetry asks the queue to run an item again later.
 var ErrRetry = errors.New("batch: retry the item later")
 
@@ -350,6 +354,10 @@ func (e *Executor) RunItem(ctx context.Context, batchID string, line int, last b
 	b, err := e.Store.Batch(ctx, batchID)
 	if err != nil {
 		return err
+	}
+	if b.Status == Validating {
+		// Queued just before the batch moved to in_progress: not yet.
+		return ErrNotReady
 	}
 	if b.Status != InProgress {
 		return nil // cancelled or expired: the loop answers it

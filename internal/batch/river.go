@@ -41,6 +41,9 @@ type itemWorker struct {
 
 func (w *itemWorker) Work(ctx context.Context, job *river.Job[itemArgs]) error {
 	err := w.e.RunItem(ctx, job.Args.Batch, job.Args.Line, job.Attempt >= job.MaxAttempts)
+	if errors.Is(err, ErrNotReady) {
+		return river.JobSnooze(200 * time.Millisecond)
+	}
 	if errors.Is(err, ErrRetry) && job.Attempt < job.MaxAttempts {
 		return err
 	}

@@ -188,6 +188,14 @@ func TestBatchSDK(t *testing.T) {
 	if !strings.Contains(out.String(), b.ID) || !strings.Contains(out.String(), "completed  ["+strings.Repeat("█", 24)+"]  12/0/12") {
 		t.Errorf("tidegate batches printed:\n%s", out.String())
 	}
+	mresp := sendJSON(t, http.MethodGet, g.URL+"/metrics", testKey, "")
+	metricsText, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{`tidegate_batches_open{status="in_progress"} 0`, `tidegate_batch_requests{state="pending"} 0`} {
+		if !strings.Contains(string(metricsText), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	page, err := client.Batches.List(context.Background(), openai.BatchListParams{Limit: openai.Int(1)})
 	if err != nil || len(page.Data) != 1 || page.Data[0].ID != b.ID {
 		t.Fatalf("own list: %+v %v", page, err)
