@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tidegate/tidegate/internal/ability"
+	"github.com/tidegate/tidegate/internal/batch"
 	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/evalrun"
 	"github.com/tidegate/tidegate/internal/fleet"
@@ -81,6 +82,9 @@ type App struct {
 	Loads *load.Tracker
 	// Started is when New began, for the "ready in" line.
 	Started time.Time
+	// Batches runs the Batch API's batches; nil when batches are disabled.
+	// Its Gate admits items to routes (default: a concurrency bound).
+	Batches *batch.Executor
 
 	closers []func() // run in reverse by Close
 }
@@ -206,6 +210,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	a.API.StoredCredentialProviders = StoredCredentialProviders(cfg.Providers)
 	if slices.ContainsFunc(cfg.Providers, func(p config.Provider) bool { return p.StoredCredentials }) {
 		a.background(func(ctx context.Context) { creds.Run(ctx, 30*time.Second, credsChanged) })
+	}
+	if err := a.startBatches(ctx, gw); err != nil {
+		return nil, err
 	}
 	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, liveQuality(a.Abilities), loads, a.Master.Key, opts.Version, logger)
 	if err != nil {

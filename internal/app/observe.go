@@ -65,6 +65,9 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 		if meter.Outbox != nil {
 			src.Outbox = meter.Outbox.Stats
 		}
+		if bs, ok := st.(openBatches); ok && !cfg.Batches.Disabled {
+			src.Batches = batchProgress(bs, logger)
+		}
 		m := metrics.New(src)
 		api.Observers = append(api.Observers, m)
 		meter.Billed = m.Billed

@@ -24,6 +24,7 @@ Usage:
   tidegate bench [flags]                            measure gateway overhead against a direct call
   tidegate keys create|list|revoke [flags]          manage virtual keys (on the configured store)
   tidegate budgets [--config FILE]                  spend against each key's and project's budget
+  tidegate batches [--config FILE] [--limit N]      batches with progress bars (completed/failed/total)
   tidegate prices [--config FILE]                   print the price catalog
   tidegate usage [--group-by model] [--csv]         usage report from the ledger
   tidegate drill [--scenario down,outage] [--stream] rehearse provider outages on the sim fleet
@@ -55,6 +56,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = pricesCmd(ctx, args[1:], stdout, stderr)
 	case "budgets":
 		err = budgetsCmd(ctx, args[1:], stdout, stderr)
+	case "batches":
+		err = batchesCmd(ctx, args[1:], stdout, stderr)
 	case "usage":
 		err = usageCmd(ctx, args[1:], stdout, stderr)
 	case "drill":

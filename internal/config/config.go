@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -42,6 +43,41 @@ type Config struct {
 	Database    Database    `yaml:"database"`
 	Evals       Evals       `yaml:"evals"`
 	Limits      Limits      `yaml:"limits"`
+	Batches     Batches     `yaml:"batches"`
+}
+
+// Batches configures the Batch API (/v1/files, /v1/batches) and its executor.
+type Batches struct {
+	Disabled bool `yaml:"disabled"`
+	// Dir keeps files on local disk (default: files/ beside a SQLite store,
+	// else ./tidegate-data/files); unused when s3 is set.
+	Dir string `yaml:"dir"`
+	// S3, when set, keeps files in an S3-compatible bucket instead.
+	S3 *S3 `yaml:"s3"`
+	// MaxFileBytes bounds an uploaded file (default: server.body_limit,
+	// which bounds the upload as well).
+	MaxFileBytes int64 `yaml:"max_file_bytes"`
+	// Window is how long a batch has (completion_window "24h"; default
+	// 24h; shorter only to rehearse expiry).
+	Window time.Duration `yaml:"window"`
+	// Concurrency bounds the items in flight per process (default 8).
+	Concurrency int `yaml:"concurrency"`
+	// ItemTimeout bounds one attempt of an item (default 10m); a job whose
+	// process died is run again after twice that (PostgreSQL; SQLite at start).
+	ItemTimeout time.Duration `yaml:"item_timeout"`
+	// Poll is how often open batches are looked at (default 1s).
+	Poll time.Duration `yaml:"poll"`
+}
+
+// S3 locates a bucket of an S3-compatible store.
+type S3 struct {
+	Endpoint  string `yaml:"endpoint"` // https://s3.amazonaws.com, http://minio:9000
+	Region    string `yaml:"region"`
+	Bucket    string `yaml:"bucket"`
+	Prefix    string `yaml:"prefix"`
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+	PathStyle bool   `yaml:"path_style"`
 }
 
 // Evals configures eval runs.
@@ -150,6 +186,31 @@ type Unpriced struct {
 	Input    float64 `yaml:"input"`  // per 1M prompt tokens
 	Output   float64 `yaml:"output"` // per 1M completion tokens
 	Image    float64 `yaml:"image"`  // per image
+}
+
+func (b *Batches) applyDefaults(store string, bodyLimit int64) {
+	if b.Dir == "" {
+		if path, ok := strings.CutPrefix(store, "sqlite:"); ok {
+			b.Dir = filepath.Join(filepath.Dir(path), "files")
+		} else {
+			b.Dir = DataDir + "/files"
+		}
+	}
+	if b.MaxFileBytes == 0 {
+		b.MaxFileBytes = bodyLimit
+	}
+	if b.Window == 0 {
+		b.Window = 24 * time.Hour
+	}
+	if b.Concurrency == 0 {
+		b.Concurrency = 8
+	}
+	if b.ItemTimeout == 0 {
+		b.ItemTimeout = 10 * time.Minute
+	}
+	if b.Poll == 0 {
+		b.Poll = time.Second
+	}
 }
 
 func (o *Outbox) applyDefaults(store string) {
@@ -433,6 +494,7 @@ func (c *Config) applyDefaults() {
 	if c.Observe.Tracing.ServiceName == "" {
 		c.Observe.Tracing.ServiceName = "tidegate"
 	}
+	c.Batches.applyDefaults(c.Store, s.BodyLimit)
 	r := &c.Reliability
 	if r.RequestTimeout == 0 {
 		r.RequestTimeout = 10 * time.Minute

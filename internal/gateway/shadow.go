@@ -13,6 +13,10 @@ import (
 	"github.com/tidegate/tidegate/internal/router"
 )
 
+// PurposeBatch tags the ledger rows of Batch API items; they are billed at
+// the catalog's batch price where one exists.
+const PurposeBatch = "batch"
+
 // PurposeShadow tags the ledger rows of shadow calls.
 const PurposeShadow = "shadow"
 

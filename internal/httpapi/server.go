@@ -121,6 +121,8 @@ type Server struct {
 	// Console, when set, is the web console, served at /console/ on the
 	// main listener and on the admin listener.
 	Console http.Handler
+	// Batch serves /v1/files and /v1/batches; nil: they answer 404.
+	Batch *BatchAPI
 
 	streams atomic.Int64 // streams being relayed
 	bodies  bodyMemory   // request body bytes held
@@ -173,6 +175,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/feedback", s.auth(s.feedback))
 	mux.HandleFunc("GET /v1/models", s.auth(s.listModels))
 	mux.HandleFunc("GET /v1/models/{id...}", s.auth(s.getModel))
+	s.batchRoutes(mux)
 	if !s.AdminSeparate {
 		s.adminSurface(mux)
 	}

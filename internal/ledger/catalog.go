@@ -33,7 +33,26 @@ type Price struct {
 	BandAbove   int    // applies when prompt tokens exceed this
 	When        string // "", or "offpeak:SCHEME"
 	Source      string
+	// Batch marks a price made by ForBatch: its batch columns applied.
+	Batch bool
 }
+
+// ForBatch is the price a Batch API item pays: the batch columns where the
+// entry has them (cached input never dearer than batch input), else the
+// entry as it is.
+func (p Price) ForBatch() Price {
+	if p.BatchInput == nil || p.BatchOutput == nil {
+		return p
+	}
+	b := p
+	b.Input, b.Output, b.Batch = *p.BatchInput, *p.BatchOutput, true
+	if p.CachedInput != nil {
+		b.CachedInput = ptrTo(min(*p.CachedInput, b.Input))
+	}
+	return b
+}
+
+func ptrTo(v float64) *float64 { return &v }
 
 // Ref names the entry in ledger records: which price billed a request.
 func (p *Price) Ref() string {
@@ -47,6 +66,9 @@ func (p *Price) Ref() string {
 	}
 	if p.When != "" {
 		ref += "+" + p.When
+	}
+	if p.Batch {
+		ref += "+batch"
 	}
 	return ref
 }

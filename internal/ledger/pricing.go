@@ -33,6 +33,12 @@ type quote struct {
 // token; from the catalog, else the fallback. ok is false when neither has
 // a price.
 func (m *Meter) quote(t router.Target, tokens Tokens, images gateway.Images, imageRequest bool, at time.Time) (quote, bool) {
+	return m.quoteFor(t, tokens, images, imageRequest, false, at)
+}
+
+// quoteFor is quote, at the catalog's batch price where one exists when
+// batch is set (a Batch API item).
+func (m *Meter) quoteFor(t router.Target, tokens Tokens, images gateway.Images, imageRequest, batch bool, at time.Time) (quote, bool) {
 	typ := m.ProviderTypes[t.Provider]
 	if imageRequest {
 		if p, ok := m.Catalog.ImageLookup(typ, t.Model, images.Quality, images.Size, at); ok {
@@ -44,6 +50,9 @@ func (m *Meter) quote(t router.Target, tokens Tokens, images gateway.Images, ima
 		return quote{}, false
 	}
 	if p, ok := m.Catalog.Lookup(t.Provider, typ, t.Model, tokens.Prompt, at); ok {
+		if batch {
+			p = p.ForBatch()
+		}
 		return quote{p.Cost(tokens), p.Currency, p.Ref(), true}, true
 	}
 	if f := m.Unpriced; f != nil {
@@ -84,7 +93,7 @@ func (m *Meter) entry(call *gateway.Call, est gateway.Estimate, a gateway.Attemp
 	sanitize(&u, est.Images.N)
 	tokens := Tokens{Prompt: u.PromptTokens, Completion: u.CompletionTokens, Cached: u.CachedTokens, CacheWrite: u.CacheWriteTokens}
 	images := gateway.Images{N: u.Images, Size: a.Images.Size, Quality: a.Images.Quality}
-	q, ok := m.quote(a.Target, tokens, images, est.Images.N > 0, at)
+	q, ok := m.quoteFor(a.Target, tokens, images, est.Images.N > 0, call.Purpose == gateway.PurposeBatch, at)
 	if !ok {
 		u.Currency = "CNY"
 		return u

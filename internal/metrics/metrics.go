@@ -69,6 +69,8 @@ type Sources struct {
 	LiveQuality func() []ability.LiveReport
 	// Pool reports the self-hosted targets' live load (pool.go); nil: none.
 	Pool func() []load.Report
+	// Batches reports the open batches' progress at a scrape; false: not now.
+	Batches func() (BatchProgress, bool)
 }
 
 // Endpoints are the API paths requests are labelled by; anything else is "other".
@@ -133,6 +135,9 @@ func New(src Sources) *Metrics {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tidegate_outbox_oldest_pending_seconds",
 				Help: "Age of the oldest bill waiting in the outbox, in seconds; 0 when none waits."},
 				func() float64 { _, d := src.Outbox(); return d.Seconds() }))
+	}
+	if src.Batches != nil {
+		r.MustRegister(batchProgress{read: src.Batches})
 	}
 	if src.LiveQuality != nil {
 		r.MustRegister(liveQuality{routes: src.LiveQuality})

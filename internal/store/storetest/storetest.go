@@ -50,6 +50,8 @@ func Run(t *testing.T, open Open) {
 		"Feedback":            testFeedback,
 		"Prices":              testPrices,
 		"ConsoleQueries":      testConsoleQueries,
+		"Files":               testFiles,
+		"Batches":             testBatches,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
