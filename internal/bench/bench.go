@@ -195,7 +195,7 @@ prices:
 	time.Sleep(200 * time.Millisecond)
 	runtime.GC()
 	rep.RSSIdle = rss(gw.PID)
-	rep.RSSStreams, rep.StreamsOK = holdStreams(ctx, gw, gwKey, o.Streams, o.HoldFor)
+	rep.RSSStreams, rep.StreamsOK = holdStreams(ctx, gw, gwKey, "up/hold", o.Streams, o.HoldFor)
 	return rep, ctx.Err()
 }
 
@@ -308,7 +308,7 @@ func call(ctx context.Context, client *http.Client, url, body, auth string, stre
 
 // holdStreams opens n slow streams through the gateway, waits for each to
 // start, and reads the gateway's RSS while all are open.
-func holdStreams(ctx context.Context, gw *Gateway, key string, n int, holdFor time.Duration) (int64, int) {
+func holdStreams(ctx context.Context, gw *Gateway, key, model string, n int, holdFor time.Duration) (int64, int) {
 	if n <= 0 {
 		return 0, 0
 	}
@@ -319,7 +319,7 @@ func holdStreams(ctx context.Context, gw *Gateway, key string, n int, holdFor ti
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	started := 0
-	body := `{"model":"up/hold","stream":true,"messages":[{"role":"user","content":"hold the line"}]}`
+	body := `{"model":"` + model + `","stream":true,"messages":[{"role":"user","content":"hold the line"}]}`
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
