@@ -34,9 +34,14 @@ func (g *Gateway) ChatStream(ctx context.Context, call *Call, req *llm.ChatReque
 		return nil, Outcome{}, err
 	}
 	timing.From(ctx).Routed()
+	v := g.verifier(plan)
+	if v != nil || plan.Route.Resume {
+		// A cascade and a resumed answer rewrite chunks: decode them whole.
+		ctx = provider.WithByteRelay(ctx, false)
+	}
 	r := g.newRun(ctx, plan)
 	var s *Stream
-	if v := g.verifier(plan); v != nil {
+	if v != nil {
 		s, err = g.cascadeStream(ctx, r, v, call, req, tab, est.PromptTokens)
 	} else if delay := plan.HedgeDelay(); delay > 0 {
 		s, err = g.hedged(r, req, delay, tab, est.PromptTokens)
@@ -385,6 +390,13 @@ func (s *Stream) bill() Attempt {
 		a.Estimated = true
 	}
 	return a
+}
+
+// ByteRelayed reports whether the answering upstream's chunks were relayed
+// as its bytes, scanned rather than decoded (provider.WithByteRelay).
+func (s *Stream) ByteRelayed() bool {
+	b, ok := s.inner.(provider.ByteRelayed)
+	return ok && b.ByteRelayed()
 }
 
 // Usage is the provider's final usage, nil if it sent none.

@@ -1,0 +1,87 @@
+package openai
+
+import (
+	"encoding/json"
+
+	"github.com/tidegate/tidegate/internal/llm"
+)
+
+// scanChunk fills chunk with what a byte relay reads of an upstream chunk —
+// each choice's index, output and finish reason — by a scan, without
+// decoding the rest, and points its Raw at data. It returns false for a
+// chunk that must be decoded whole: one with usage (the gateway may strip
+// it), an error, no choices, a missing object type or a null
+// system_fingerprint (both re-encoded), or anything it does not expect.
+func (s *stream) scanChunk(data []byte) bool {
+	s.choices = s.choices[:0]
+	object, choices := false, false
+	ok := llm.Members(data, func(key, v []byte) bool {
+		switch string(key) {
+		case "object":
+			str, isStr := llm.RawString(v)
+			object = isStr && str != ""
+			return true
+		case "system_fingerprint":
+			return string(v) != "null"
+		case "usage", "error":
+			return string(v) == "null"
+		case "choices":
+			choices = true
+			return llm.Elements(v, s.scanChoice)
+		}
+		return true
+	})
+	if !ok || !object || !choices {
+		return false
+	}
+	s.chunk = llm.ChatChunk{Object: "chat.completion.chunk", Choices: s.choices, Raw: data}
+	return true
+}
+
+// scanChoice reads one choice of a chunk into s.choices.
+func (s *stream) scanChoice(v []byte) bool {
+	var ch llm.ChunkChoice
+	ok := llm.Members(v, func(key, v []byte) bool {
+		switch string(key) {
+		case "index":
+			var isInt bool
+			ch.Index, isInt = llm.RawInt(v)
+			return isInt
+		case "finish_reason":
+			return optString(v, &ch.FinishReason)
+		case "delta":
+			return llm.Members(v, func(key, v []byte) bool {
+				d := &ch.Delta
+				switch string(key) {
+				case "content":
+					return optString(v, &d.Content)
+				case "reasoning_content":
+					return optString(v, &d.ReasoningContent)
+				case "refusal":
+					return optString(v, &d.Refusal)
+				case "tool_calls":
+					return string(v) == "null" || json.Unmarshal(v, &d.ToolCalls) == nil
+				}
+				return true
+			})
+		}
+		return true
+	})
+	if ok {
+		s.choices = append(s.choices, ch)
+	}
+	return ok
+}
+
+// optString reads a string-or-null member; any other value is refused.
+func optString(v []byte, dst **string) bool {
+	if string(v) == "null" {
+		*dst = nil
+		return true
+	}
+	str, ok := llm.RawString(v)
+	if ok {
+		*dst = &str
+	}
+	return ok
+}
