@@ -270,8 +270,8 @@ func (c *eventChunks) ByteRelayed() bool {
 	b, ok := c.es.(provider.ByteRelayed)
 	return ok && b.ByteRelayed()
 }
-func (c *eventChunks) Err() error            { return c.es.Err() }
-func (c *eventChunks) Close() error          { return c.es.Close() }
+func (c *eventChunks) Err() error   { return c.es.Err() }
+func (c *eventChunks) Close() error { return c.es.Close() }
 
 func (c *eventChunks) Buffered() bool {
 	b, ok := c.es.(provider.BufferedStream)

@@ -53,6 +53,10 @@ func (s *stream) scanChoice(v []byte) bool {
 			return llm.Members(v, func(key, v []byte) bool {
 				d := &ch.Delta
 				switch string(key) {
+				case "role":
+					var isStr bool
+					d.Role, isStr = llm.RawString(v)
+					return isStr || string(v) == "null"
 				case "content":
 					return optString(v, &d.Content)
 				case "reasoning_content":
