@@ -99,6 +99,7 @@ func (co childOptions) start(ctx context.Context, configPath string) (*bench.Gat
 	}
 	began := time.Now()
 	addrFile := configPath + ".addr"
+	_ = os.Remove(addrFile) // an earlier gateway's, on a restart
 	args := []string{"serve", "--config", configPath, "--addr-file", addrFile}
 	if co.pprof != "" {
 		args = append(args, "--pprof", co.pprof)
