@@ -242,6 +242,8 @@ type stream struct {
 	relay   bool
 	scanned int
 	choices []llm.ChunkChoice // reused by scanned chunks
+	strs    [8]string         // their strings (see optString)
+	nstrs   int
 }
 
 func (s *stream) Next() bool {

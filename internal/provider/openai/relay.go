@@ -13,7 +13,7 @@ import (
 // it), an error, no choices, a missing object type or a null
 // system_fingerprint (both re-encoded), or anything it does not expect.
 func (s *stream) scanChunk(data []byte) bool {
-	s.choices = s.choices[:0]
+	s.choices, s.nstrs = s.choices[:0], 0
 	object, choices := false, false
 	ok := llm.Members(data, func(key, v []byte) bool {
 		switch string(key) {
@@ -48,7 +48,7 @@ func (s *stream) scanChoice(v []byte) bool {
 			ch.Index, isInt = llm.RawInt(v)
 			return isInt
 		case "finish_reason":
-			return optString(v, &ch.FinishReason)
+			return s.optString(v, &ch.FinishReason)
 		case "delta":
 			return llm.Members(v, func(key, v []byte) bool {
 				d := &ch.Delta
@@ -58,13 +58,19 @@ func (s *stream) scanChoice(v []byte) bool {
 					d.Role, isStr = llm.RawString(v)
 					return isStr || string(v) == "null"
 				case "content":
-					return optString(v, &d.Content)
+					return s.optString(v, &d.Content)
 				case "reasoning_content":
-					return optString(v, &d.ReasoningContent)
+					return s.optString(v, &d.ReasoningContent)
 				case "refusal":
-					return optString(v, &d.Refusal)
+					return s.optString(v, &d.Refusal)
 				case "tool_calls":
-					return string(v) == "null" || json.Unmarshal(v, &d.ToolCalls) == nil
+					if string(v) == "null" {
+						return true
+					}
+					var calls []llm.ToolCall // its own variable: ch stays on the stack
+					err := json.Unmarshal(v, &calls)
+					d.ToolCalls = calls
+					return err == nil
 				}
 				return true
 			})
@@ -78,14 +84,23 @@ func (s *stream) scanChoice(v []byte) bool {
 }
 
 // optString reads a string-or-null member; any other value is refused.
-func optString(v []byte, dst **string) bool {
+// The string lives in the stream's slots, valid until the next chunk as
+// the chunk is, so a chunk costs one allocation: its text.
+func (s *stream) optString(v []byte, dst **string) bool {
 	if string(v) == "null" {
 		*dst = nil
 		return true
 	}
 	str, ok := llm.RawString(v)
-	if ok {
-		*dst = &str
+	if !ok {
+		return false
 	}
-	return ok
+	if s.nstrs < len(s.strs) {
+		s.strs[s.nstrs] = str
+		*dst = &s.strs[s.nstrs]
+		s.nstrs++
+	} else {
+		*dst = llm.Ptr(str)
+	}
+	return true
 }
