@@ -25,9 +25,9 @@ import (
 // are never followed: the credential and the prompt go to the configured URL only.
 func HTTPClient(headerTimeout time.Duration) *http.Client {
 	return &http.Client{CheckRedirect: provider.RefuseRedirect, Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
+		Proxy:             http.ProxyFromEnvironment,
+		DialContext:       (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2: true,
 		// A stream holds its connection for its whole life: with fewer idle
 		// connections kept than streams run at once to one host, every
 		// stream past the cap dials anew (9% of a relay's CPU at 600 open
