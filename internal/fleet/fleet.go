@@ -23,16 +23,15 @@ import (
 // timeout (streams run long); the response-header timeout bounds the wait
 // for an answer to start, and the request context bounds the rest. Redirects
 // are never followed: the credential and the prompt go to the configured URL only.
+// A stream holds its connection for its whole life: with fewer idle
+// connections kept than streams run at once to one host, every stream past
+// the cap would dial anew (9% of a relay's CPU at 600 open streams to one
+// HTTP/1.1 upstream); idle ones still close after IdleConnTimeout.
 func HTTPClient(headerTimeout time.Duration) *http.Client {
 	return &http.Client{CheckRedirect: provider.RefuseRedirect, Transport: &http.Transport{
-		Proxy:             http.ProxyFromEnvironment,
-		DialContext:       (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2: true,
-		// A stream holds its connection for its whole life: with fewer idle
-		// connections kept than streams run at once to one host, every
-		// stream past the cap dials anew (9% of a relay's CPU at 600 open
-		// streams to one HTTP/1.1 upstream). Idle ones still close after
-		// IdleConnTimeout.
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          4096,
 		MaxIdleConnsPerHost:   2048,
 		IdleConnTimeout:       90 * time.Second,
