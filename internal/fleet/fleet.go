@@ -26,7 +26,9 @@ import (
 // A stream holds its connection for its whole life: with fewer idle
 // connections kept than streams run at once to one host, every stream past
 // the cap would dial anew (9% of a relay's CPU at 600 open streams to one
-// HTTP/1.1 upstream); idle ones still close after IdleConnTimeout.
+// HTTP/1.1 upstream); idle ones still close after IdleConnTimeout. The
+// write buffer only carries a request's head (a body larger than it goes
+// straight to the socket): 1 KiB instead of 4 saves 3 KiB per open stream.
 func HTTPClient(headerTimeout time.Duration) *http.Client {
 	return &http.Client{CheckRedirect: provider.RefuseRedirect, Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -38,6 +40,7 @@ func HTTPClient(headerTimeout time.Duration) *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: headerTimeout,
 		ExpectContinueTimeout: time.Second,
+		WriteBufferSize:       1 << 10,
 	}}
 }
 
