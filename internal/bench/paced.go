@@ -59,9 +59,10 @@ type PacedPhase struct {
 	Gateway  time.Duration   // CPU of each process over the phase
 	Upstream time.Duration
 	Load     time.Duration
-	PeakOpen int64 // most streams open at once
-	RSS      int64 // gateway RSS at the sample with the most streams open
-	RSSOpen  int64 // streams open at that sample
+	PeakOpen int64          // most streams open at once
+	RSS      int64          // gateway RSS at the sample with the most streams open
+	RSSOpen  int64          // streams open at that sample
+	Why      map[string]int // errors by message
 }
 
 func (p *PacedPhase) ok() int { return p.Sent - p.Errors }
@@ -184,7 +185,7 @@ func pacedLoop(ctx context.Context, client *http.Client, url, body, auth string,
 	type result struct {
 		ttfc, total time.Duration
 		chunks      int64
-		err         bool
+		err         error
 	}
 	results := make([]result, n)
 	var open atomic.Int64
@@ -229,7 +230,7 @@ func pacedLoop(ctx context.Context, client *http.Client, url, body, auth string,
 			}
 			ttfc, total, chunks, err := pacedCall(ctx, client, url, body, auth, due)
 			open.Add(-1)
-			results[i] = result{ttfc, total, chunks, err != nil}
+			results[i] = result{ttfc, total, chunks, err}
 		}(i, due)
 	}
 	wg.Wait()
@@ -237,8 +238,12 @@ func pacedLoop(ctx context.Context, client *http.Client, url, body, auth string,
 	<-sampled
 	for _, r := range results {
 		out.Sent++
-		if r.err {
+		if r.err != nil {
 			out.Errors++
+			if out.Why == nil {
+				out.Why = map[string]int{}
+			}
+			out.Why[r.err.Error()]++
 			continue
 		}
 		out.Chunks += r.chunks
@@ -264,8 +269,7 @@ func pacedCall(ctx context.Context, client *http.Client, url, body, auth string,
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return 0, 0, 0, fmt.Errorf("status %d", resp.StatusCode)
+		return 0, 0, 0, statusError(resp)
 	}
 	br := bufio.NewReaderSize(resp.Body, 4<<10)
 	done := false
@@ -319,6 +323,11 @@ func (r *PacedReport) Print(w io.Writer) {
 	}
 	g, d := &r.Gateway, &r.Direct
 	fmt.Fprintln(w)
+	for _, p := range []*PacedPhase{d, g} {
+		if l := whyLine(p.Name, p.Why); l != "" {
+			fmt.Fprintln(w, l)
+		}
+	}
 	fmt.Fprintf(w, "added time to first chunk: p50 %s, p99 %s; added to the end: p50 %s, p99 %s\n",
 		ms(pct(g.TTFC, 0.5)-pct(d.TTFC, 0.5)), ms(pct(g.TTFC, 0.99)-pct(d.TTFC, 0.99)),
 		ms(pct(g.Total, 0.5)-pct(d.Total, 0.5)), ms(pct(g.Total, 0.99)-pct(d.Total, 0.99)))
