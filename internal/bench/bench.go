@@ -67,6 +67,40 @@ type Phase struct {
 	TTFB      []time.Duration // sorted; streams only
 	Done      []time.Duration // sorted; streams only: time to the [DONE] event, where SDK clients stop reading
 	CPU       time.Duration   // the gateway's CPU time during the phase
+	Why       map[string]int  // errors by message
+}
+
+// noteError counts an error by its message (a status, a cut stream).
+func (p *Phase) noteError(err error) {
+	if p.Why == nil {
+		p.Why = map[string]int{}
+	}
+	p.Why[err.Error()]++
+}
+
+// whyLine says what the errors of a phase were, most frequent first.
+func whyLine(name string, why map[string]int) string {
+	if len(why) == 0 {
+		return ""
+	}
+	type kv struct {
+		k string
+		v int
+	}
+	var all []kv
+	for k, v := range why {
+		all = append(all, kv{k, v})
+	}
+	sort.Slice(all, func(a, b int) bool { return all[a].v > all[b].v })
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s errors:", name)
+	for i, e := range all {
+		if i == 5 {
+			break
+		}
+		fmt.Fprintf(&b, " %d × %s;", e.v, e.k)
+	}
+	return b.String()
 }
 
 func (p *Phase) Pct(q float64) time.Duration { return pct(p.Latencies, q) }
@@ -195,7 +229,7 @@ prices:
 	time.Sleep(200 * time.Millisecond)
 	runtime.GC()
 	rep.RSSIdle = rss(gw.PID)
-	rep.RSSStreams, rep.StreamsOK = holdStreams(ctx, gw, gwKey, o.Streams, o.HoldFor)
+	rep.RSSStreams, rep.StreamsOK = holdStreams(ctx, gw, gwKey, "up/hold", o.Streams, o.HoldFor)
 	return rep, ctx.Err()
 }
 
@@ -224,7 +258,7 @@ func openLoop(ctx context.Context, client *http.Client, url, body, auth string, 
 	n := int(d / interval)
 	type result struct {
 		lat, ttfb, done time.Duration
-		err             bool
+		err             error
 	}
 	results := make([]result, n)
 	var wg sync.WaitGroup
@@ -238,14 +272,15 @@ func openLoop(ctx context.Context, client *http.Client, url, body, auth string, 
 		go func(i int, due time.Time) {
 			defer wg.Done()
 			lat, ttfb, done, err := call(ctx, client, url, body, auth, stream, due)
-			results[i] = result{lat, ttfb, done, err != nil}
+			results[i] = result{lat, ttfb, done, err}
 		}(i, due)
 	}
 	wg.Wait()
 	for _, r := range results {
 		out.Sent++
-		if r.err {
+		if r.err != nil {
 			out.Errors++
+			out.noteError(r.err)
 			continue
 		}
 		out.Latencies = append(out.Latencies, r.lat)
@@ -275,7 +310,7 @@ func call(ctx context.Context, client *http.Client, url, body, auth string, stre
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, resp.Body)
-		return 0, 0, 0, fmt.Errorf("status %d", resp.StatusCode)
+		return 0, 0, 0, statusError(resp)
 	}
 	br := bufio.NewReader(resp.Body)
 	if !stream {
@@ -306,9 +341,21 @@ func call(ctx context.Context, client *http.Client, url, body, auth string, stre
 	return time.Since(due), ttfb, done, nil
 }
 
+// statusError names a refused request by its status and error code.
+func statusError(resp *http.Response) error {
+	var body struct {
+		Error struct {
+			Code any `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return fmt.Errorf("status %d %v", resp.StatusCode, body.Error.Code)
+}
+
 // holdStreams opens n slow streams through the gateway, waits for each to
 // start, and reads the gateway's RSS while all are open.
-func holdStreams(ctx context.Context, gw *Gateway, key string, n int, holdFor time.Duration) (int64, int) {
+func holdStreams(ctx context.Context, gw *Gateway, key, model string, n int, holdFor time.Duration) (int64, int) {
 	if n <= 0 {
 		return 0, 0
 	}
@@ -319,7 +366,7 @@ func holdStreams(ctx context.Context, gw *Gateway, key string, n int, holdFor ti
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	started := 0
-	body := `{"model":"up/hold","stream":true,"messages":[{"role":"user","content":"hold the line"}]}`
+	body := `{"model":"` + model + `","stream":true,"messages":[{"role":"user","content":"hold the line"}]}`
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {

@@ -31,6 +31,11 @@ func (r *Report) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %s | %s | %s |\n", p.Name, p.Sent, p.Errors, ms(p.Pct(0.5)), ms(p.Pct(0.9)), ms(p.Pct(0.99)), ms(max), cpu)
 	}
+	for _, p := range []*Phase{&r.Direct, &r.Gateway, &r.DirectSSE, &r.GatewaySSE} {
+		if l := whyLine(p.Name, p.Why); l != "" {
+			fmt.Fprintln(w, l)
+		}
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| added by tidegate | p50 | p99 | target |")
 	fmt.Fprintln(w, "|---|---|---|---|")

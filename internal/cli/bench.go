@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +35,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.NoMetrics, "no-metrics", false, "run the gateway without Prometheus metrics")
 	fs.BoolVar(&o.Tracing, "tracing", false, "export every request's spans to an OTLP sink in the bench")
 	inProcess := fs.Bool("in-process", false, "run the gateway inside the bench (CPU and RSS then include the load tool)")
+	paced := fs.Bool("paced", false, "paced streams: each answer streams like a model (see --ttft, --tbt); upstream and gateway are their own processes")
+	ttft := fs.Duration("ttft", 200*time.Millisecond, "paced: time to first token")
+	tbt := fs.Duration("tbt", 20*time.Millisecond, "paced: time between tokens")
 	var child childOptions
 	fs.StringVar(&child.pprof, "pprof", "", "let the gateway serve Go's profiler on this address")
 	fs.IntVar(&child.maxProcs, "gateway-gomaxprocs", 0, "GOMAXPROCS of the gateway process (0: Go's default)")
@@ -51,6 +56,25 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	o.Start = child.start
 	if *inProcess {
 		o.Start = startInProcess
+	}
+	if *paced {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		po := bench.PacedOptions{Rate: 500, Duration: o.Duration, Warmup: o.Warmup, TTFT: *ttft, TBT: *tbt, Tokens: 50,
+			Streams: o.Streams, HoldFor: o.HoldFor, Dir: dir, Start: o.Start, Upstream: startSim,
+			MasterKey: o.MasterKey, NoRequestLog: o.NoRequestLog, NoMetrics: o.NoMetrics}
+		if set["rate"] {
+			po.Rate = o.Rate
+		}
+		if set["tokens"] {
+			po.Tokens = o.Tokens
+		}
+		rep, err := bench.RunPaced(ctx, po)
+		if err != nil {
+			return err
+		}
+		rep.Print(stdout)
+		return nil
 	}
 	rep, err := bench.Run(ctx, o)
 	if err != nil {
@@ -75,6 +99,7 @@ func (co childOptions) start(ctx context.Context, configPath string) (*bench.Gat
 	}
 	began := time.Now()
 	addrFile := configPath + ".addr"
+	_ = os.Remove(addrFile) // an earlier gateway's, on a restart
 	args := []string{"serve", "--config", configPath, "--addr-file", addrFile}
 	if co.pprof != "" {
 		args = append(args, "--pprof", co.pprof)
@@ -103,6 +128,37 @@ func (co childOptions) start(ctx context.Context, configPath string) (*bench.Gat
 		return nil, err
 	}
 	return &bench.Gateway{URL: url, PID: cmd.Process.Pid, Stop: stop, Ready: ready}, nil
+}
+
+// startSim runs `tidegate sim` as its own process, every model paced as
+// given, and reads the address it listens on from its first line.
+func startSim(ctx context.Context, ttft time.Duration, tps float64, tokens int) (*bench.Process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "sim", "--listen", "127.0.0.1:0", "--ttft", ttft.String(),
+		"--tps", strconv.FormatFloat(tps, 'f', -1, 64), "--tokens", strconv.Itoa(tokens))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	_, addr, found := strings.Cut(strings.TrimSpace(line), "http://")
+	if err != nil || !found {
+		stop()
+		return nil, fmt.Errorf("the sim did not say where it listens: %q", line)
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	return &bench.Process{URL: "http://" + strings.TrimSuffix(addr, "/v1"), PID: cmd.Process.Pid, Stop: stop}, ctx.Err()
 }
 
 // startInProcess builds the gateway in this process from the config file.

@@ -265,8 +265,13 @@ func (c *eventChunks) Next() bool {
 }
 
 func (c *eventChunks) Chunk() *llm.ChatChunk { return &c.chunk }
-func (c *eventChunks) Err() error            { return c.es.Err() }
-func (c *eventChunks) Close() error          { return c.es.Close() }
+
+func (c *eventChunks) ByteRelayed() bool {
+	b, ok := c.es.(provider.ByteRelayed)
+	return ok && b.ByteRelayed()
+}
+func (c *eventChunks) Err() error   { return c.es.Err() }
+func (c *eventChunks) Close() error { return c.es.Close() }
 
 func (c *eventChunks) Buffered() bool {
 	b, ok := c.es.(provider.BufferedStream)

@@ -167,7 +167,9 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		deliverThenSettle(w, out)
 		return
 	}
-	stream, out, err := s.Gateway.ChatStream(ctx, call(r), &req)
+	// The client speaks OpenAI's dialect: an OpenAI-dialect upstream's
+	// chunks are relayed as its bytes, scanned rather than decoded.
+	stream, out, err := s.Gateway.ChatStream(provider.WithByteRelay(ctx, true), call(r), &req)
 	if !s.answered(w, r, out, err) {
 		return
 	}

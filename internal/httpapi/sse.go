@@ -24,6 +24,8 @@ type sseWriter struct {
 	hold bool
 	// unflushed: something was written under hold and not flushed yet.
 	unflushed bool
+	// deadlineSet is when the write deadline was last moved.
+	deadlineSet time.Time
 }
 
 func (s *Server) newSSE(w http.ResponseWriter) *sseWriter {
@@ -51,7 +53,13 @@ func (sw *sseWriter) begin() {
 func (sw *sseWriter) raw(b []byte) error {
 	sw.begin()
 	if sw.timeout > 0 {
-		_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
+		// Moving the deadline re-arms a runtime timer: do it when an eighth
+		// of the timeout has passed, not per event, so every write still
+		// has at least 7/8 of WriteTimeout.
+		if now := time.Now(); now.Sub(sw.deadlineSet) > sw.timeout/8 {
+			_ = sw.rc.SetWriteDeadline(now.Add(sw.timeout))
+			sw.deadlineSet = now
+		}
 	}
 	if _, err := sw.w.Write(b); err != nil {
 		return err

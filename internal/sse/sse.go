@@ -32,7 +32,11 @@ type Reader struct {
 }
 
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 4<<10)} // longer lines are assembled in line()
+	// 1 KiB holds a typical chunk (200–400 bytes) and is what an open stream
+	// keeps; longer lines are assembled in line(). The body it reads has a
+	// buffer of its own (the HTTP transport's), so this one costs a copy, not
+	// syscalls.
+	return &Reader{br: bufio.NewReaderSize(r, 1<<10)}
 }
 
 // Buffered reports whether bytes of a next event are already in memory, so

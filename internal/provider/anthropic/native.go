@@ -115,7 +115,37 @@ type eventStream struct {
 	cur   provider.Event
 	err   error
 	done  bool // message_stop came
+	// scanned counts content_block_delta events read by a scan, undecoded.
+	scanned int
 }
+
+// scanDelta reads a content_block_delta event's output by a scan; false
+// for any other event, which is decoded whole.
+func scanDelta(data []byte) (string, bool) {
+	isDelta, text := false, ""
+	ok := llm.Members(data, func(key, v []byte) bool {
+		switch string(key) {
+		case "type":
+			isDelta = string(v) == `"content_block_delta"`
+			return isDelta
+		case "delta":
+			return llm.Members(v, func(key, v []byte) bool {
+				switch string(key) {
+				case "text", "thinking", "partial_json":
+					s, isStr := llm.RawString(v)
+					text += s
+					return isStr
+				}
+				return true
+			})
+		}
+		return true
+	})
+	return text, ok && isDelta
+}
+
+// ByteRelayed reports whether events were read by a scan, undecoded.
+func (s *eventStream) ByteRelayed() bool { return s.scanned > 0 }
 
 func (s *eventStream) Next() bool {
 	if s.err != nil || s.done {
@@ -132,6 +162,14 @@ func (s *eventStream) Next() bool {
 		return false
 	}
 	ev := s.r.Event()
+	if text, ok := scanDelta(ev.Data); ok { // the bulk of a stream, read by a scan
+		s.scanned++
+		s.cur = provider.Event{Name: ev.Name, Data: ev.Data, Commits: true, Text: text}
+		if s.cur.Name == "" {
+			s.cur.Name = "content_block_delta"
+		}
+		return true
+	}
 	var e streamEvent
 	if err := json.Unmarshal(ev.Data, &e); err != nil {
 		s.err = provider.BadResponse("upstream %s sent a malformed stream event", s.c.Name).Quote(ev.Data)

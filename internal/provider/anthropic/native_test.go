@@ -164,10 +164,29 @@ func TestNativeStream(t *testing.T) {
 		if ev.Commits && firstCommit == "" {
 			firstCommit = string(ev.Data)
 		}
+		// Deltas are read by a scan: their text must be what a decode reads.
+		var e struct {
+			Type  string
+			Delta struct {
+				Text, Thinking string
+				PartialJSON    string `json:"partial_json"`
+			}
+		}
+		if err := json.Unmarshal(ev.Data, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Type == "content_block_delta" {
+			if want := e.Delta.Text + e.Delta.Thinking + e.Delta.PartialJSON; !ev.Commits || ev.Text != want {
+				t.Errorf("delta %s: text %q, commits %v; want %q", ev.Data, ev.Text, ev.Commits, want)
+			}
+		}
 		relayed.WriteString("event: " + ev.Name + "\ndata: " + string(ev.Data) + "\n\n")
 	}
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
+	}
+	if b, ok := s.(provider.ByteRelayed); !ok || !b.ByteRelayed() {
+		t.Error("no delta was read by a scan")
 	}
 	if got, want := relayed.String(), string(fixture(t, "stream.sse")); got != want {
 		t.Errorf("events not relayed as they came:\n%s", cmp.Diff(want, got))

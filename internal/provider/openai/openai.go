@@ -222,7 +222,7 @@ func (c *Client) ChatCompletionStream(ctx context.Context, req *llm.ChatRequest)
 	if err := c.jsonInstead(resp, "a stream request"); err != nil {
 		return nil, err
 	}
-	return &stream{c: c, body: resp.Body, r: sse.NewReader(resp.Body), header: resp.Header}, nil
+	return &stream{c: c, body: resp.Body, r: sse.NewReader(resp.Body), header: resp.Header, relay: provider.ByteRelay(ctx)}, nil
 }
 
 type stream struct {
@@ -237,6 +237,13 @@ type stream struct {
 	// finished counts choices that sent a finish_reason: a stream that ends
 	// without [DONE] but finished every choice is complete.
 	finished int
+	// relay: the caller relays the bytes (provider.WithByteRelay), so a
+	// chunk is scanned for what it needs, not decoded; scanned counts them.
+	relay   bool
+	scanned int
+	choices []llm.ChunkChoice // reused by scanned chunks
+	strs    [8]string         // their strings (see optString)
+	nstrs   int
 }
 
 func (s *stream) Next() bool {
@@ -257,6 +264,11 @@ func (s *stream) Next() bool {
 			s.err = s.c.fail(http.StatusOK, nil, data)
 			return false
 		}
+		if s.relay && s.scanChunk(data) {
+			s.scanned++
+			s.countFinished()
+			return true
+		}
 		var wire struct {
 			llm.ChatChunk
 			RawUsage json.RawMessage `json:"usage"`
@@ -274,11 +286,7 @@ func (s *stream) Next() bool {
 			}
 			continue
 		}
-		for _, ch := range s.chunk.Choices {
-			if ch.FinishReason != nil && *ch.FinishReason != "" {
-				s.finished++
-			}
-		}
+		s.countFinished()
 		if s.chunk.Object == "" {
 			s.chunk.Object = "chat.completion.chunk"
 		} else if !llm.HasNullMember(data, "system_fingerprint") { // a null one breaks OpenAI's spec: re-encode
@@ -300,6 +308,17 @@ func (s *stream) Next() bool {
 	}
 	return false
 }
+
+func (s *stream) countFinished() {
+	for _, ch := range s.chunk.Choices {
+		if ch.FinishReason != nil && *ch.FinishReason != "" {
+			s.finished++
+		}
+	}
+}
+
+// ByteRelayed reports whether chunks were relayed by a scan, undecoded.
+func (s *stream) ByteRelayed() bool { return s.scanned > 0 }
 
 func (s *stream) Chunk() *llm.ChatChunk { return &s.chunk }
 func (s *stream) Err() error            { return provider.Scrub(s.err, s.c.APIKey) }

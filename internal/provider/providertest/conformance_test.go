@@ -97,6 +97,33 @@ func runFixtures(t *testing.T, dir, typ string, p provider.Provider, replay *pro
 		golden(t, filepath.Join(dir, "stream.golden.json"), sum)
 	})
 
+	// The byte relay (a caller of the same dialect) must read the same
+	// stream as the whole decode: the same golden summary.
+	t.Run("stream, byte relay", func(t *testing.T) {
+		replay.Answer(http.StatusOK, read("stream.sse"), true)
+		req := providertest.StandardRequest()
+		req.Stream = true
+		s, err := p.ChatCompletionStream(provider.WithByteRelay(ctx, true), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, err := providertest.Drain(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !*update {
+			golden(t, filepath.Join(dir, "stream.golden.json"), sum)
+		}
+		// Anthropic and Gemini are translated; DashScope's chunks carry a null
+		// system_fingerprint and Zhipu's no object, so they are re-encoded
+		// to OpenAI's shape. Every other OpenAI-dialect stream is relayed.
+		want := !map[string]bool{"anthropic": true, "gemini": true, "dashscope": true, "zhipu": true}[typ]
+		b, ok := s.(provider.ByteRelayed)
+		if got := ok && b.ByteRelayed(); got != want {
+			t.Errorf("byte relay taken: %v, want %v", got, want)
+		}
+	})
+
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		name := e.Name()
@@ -119,18 +146,20 @@ func runFixtures(t *testing.T, dir, typ string, p provider.Provider, replay *pro
 			})
 		case strings.HasPrefix(name, "stream_error."):
 			wantKind := strings.Split(name, ".")[1]
-			t.Run(name, func(t *testing.T) {
-				replay.Answer(http.StatusOK, read(name), true)
-				s, err := p.ChatCompletionStream(ctx, providertest.StandardRequest())
-				if err != nil {
-					t.Fatal(err)
-				}
-				sum, err := providertest.Drain(s)
-				if sum.Chunks == 0 {
-					t.Error("no chunk before the in-stream error")
-				}
-				checkError(t, err, wantKind, typ)
-			})
+			for _, relay := range []bool{false, true} { // decoded, and on the byte relay
+				t.Run(name+map[bool]string{true: ", byte relay"}[relay], func(t *testing.T) {
+					replay.Answer(http.StatusOK, read(name), true)
+					s, err := p.ChatCompletionStream(provider.WithByteRelay(ctx, relay), providertest.StandardRequest())
+					if err != nil {
+						t.Fatal(err)
+					}
+					sum, err := providertest.Drain(s)
+					if sum.Chunks == 0 {
+						t.Error("no chunk before the in-stream error")
+					}
+					checkError(t, err, wantKind, typ)
+				})
+			}
 		}
 	}
 }
