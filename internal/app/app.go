@@ -60,6 +60,9 @@ type Options struct {
 	// PriceRefresh and AbilityRefresh override how often stored prices and
 	// ability routes are reread (tests); 0: priceRefresh, abilityRefresh.
 	PriceRefresh, AbilityRefresh time.Duration
+	// PoolSample overrides how often the console's pool chart samples the
+	// load (tests); 0: every 10 s.
+	PoolSample time.Duration
 	// SkipMigrate opens the store without migrating it (`tidegate migrate`
 	// ran apart); start-up fails if the schema is behind.
 	SkipMigrate bool
@@ -220,7 +223,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	a.onClose(stopObservers)
 	a.API.Ready.ConfigLoaded.Store(true)
-	if err := a.wireConsole(); err != nil {
+	if err := a.wireConsole(opts.PoolSample); err != nil {
 		return nil, err
 	}
 	return a, nil

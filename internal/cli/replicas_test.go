@@ -27,7 +27,8 @@ import (
 // server 0.5s after its Connection: close answer), and sim models of known cost: sim/fixed answers 10 tokens
 // for ¥0.05, sim/slow streams 120 tokens over about 4s, sim/slower 300
 // over about 10s (the streams a SIGKILL must catch running, even on a
-// loaded machine).
+// loaded machine); batch items of sim/batchy take about 1s, two at a time
+// per replica, and a dead replica's are rescued after 8s (2 × item_timeout).
 const replicasConfig = `
 store: %q
 master_key: %s
@@ -42,16 +43,20 @@ providers:
         - {name: fixed, output_tokens: 10}
         - {name: slow, output_tokens: 120, tokens_per_second: 30}
         - {name: slower, output_tokens: 300, tokens_per_second: 30}
+        - {name: batchy, output_tokens: 20, tokens_per_second: 20}
+batches: {poll: 100ms, concurrency: 2, item_timeout: 4s}
 prices:
   - {model: sim/fixed, currency: CNY, input: 0, output: 5000}
   - {model: sim/slow, currency: CNY, input: 0, output: 5000}
   - {model: sim/slower, currency: CNY, input: 0, output: 5000}
+  - {model: sim/batchy, currency: CNY, input: 0, output: 5000}
 `
 
 // TestReplicas runs three tidegate processes on one PostgreSQL and one
 // Redis behind a round-robin balancer (see lb): limits and budgets hold
-// across them, a SIGKILL loses no bill and bills nothing twice, and a
-// rolling restart under load fails no request.
+// across them, a SIGKILL loses no bill and bills nothing twice (of streams
+// and of a batch, which the other replicas finish), and a rolling restart
+// under load fails no request.
 func TestReplicas(t *testing.T) {
 	requireRedis(t)
 	dsn := pgtest.Fresh(t)
@@ -242,6 +247,10 @@ func TestReplicas(t *testing.T) {
 			w, err := st.BudgetWindow(context.Background(), budgetID, ledger.PeriodStart(ledger.PeriodTotal, time.Now()))
 			return err == nil && w.Reserved == 0 && w.Spent == cost
 		})
+	})
+
+	t.Run("SIGKILL mid-batch: the others finish it, every custom_id once, every call billed once", func(t *testing.T) {
+		batchSurvivesKill(t, c, dsn, 1)
 	})
 
 	t.Run("a rolling restart under load fails no request", func(t *testing.T) {

@@ -128,8 +128,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /console/evals/{suite}/runs/{id}", c.master(c.run))
 	m.HandleFunc("GET /console/evals/{suite}/runs/{id}/progress", c.master(c.runProgress))
 	m.HandleFunc("GET /console/evals/{suite}/runs/{id}/plot.svg", c.master(c.runPlot))
-	m.HandleFunc("GET /console/pool", c.master(c.pool))
-	m.HandleFunc("POST /console/batches/{id}/cancel", c.master(c.cancelBatch))
+	m.HandleFunc("GET /console/pool", c.signed(c.pool))
+	m.HandleFunc("POST /console/batches/{id}/cancel", c.signed(c.cancelBatch))
 	m.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) { c.notFound(w, r, nil) })
 	c.mux = m
 }

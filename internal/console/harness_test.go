@@ -23,11 +23,25 @@ const master = "console-test-master-key-0123456789"
 // SQLite store in a temp dir, as `tidegate serve` would.
 func startApp(t *testing.T) *app.Running {
 	t.Helper()
+	return startWith(t, demoConfig(t), app.Options{})
+}
+
+// demoConfig is the demo config with its state in a temp dir.
+func demoConfig(t *testing.T) *config.Config {
+	t.Helper()
 	cfg := config.Default()
 	dir := t.TempDir()
 	cfg.Listen, cfg.Store, cfg.MasterKey = "127.0.0.1:0", "sqlite:"+filepath.Join(dir, "t.db"), master
 	cfg.Budgets.Outbox.Path = filepath.Join(dir, "t.db.outbox")
-	r, err := app.Start(context.Background(), cfg, app.Options{Getenv: func(string) string { return "" }})
+	cfg.Batches.Dir = filepath.Join(dir, "files")
+	return cfg
+}
+
+// startWith serves cfg on loopback, with no environment.
+func startWith(t *testing.T, cfg *config.Config, opts app.Options) *app.Running {
+	t.Helper()
+	opts.Getenv = func(string) string { return "" }
+	r, err := app.Start(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

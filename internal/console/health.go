@@ -1,7 +1,6 @@
 package console
 
 import (
-	"context"
 	"maps"
 	"net/http"
 	"slices"
@@ -14,48 +13,6 @@ import (
 type StatusSource interface {
 	Report() status.Report
 	DaySeries() map[string][]status.Point
-}
-
-// PoolSource reports the self-hosted pool and batches. The pool and the
-// Batch API are wired in by their own work; until then the page says no
-// pool is configured.
-type PoolSource interface {
-	Pool(ctx context.Context) (PoolReport, error)
-	// CancelBatch cancels a batch; an error's text is shown to the operator.
-	CancelBatch(ctx context.Context, id string) error
-}
-
-// PoolReport is the pool's state: targets with their load over time (the
-// tide) and the batches.
-type PoolReport struct {
-	Targets []PoolTarget
-	Batches []Batch
-}
-
-// PoolTarget is one self-hosted backend.
-type PoolTarget struct {
-	Target      string
-	Accelerator string
-	Utilization float64 // 0–1, now
-	Queue       float64 // requests waiting, now
-	Series      []PoolPoint
-}
-
-// PoolPoint is a target's load at a time.
-type PoolPoint struct {
-	At          time.Time
-	Utilization float64
-	Queue       float64
-}
-
-// Batch is one batch job's progress.
-type Batch struct {
-	ID        string
-	Status    string
-	Done      int
-	Failed    int
-	Total     int
-	CreatedAt time.Time
 }
 
 type providersData struct {
@@ -104,68 +61,4 @@ func (c *Console) providers(w http.ResponseWriter, r *http.Request) {
 		d.Requests, d.TTFT = seriesCharts(c.cfg.Status.DaySeries(), c.cfg.Now())
 	}
 	c.render(w, r, http.StatusOK, "providers", "Providers", d)
-}
-
-type poolData struct {
-	Configured bool
-	Report     PoolReport
-	Util       chart
-	Queue      chart
-	Err        string
-}
-
-func (d poolData) errorText() string { return d.Err }
-
-func (c *Console) pool(w http.ResponseWriter, r *http.Request) {
-	var d poolData
-	if c.cfg.Pool != nil {
-		rep, err := c.cfg.Pool.Pool(r.Context())
-		if err != nil {
-			c.internal(w, r, err)
-			return
-		}
-		d.Configured, d.Report = true, rep
-		d.Util, d.Queue = tideCharts(rep.Targets)
-	}
-	c.render(w, r, http.StatusOK, "pool", "Pool and batches", d)
-}
-
-func tideCharts(ts []PoolTarget) (util, queue chart) {
-	util = chart{Title: "Utilization", Unit: "%"}
-	queue = chart{Title: "Queue", Unit: "requests"}
-	xs := map[int64]bool{}
-	for _, t := range ts {
-		for _, p := range t.Series {
-			xs[p.At.Unix()] = true
-		}
-	}
-	util.X = slices.Sorted(maps.Keys(xs))
-	queue.X = util.X
-	for _, t := range ts {
-		at := map[int64]PoolPoint{}
-		for _, p := range t.Series {
-			at[p.At.Unix()] = p
-		}
-		us, qs := make([]*float64, len(util.X)), make([]*float64, len(util.X))
-		for i, x := range util.X {
-			if p, ok := at[x]; ok {
-				us[i], qs[i] = num(100*p.Utilization), num(p.Queue)
-			}
-		}
-		util.Series, util.Ys = append(util.Series, t.Target), append(util.Ys, us)
-		queue.Series, queue.Ys = append(queue.Series, t.Target), append(queue.Ys, qs)
-	}
-	return util, queue
-}
-
-func (c *Console) cancelBatch(w http.ResponseWriter, r *http.Request) {
-	if c.cfg.Pool == nil {
-		c.notFound(w, r, nil)
-		return
-	}
-	if err := c.cfg.Pool.CancelBatch(r.Context(), r.PathValue("id")); err != nil {
-		c.render(w, r, http.StatusBadRequest, "pool", "Pool and batches", poolData{Configured: true, Err: err.Error()})
-		return
-	}
-	http.Redirect(w, r, "/console/pool", http.StatusSeeOther)
 }

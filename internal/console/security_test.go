@@ -171,7 +171,7 @@ func TestProjectSeesOnlyItsOwn(t *testing.T) {
 			t.Errorf("%s shows the other project's key", path)
 		}
 	}
-	for _, path := range []string{"/console/providers", "/console/evals", "/console/pool"} {
+	for _, path := range []string{"/console/providers", "/console/evals"} {
 		if p := b.get(path); p.status != http.StatusNotFound {
 			t.Errorf("%s to a project's session: %d, want 404", path, p.status)
 		}

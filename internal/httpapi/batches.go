@@ -136,21 +136,18 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	moved, err := s.Batch.Store.UpdateBatch(r.Context(), b.ID, []batch.Status{batch.Validating, batch.InProgress},
-		batch.Update{Status: batch.Cancelling, At: time.Now().UTC()})
-	if err != nil {
-		s.writeError(w, r, storeError(err))
+	b, err := batch.Cancel(r.Context(), s.Batch.Store, b.ID, time.Now().UTC())
+	var nc *batch.NotCancellableError
+	if errors.As(err, &nc) {
+		s.writeError(w, r, &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_state", Message: nc.Error()})
 		return
 	}
-	if !moved && b.Status != batch.Cancelling && b.Status != batch.Cancelled {
-		s.writeError(w, r, &provider.Error{Kind: provider.KindInvalidRequest, Code: "invalid_state",
-			Message: "batch " + b.ID + " is " + string(b.Status) + " and cannot be cancelled"})
+	if err != nil {
+		s.writeError(w, r, storeError(err))
 		return
 	}
 	if s.Batch.Wake != nil {
 		s.Batch.Wake()
 	}
-	if b, ok = s.visibleBatch(w, r); ok {
-		writeJSON(w, http.StatusOK, b.Object())
-	}
+	writeJSON(w, http.StatusOK, b.Object())
 }

@@ -51,11 +51,8 @@ func (p pool) Collect(ch chan<- prometheus.Metric) {
 		if l.KVCache >= 0 {
 			gauge(poolKVDesc, l.KVCache, t)
 		}
-		switch {
-		case l.Capacity > 0:
-			gauge(poolUtilDesc, min(float64(l.Running)/float64(l.Capacity), 1), t)
-		case l.KVCache >= 0:
-			gauge(poolUtilDesc, l.KVCache, t)
+		if u, ok := r.Utilization(); ok {
+			gauge(poolUtilDesc, u, t)
 		}
 		if r.Forecast.CostPerMTokens > 0 {
 			gauge(poolCostDesc, r.Forecast.CostPerMTokens, t, "CNY")

@@ -28,11 +28,16 @@ const (
 	Transcription        = "CreateTranscriptionResponseJson"
 	TranscriptionVerbose = "CreateTranscriptionResponseVerboseJson"
 	Translation          = "CreateTranslationResponseJson"
+	Batch                = "Batch"
+	BatchList            = "ListBatchesResponse"
+	File                 = "OpenAIFile"
+	FileList             = "ListFilesResponse"
+	FileDeleted          = "DeleteFileResponse"
 )
 
 // Roots are the components copied from the spec, with everything they refer to.
 var Roots = []string{ChatCompletion, ChatCompletionChunk, Embeddings, Images, ModelList, Model, Error,
-	Completion, Moderation, Transcription, TranscriptionVerbose, Translation}
+	Completion, Moderation, Transcription, TranscriptionVerbose, Translation, Batch, BatchList, File, FileList, FileDeleted}
 
 //go:embed testdata/openai-openapi.components.json
 var components []byte
@@ -68,7 +73,7 @@ func schema(component string) (*jsonschema.Schema, error) {
 		}
 		compiler = jsonschema.NewCompiler()
 		compiler.DefaultDraft(jsonschema.Draft2020)
-		compileErr = compiler.AddResource(docURL, Nullable(doc))
+		compileErr = compiler.AddResource(docURL, OptionalNullable(Nullable(doc), NullWhenUnset...))
 	})
 	if compileErr != nil {
 		return nil, compileErr
@@ -106,6 +111,46 @@ func Nullable(v any) any {
 		for i, child := range x {
 			x[i] = Nullable(child)
 		}
+	}
+	return v
+}
+
+// NullWhenUnset are the components whose optional properties OpenAI's API
+// sends as null when unset, though the spec types them non-null: the
+// spec's own examples do, for POST /batches ("errors": null,
+// "output_file_id": null, "in_progress_at": null, …) and GET /batches/{id}
+// ("failed_at": null), and its files send "status_details": null. tidegate
+// answers as OpenAI does; a required property still may not be null.
+var NullWhenUnset = []string{Batch, File}
+
+// OptionalNullable lets the optional properties of the named components
+// of an OpenAPI document be null (see NullWhenUnset).
+func OptionalNullable(doc any, names ...string) any {
+	schemas, _ := dig(doc, "components", "schemas").(map[string]any)
+	for _, name := range names {
+		s, _ := schemas[name].(map[string]any)
+		props, _ := s["properties"].(map[string]any)
+		required := map[string]bool{}
+		if rs, ok := s["required"].([]any); ok {
+			for _, r := range rs {
+				if r, ok := r.(string); ok {
+					required[r] = true
+				}
+			}
+		}
+		for p, sub := range props {
+			if !required[p] {
+				props[p] = map[string]any{"anyOf": []any{sub, map[string]any{"type": "null"}}}
+			}
+		}
+	}
+	return doc
+}
+
+func dig(v any, path ...string) any {
+	for _, k := range path {
+		m, _ := v.(map[string]any)
+		v = m[k]
 	}
 	return v
 }
