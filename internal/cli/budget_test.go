@@ -159,7 +159,7 @@ func TestBudgetRace(t *testing.T) {
 // answer a moment before the ledger's durable commit lands.
 func settled(t *testing.T, st *store.DB, records int64) {
 	t.Helper()
-	waitUntil(t, 10*time.Second, "settlements", func() bool {
+	waitUntil(t, 30*time.Second, "settlements", func() bool {
 		open, err := st.OpenReservations(context.Background())
 		n, _, _, _, err2 := st.LedgerTotals(context.Background())
 		return err == nil && err2 == nil && open == 0 && n >= records

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,7 +66,8 @@ func TestLedgerKeyIsTheGatewaysOwn(t *testing.T) {
 			// Tenant A's next request, and tenant B claiming its id.
 			respA, _ := call(t, g, keyA, http.MethodPost, "/v1/chat/completions", body)
 			victim := respA.Header.Get("x-tidegate-request-id")
-			if respB, b := call(t, g, keyB, http.MethodPost, "/v1/chat/completions", body, "x-request-id", victim); respB.StatusCode != 200 {
+			respB, b := call(t, g, keyB, http.MethodPost, "/v1/chat/completions", body, "x-request-id", victim)
+			if respB.StatusCode != 200 {
 				t.Fatalf("tenant B: %d %s", respB.StatusCode, b)
 			}
 			st, err := openStore(context.Background(), g.store)
@@ -88,16 +91,30 @@ func TestLedgerKeyIsTheGatewaysOwn(t *testing.T) {
 			if d := cmp.Diff(seen, keyed); d != "" {
 				t.Errorf("the records' keys are not the ids the gateway answered with (-want +got):\n%s", d)
 			}
-			// The log finds a request by the client's label; a gateway id
-			// finds its own request even when another carries it as a label.
+			// The log is written in the background: every request's own
+			// record first (the victim's and its shadow's among them), so
+			// the lookups below see the log whole.
 			var rec struct {
 				ID string `json:"id"`
 			}
+			all := append(slices.Collect(maps.Keys(seen)), victim, respB.Header.Get("x-tidegate-request-id"))
+			waitUntil(t, 30*time.Second, "every request in the request log", func() bool {
+				for _, id := range all {
+					resp, b := call(t, g, testKey, http.MethodGet, "/admin/requests/"+id, "")
+					if resp.StatusCode != 200 || json.Unmarshal([]byte(b), &rec) != nil || rec.ID != id {
+						return false
+					}
+				}
+				return true
+			})
+			// The log finds a request by the client's label; a gateway id
+			// finds its own request even when another carries it as a label.
 			for _, c := range []struct{ lookup, wantID string }{{"dup-1", ""}, {victim, victim}} {
-				waitUntil(t, 5*time.Second, "the request log", func() bool {
-					resp, b := call(t, g, testKey, http.MethodGet, "/admin/requests/"+c.lookup, "")
-					return resp.StatusCode == 200 && json.Unmarshal([]byte(b), &rec) == nil
-				})
+				resp, b := call(t, g, testKey, http.MethodGet, "/admin/requests/"+c.lookup, "")
+				rec.ID = ""
+				if resp.StatusCode != 200 || json.Unmarshal([]byte(b), &rec) != nil {
+					t.Errorf("lookup %q: %d %s", c.lookup, resp.StatusCode, b)
+				}
 				if c.wantID != "" && rec.ID != c.wantID || c.wantID == "" && !seen[rec.ID] {
 					t.Errorf("lookup %q found request %q", c.lookup, rec.ID)
 				}

@@ -37,8 +37,11 @@ type cluster struct {
 	t        *testing.T
 	configs  []string // each replica's config file (its own outbox)
 	replicas []*replica
-	lb       *lb
-	front    *httptest.Server
+	// logs are each replica's stderr across its restarts: a failure
+	// shows what the processes a later subtest replaced did.
+	logs  []*syncBuffer
+	lb    *lb
+	front *httptest.Server
 }
 
 // redisPrefix isolates a test's keys in the shared Redis database.
@@ -72,6 +75,7 @@ func newCluster(t *testing.T, n int, config string) *cluster {
 		}
 		c.configs = append(c.configs, path)
 		c.replicas = append(c.replicas, nil)
+		c.logs = append(c.logs, &syncBuffer{})
 		c.lb.backends = append(c.lb.backends, "")
 		c.lb.ready = append(c.lb.ready, false)
 	}
@@ -93,10 +97,8 @@ func newCluster(t *testing.T, n int, config string) *cluster {
 			}
 		}
 		if t.Failed() {
-			for i, r := range c.replicas {
-				if r != nil {
-					t.Logf("replica %d log:\n%s", i, r.stderr)
-				}
+			for i, l := range c.logs {
+				t.Logf("replica %d log:\n%s", i, l)
 			}
 		}
 	})
@@ -109,7 +111,8 @@ func (c *cluster) start(i int) {
 	t := c.t
 	t.Helper()
 	addrFile := filepath.Join(t.TempDir(), "addr")
-	r := &replica{stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	r := &replica{stderr: c.logs[i], exited: make(chan error, 1)}
+	fmt.Fprintf(r.stderr, "--- replica %d starts at %s ---\n", i, time.Now().Format(time.TimeOnly))
 	r.cmd = exec.Command(os.Args[0], "serve", "--config", c.configs[i], "--listen", "127.0.0.1:0", "--addr-file", addrFile)
 	r.cmd.Env = append(os.Environ(), "TIDEGATE_TEST_MAIN=1")
 	r.cmd.Stdout, r.cmd.Stderr = io.Discard, r.stderr

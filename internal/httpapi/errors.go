@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -75,6 +76,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := e.Kind.Status()
 	if e.Kind == provider.KindCanceled {
 		return // nobody is listening
+	}
+	if e.Kind == provider.KindInternal {
+		// The client reads only the message; the cause is for the operator,
+		// scrubbed of anything key-shaped.
+		id, _ := r.Context().Value(keyRequestID).(string)
+		cause := ""
+		if e.Err != nil {
+			cause = provider.Redact(e.Err.Error())
+		}
+		s.Logger.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String(attrRequestID, id),
+			slog.String("message", provider.Redact(e.Message)), slog.String("error", cause))
 	}
 	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && e.RetryAfter != provider.NoRetry {
 		secs := int((e.RetryAfter + time.Second - 1) / time.Second)

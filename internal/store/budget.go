@@ -22,7 +22,7 @@ func (s *DB) Reserve(ctx context.Context, r *ledger.Reservation) error {
 		r.ID = ids.New("res")
 	}
 	holds, _ := json.Marshal(r.Holds)
-	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
+	return s.writeLocked(ctx, false, windowLocks(r.Holds), func(ctx context.Context, tx *sql.Tx) error {
 		for _, h := range r.Holds {
 			if _, err := s.txExec(ctx, tx, sqlEnsureWindow, h.BudgetID, h.PeriodStart); err != nil {
 				return fmt.Errorf("store: %w", err)
@@ -56,7 +56,7 @@ func (s *DB) Reserve(ctx context.Context, r *ledger.Reservation) error {
 // reservation is settled at most once: settling one already released by the
 // reconciler still spends the true cost and writes the records.
 func (s *DB) Settle(ctx context.Context, r *ledger.Reservation, actual []int64, records []ledger.Entry) error {
-	return s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+	return s.writeLocked(ctx, true, windowLocks(r.Holds), func(ctx context.Context, tx *sql.Tx) error {
 		var held int64
 		if !r.Local {
 			res, err := s.txExec(ctx, tx, sqlDeleteReservation, r.ID)
@@ -110,7 +110,12 @@ func (s *DB) ReleaseExpired(ctx context.Context, now time.Time) (int, error) {
 	rows.Close()
 	released := 0
 	for i := range expired {
-		err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := s.retryTx(ctx, func(tx *sql.Tx) error {
+			// The windows first, as a batch that settles this reservation
+			// takes them (see locks.go).
+			if err := s.takeLocks(ctx, tx, windowLocks(expired[i].Holds)); err != nil {
+				return err
+			}
 			res, err := s.txExec(ctx, tx, sqlDeleteReservation, expired[i].ID)
 			if err != nil {
 				return err

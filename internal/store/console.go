@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -200,6 +203,22 @@ type hourlyKey struct {
 // transaction. A row the log already held (ON CONFLICT DO NOTHING) would
 // be counted twice; the log writes each request once.
 func (s *DB) rollUpRequestLogs(ctx context.Context, tx *sql.Tx, rows []reqlog.Row) error {
+	counts := hourlyCounts(rows)
+	// In the global lock order (see locks.go), which takeLocks kept already
+	// on PostgreSQL: sorted, two replicas' upserts cannot deadlock.
+	for _, k := range slices.SortedFunc(maps.Keys(counts), compareHourly) {
+		c := counts[k]
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO request_log_hourly (hour, key_id, verdict, requests, errors) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (hour, key_id, verdict) DO UPDATE SET requests = request_log_hourly.requests + excluded.requests,
+			errors = request_log_hourly.errors + excluded.errors`), k.hour, k.key, k.verdict, c[0], c[1]); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	return nil
+}
+
+// hourlyCounts is what rows add to each hourly row: requests, errors.
+func hourlyCounts(rows []reqlog.Row) map[hourlyKey][2]int64 {
 	counts := map[hourlyKey][2]int64{}
 	for _, r := range rows {
 		hour := hourOf(micros(r.ReceivedAt))
@@ -214,14 +233,16 @@ func (s *DB) rollUpRequestLogs(ctx context.Context, tx *sql.Tx, rows []reqlog.Ro
 			counts[k] = c
 		}
 	}
-	for k, c := range counts {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO request_log_hourly (hour, key_id, verdict, requests, errors) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (hour, key_id, verdict) DO UPDATE SET requests = request_log_hourly.requests + excluded.requests,
-			errors = request_log_hourly.errors + excluded.errors`), k.hour, k.key, k.verdict, c[0], c[1]); err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-	}
-	return nil
+	return counts
+}
+
+// hourlyKeys are the hourly rows that rows change.
+func hourlyKeys(rows []reqlog.Row) []hourlyKey {
+	return slices.Collect(maps.Keys(hourlyCounts(rows)))
+}
+
+func compareHourly(a, b hourlyKey) int {
+	return cmp.Or(cmp.Compare(a.hour, b.hour), strings.Compare(a.key, b.key), strings.Compare(a.verdict, b.verdict))
 }
 
 // pruneHourly drops the hours that ended by the log's cutoff (unix µs). An

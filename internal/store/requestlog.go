@@ -32,17 +32,17 @@ func insertRequestLog(n int) string {
 // InsertRequestLogs writes a batch of rows in one transaction. The log is
 // diagnostic: its commit need not reach the disk before the next one does.
 func (s *DB) InsertRequestLogs(ctx context.Context, rows []reqlog.Row) error {
-	all := rows
-	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
-		for len(rows) > 0 {
+	return s.writeLocked(ctx, false, hourlyLocks(rows), func(ctx context.Context, tx *sql.Tx) error {
+		// This may run again (see retryAlone): it consumes a copy of rows.
+		for rest := rows; len(rest) > 0; {
 			// Full chunks in one statement, the rest a row at a time: both
 			// statements are prepared when the store opens.
 			n := requestLogChunk
-			if len(rows) < n {
+			if len(rest) < n {
 				n = 1
 			}
-			chunk := rows[:n]
-			rows = rows[n:]
+			chunk := rest[:n]
+			rest = rest[n:]
 			args := make([]any, 0, 11*n)
 			for _, r := range chunk {
 				args = append(args, r.ID, micros(r.ReceivedAt), r.Endpoint, r.Model, r.Route,
@@ -52,7 +52,7 @@ func (s *DB) InsertRequestLogs(ctx context.Context, rows []reqlog.Row) error {
 				return fmt.Errorf("store: %w", err)
 			}
 		}
-		return s.rollUpRequestLogs(ctx, tx, all)
+		return s.rollUpRequestLogs(ctx, tx, rows)
 	})
 }
 

@@ -24,6 +24,8 @@ var hotWrites = []string{
 	sqlSettleWindow,
 	sqlReleaseWindow,
 	sqlInsertUsage,
+	sqlTakeWindow,
+	sqlTakeHourly,
 	insertRequestLog(1),
 	insertRequestLog(requestLogChunk),
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"sync"
+	"time"
 )
 
 // The hot writes — reservations and settlements, two per metered request —
@@ -21,7 +24,10 @@ type writeOp struct {
 	// of reservations only needs atomicity and visibility: a hold lost to a
 	// power failure dies with its request.
 	durable bool
-	done    chan error
+	// locks are the hot rows apply changes, taken before any operation of
+	// the batch runs (see locks.go).
+	locks []rowLock
+	done  chan error
 }
 
 type writer struct {
@@ -53,7 +59,12 @@ func (s *DB) stopWriter() {
 
 // write queues an operation and waits until its batch commits.
 func (s *DB) write(ctx context.Context, durable bool, apply func(ctx context.Context, tx *sql.Tx) error) error {
-	op := writeOp{apply: apply, durable: durable, done: make(chan error, 1)}
+	return s.writeLocked(ctx, durable, nil, apply)
+}
+
+// writeLocked is write for an operation that changes the hot rows locks.
+func (s *DB) writeLocked(ctx context.Context, durable bool, locks []rowLock, apply func(ctx context.Context, tx *sql.Tx) error) error {
+	op := writeOp{apply: apply, durable: durable, locks: locks, done: make(chan error, 1)}
 	select {
 	case s.w.ops <- op:
 	case <-s.w.stop:
@@ -132,6 +143,23 @@ func (s *DB) commit(batch []writeOp) {
 			results[0] = err
 		}
 	}
+	var locks []rowLock
+	for _, op := range batch {
+		locks = append(locks, op.locks...)
+	}
+	if err := s.takeLocks(ctx, tx, locks); err != nil {
+		// Nothing was applied: each operation runs alone (and takes its
+		// own locks) rather than fail for its batch's.
+		err = errors.Join(err, tx.Rollback())
+		for _, op := range batch {
+			if retryable(err) {
+				op.done <- s.retryAlone(ctx, op)
+			} else {
+				op.done <- err
+			}
+		}
+		return
+	}
 	if len(batch) == 1 {
 		// Alone in its transaction, an operation needs no savepoint: a
 		// failure rolls the whole transaction back.
@@ -143,6 +171,9 @@ func (s *DB) commit(batch []writeOp) {
 			err = tx.Commit()
 		} else {
 			err = errors.Join(err, tx.Rollback())
+		}
+		if retryable(err) {
+			err = s.retryAlone(ctx, batch[0])
 		}
 		batch[0].done <- err
 		return
@@ -168,6 +199,74 @@ func (s *DB) commit(batch []writeOp) {
 		}
 	}
 	for i, op := range batch {
+		if retryable(results[i]) {
+			// Its savepoint was rolled back (or the whole batch was), so it
+			// left nothing behind; the batch's locks are released now.
+			results[i] = s.retryAlone(ctx, op)
+		}
 		op.done <- results[i]
 	}
+}
+
+// A batch takes its operations' row locks in the order they arrived, and
+// another replica's batch (or the reconciler) may take the same rows in
+// another order: PostgreSQL then aborts one of them as a deadlock victim.
+// The victim's operation did nothing, so it is run again, alone in its own
+// transaction, where it holds few rows and waits for no batch of its own.
+const (
+	retryAttempts = 8
+	retryBackoff  = 2 * time.Millisecond
+)
+
+// retryAlone reruns op in transactions of its own until it commits, fails
+// for a reason a retry cannot fix, or has tried retryAttempts times.
+func (s *DB) retryAlone(ctx context.Context, op writeOp) error {
+	return s.retryTx(ctx, func(tx *sql.Tx) error {
+		if s.dialect == Postgres && !op.durable {
+			if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+				return err
+			}
+		}
+		if err := s.takeLocks(ctx, tx, op.locks); err != nil {
+			return err
+		}
+		return op.apply(ctx, tx)
+	})
+}
+
+// retryTx is tx, run again while it fails as a deadlock victim; fn must
+// have no effect outside the transaction.
+func (s *DB) retryTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	var err error
+	for attempt := range retryAttempts {
+		if attempt > 0 {
+			// Jittered, growing: two victims of one cycle should not meet again.
+			d := retryBackoff << attempt
+			select {
+			case <-ctx.Done():
+				return errors.Join(err, ctx.Err())
+			case <-time.After(d/2 + rand.N(d)):
+			}
+		}
+		if err = s.tx(ctx, fn); !retryable(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("store: still conflicting after %d attempts: %w", retryAttempts, err)
+}
+
+// retryable reports whether err is a conflict between concurrent
+// transactions that running the same work again resolves: PostgreSQL's
+// deadlock_detected (40P01) or serialization_failure (40001). Drivers
+// expose the code through SQLState (pgconn.PgError does).
+func retryable(err error) bool {
+	var coded interface{ SQLState() string }
+	if !errors.As(err, &coded) {
+		return false
+	}
+	switch coded.SQLState() {
+	case "40P01", "40001":
+		return true
+	}
+	return false
 }

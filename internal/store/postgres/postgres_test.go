@@ -26,3 +26,19 @@ func TestMigrations(t *testing.T) {
 		return func(ctx context.Context, opts store.Options) (*store.DB, error) { return OpenWith(ctx, dsn, opts) }
 	})
 }
+
+func TestHandles(t *testing.T) {
+	storetest.RunHandles(t, func(t *testing.T, n int) []*store.DB {
+		dsn := pgtest.Fresh(t)
+		var dbs []*store.DB
+		for range n {
+			s, err := Open(context.Background(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			dbs = append(dbs, s)
+		}
+		return dbs
+	})
+}

@@ -72,3 +72,19 @@ func TestMigrations(t *testing.T) {
 		return func(ctx context.Context, opts store.Options) (*store.DB, error) { return OpenWith(ctx, path, opts) }
 	})
 }
+
+// TestHandles: SQLite is one process's store, so its "replicas" share it.
+func TestHandles(t *testing.T) {
+	storetest.RunHandles(t, func(t *testing.T, n int) []*store.DB {
+		s, err := Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		dbs := make([]*store.DB, n)
+		for i := range dbs {
+			dbs[i] = s
+		}
+		return dbs
+	})
+}
