@@ -1,0 +1,43 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/tidegate/tidegate/internal/status"
+)
+
+// TestPrintStatusPool: with no pool configured status says so, as the
+// console does; with one it lists its targets with the API requests and
+// batch items each counts, and says which traffic each column counts.
+func TestPrintStatusPool(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		rep       status.Report
+		want, not []string
+	}{
+		{"no pool", status.Report{Targets: []status.TargetStatus{{Target: "sim/fast"}}},
+			[]string{"No self-hosted pool is configured", "requests: attempts made for API requests (batch items are not counted)"},
+			[]string{"self-hosted target"}},
+		{"pool", status.Report{PoolConfigured: true, Pool: []status.PoolTarget{{Target: "cheap/fast", Requests: 2, BatchItems: 5, Share: 1, Fresh: true}}},
+			[]string{"self-hosted target", "batch items", "requests and share: API requests' attempts", "cheap/fast"},
+			[]string{"No self-hosted pool"}},
+		{"pool, nothing yet", status.Report{PoolConfigured: true}, []string{"no configured target yet"}, []string{"No self-hosted pool"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			printStatus(&out, &c.rep)
+			for _, w := range c.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, n := range c.not {
+				if strings.Contains(out.String(), n) {
+					t.Errorf("output has %q:\n%s", n, out.String())
+				}
+			}
+		})
+	}
+}
