@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tidegate/tidegate/internal/status"
+	"github.com/tidegate/tidegate/internal/timing"
 )
 
 // TestPrintStatusPool: with no pool configured status says so, as the
@@ -39,5 +40,16 @@ func TestPrintStatusPool(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPrintTimelineRouteReason: the text timeline says why the route chose
+// its order, as --json does.
+func TestPrintTimelineRouteReason(t *testing.T) {
+	var out bytes.Buffer
+	printTimeline(&out, &timing.Record{ID: "req_1", Model: "pool", Status: 200, Route: "cheap-b/q",
+		RouteReason: "balance: load: cheap-b/q predicted 120ms"})
+	if want := "route reason: balance: load: cheap-b/q predicted 120ms\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("timeline lacks %q:\n%s", want, out.String())
 	}
 }
