@@ -313,6 +313,10 @@ func TestBatchBar(t *testing.T) {
 		{12, 6, 24, "[" + strings.Repeat("█", 12) + strings.Repeat("▒", 6) + strings.Repeat("·", 6) + "]"},
 		{24, 0, 24, "[" + strings.Repeat("█", 24) + "]"},
 		{30, 5, 24, "[" + strings.Repeat("█", 24) + "]"}, // bad counts stay in the bar
+		// A finished batch fills the bar whatever the rounding: 8/22/30.
+		{8, 22, 30, "[" + strings.Repeat("█", 6) + strings.Repeat("▒", 18) + "]"},
+		{1, 1, 3, "[" + strings.Repeat("█", 8) + strings.Repeat("▒", 8) + strings.Repeat("·", 8) + "]"},
+		{29, 0, 30, "[" + strings.Repeat("█", 23) + "·]"}, // not done: not full
 	} {
 		if got := batchBar(tc.completed, tc.failed, tc.total); got != tc.want {
 			t.Errorf("batchBar(%d, %d, %d) = %s, want %s", tc.completed, tc.failed, tc.total, got, tc.want)
