@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"strings"
 	"testing"
 
@@ -51,5 +53,28 @@ func TestPrintTimelineRouteReason(t *testing.T) {
 		RouteReason: "balance: load: cheap-b/q predicted 120ms"})
 	if want := "route reason: balance: load: cheap-b/q predicted 120ms\n"; !strings.Contains(out.String(), want) {
 		t.Errorf("timeline lacks %q:\n%s", want, out.String())
+	}
+}
+
+// TestSimHelpDefaults: sim's help shows what an unset override means, not
+// the sentinel behind it (-1, -1ns); a negative override is refused.
+func TestSimHelpDefaults(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"sim", "--help"}, &out, &errb); code != 0 {
+		t.Fatalf("sim --help: exit %d", code)
+	}
+	help := out.String() + errb.String()
+	for _, bad := range []string{"default -1"} {
+		if strings.Contains(help, bad) {
+			t.Errorf("sim --help shows %q:\n%s", bad, help)
+		}
+	}
+	for _, want := range []string{"-ttft duration", "-tps tokens/s", "(default: each model's own)"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("sim --help lacks %q:\n%s", want, help)
+		}
+	}
+	if code := Main(context.Background(), []string{"sim", "--tps", "-1"}, io.Discard, io.Discard); code == 0 {
+		t.Error("sim --tps -1 accepted")
 	}
 }
