@@ -50,7 +50,7 @@ func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway) error {
 		return fmt.Errorf("batches: %w", err)
 	}
 	e := &batch.Executor{Store: a.Store, Files: storage, Caller: batch.GatewayCaller{G: gw},
-		Gate: batch.NewLimitGate(cfg.Batches.Concurrency), Logger: a.Logger, CheckBody: httpapi.CheckBatchBody,
+		Gate: batch.NewLimitGate(cfg.Batches.Concurrency), Logger: a.Logger, CheckBody: httpapi.CheckBatchBody, Served: gw.Router.Serves,
 		MaxLine: int(cfg.Server.BodyLimit), Poll: cfg.Batches.Poll}
 	e.Init()
 	rc := batch.RiverConfig{Workers: cfg.Batches.Concurrency, ItemTimeout: cfg.Batches.ItemTimeout, Logger: a.Logger}
