@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -73,11 +72,17 @@ func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway) error {
 			return err
 		}
 	} else {
-		pool, err := pgxpool.New(ctx, cfg.Store)
+		pool, err := openRiverPool(ctx, cfg.Store)
 		if err != nil {
-			return fmt.Errorf("batches: %w", err)
+			return err
 		}
 		a.onClose(pool.Close)
+		if cfg.Batches.S3 == nil {
+			// Several replicas share the PostgreSQL store, each its own disk:
+			// a file uploaded through one is missing on the others.
+			a.Logger.Warn("batches: files are on this replica's local disk while the store is PostgreSQL; with several replicas set batches.s3 so every replica sees every file",
+				"dir", cfg.Batches.Dir)
+		}
 		driver := riverpgxv5.New(pool)
 		if err := prepareRiver(ctx, a.Store, driver, a.skipMigrate, a.Logger); err != nil {
 			return err
@@ -144,9 +149,9 @@ func MigrateRiver(ctx context.Context, cfg *config.Config, st *store.DB, logger 
 			return err
 		})
 	} else {
-		pool, oerr := pgxpool.New(ctx, cfg.Store)
+		pool, oerr := openRiverPool(ctx, cfg.Store)
 		if oerr != nil {
-			return nil, fmt.Errorf("batches: %w", oerr)
+			return nil, oerr
 		}
 		defer pool.Close()
 		err = st.UnderMigrateLock(ctx, func(ctx context.Context) (err error) {
