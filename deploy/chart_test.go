@@ -25,6 +25,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tidegate/tidegate/internal/app"
 	"github.com/tidegate/tidegate/internal/config"
 )
 
@@ -55,6 +56,7 @@ var variants = map[string]map[string]any{
 		"secrets":             map[string]any{"secretKey": map[string]any{"name": "tidegate-keys"}},
 		"nodeSelector":        map[string]any{"pool": "cpu"},
 		"imagePullSecrets":    []any{map[string]any{"name": "regcred"}},
+		"batches":             map[string]any{"s3": map[string]any{"enabled": true, "bucket": "tidegate-batches"}},
 	},
 }
 
@@ -230,12 +232,30 @@ func TestManifestsValid(t *testing.T) {
 			if !slices.Equal(kinds, wantKinds) {
 				t.Errorf("kinds rendered: %v, want %v", kinds, wantKinds)
 			}
-			checkDeployment(t, find[*appsv1.Deployment](t, objs), find[*corev1.ConfigMap](t, objs), find[*corev1.Service](t, objs))
+			d := find[*appsv1.Deployment](t, objs)
+			cfg := checkDeployment(t, d, find[*corev1.ConfigMap](t, objs), find[*corev1.Service](t, objs))
+			if (cfg.Batches.S3 != nil) != (name == "switches") {
+				t.Errorf("batches.s3 in the config: %+v", cfg.Batches.S3)
+			}
+			// PostgreSQL's connections: every replica the HPA may run, and the
+			// rolling update's surge, at the most each one opens, under the
+			// default max_connections (100) less its reserved 3.
+			replicas := 0
+			if d.Spec.Replicas != nil {
+				replicas = int(*d.Spec.Replicas)
+			}
+			if name == "defaults" {
+				replicas = int(find[*autoscalingv2.HorizontalPodAutoscaler](t, objs).Spec.MaxReplicas)
+			}
+			replicas += d.Spec.Strategy.RollingUpdate.MaxSurge.IntValue()
+			if per := app.PostgresConnsPerReplica(cfg); replicas*per > 97 {
+				t.Errorf("%d replicas × %d connections = %d, over PostgreSQL's default 97 for clients", replicas, per, replicas*per)
+			}
 		})
 	}
 }
 
-func checkDeployment(t *testing.T, d *appsv1.Deployment, cm *corev1.ConfigMap, svc *corev1.Service) {
+func checkDeployment(t *testing.T, d *appsv1.Deployment, cm *corev1.ConfigMap, svc *corev1.Service) *config.Config {
 	t.Helper()
 	// The mounted config is one tidegate accepts, with every ${VAR} it
 	// names supplied by the container's environment.
@@ -301,6 +321,20 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, cm *corev1.ConfigMap, s
 	if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 0 {
 		t.Error("want rollingUpdate.maxUnavailable 0")
 	}
+	// The temp dir, where uploads are spooled, is writable: a volume of
+	// its own over the read-only root.
+	tmp := false
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == "/tmp" && !m.ReadOnly {
+			for _, v := range d.Spec.Template.Spec.Volumes {
+				tmp = tmp || v.Name == m.Name && v.EmptyDir != nil
+			}
+		}
+	}
+	if !tmp {
+		t.Error("no writable emptyDir at /tmp: uploads cannot be spooled on a read-only root")
+	}
+	return cfg
 }
 
 // TestChartValuesDocumented: every top-level value has a comment above it

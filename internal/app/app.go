@@ -89,7 +89,8 @@ type App struct {
 	// Its Gate admits items to routes (default: a concurrency bound).
 	Batches *batch.Executor
 
-	closers []func() // run in reverse by Close
+	skipMigrate bool     // Options.SkipMigrate: River's tables are checked, not migrated
+	closers     []func() // run in reverse by Close
 }
 
 // New builds tidegate from cfg. Close releases what it opened.
@@ -102,7 +103,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &App{Config: cfg, Logger: logger, Started: time.Now()}
+	a := &App{Config: cfg, Logger: logger, Started: time.Now(), skipMigrate: opts.SkipMigrate}
 	defer func() {
 		if err != nil {
 			a.Close()

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 
@@ -19,6 +19,7 @@ import (
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/httpapi"
 	"github.com/tidegate/tidegate/internal/metrics"
+	"github.com/tidegate/tidegate/internal/store"
 )
 
 // FileStorage opens where the Batch API's files live: the S3 bucket when
@@ -48,36 +49,45 @@ func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway) error {
 		return fmt.Errorf("batches: %w", err)
 	}
 	e := &batch.Executor{Store: a.Store, Files: storage, Caller: batch.GatewayCaller{G: gw},
-		Gate: batch.NewLimitGate(cfg.Batches.Concurrency), Logger: a.Logger, CheckBody: httpapi.CheckBatchBody,
+		Gate: batch.NewLimitGate(cfg.Batches.Concurrency), Logger: a.Logger, CheckBody: httpapi.CheckBatchBody, Served: gw.Router.Serves,
 		MaxLine: int(cfg.Server.BodyLimit), Poll: cfg.Batches.Poll}
 	e.Init()
 	rc := batch.RiverConfig{Workers: cfg.Batches.Concurrency, ItemTimeout: cfg.Batches.ItemTimeout, Logger: a.Logger}
 	var stop func(context.Context) error
 	if path, ok := strings.CutPrefix(cfg.Store, "sqlite:"); ok {
-		// River gets its own one-connection pool on the same file: SQLite
-		// has one writer, and River's transactions must not wait on the
-		// store's writer connection (or it on them).
-		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+		db, err := openRiverSQLite(path)
 		if err != nil {
-			return fmt.Errorf("batches: %w", err)
+			return err
 		}
-		db.SetMaxOpenConns(1)
 		a.onClose(func() { db.Close() })
 		rc.RescueOrphans = func(ctx context.Context) error {
 			_, err := db.ExecContext(ctx, batch.SQLiteRescue)
 			return err
 		}
-		stop, err = batch.StartRiver(ctx, riversqlite.New(db), e, rc)
-		if err != nil {
+		driver := riversqlite.New(db)
+		if err := prepareRiver(ctx, a.Store, driver, a.skipMigrate, a.Logger); err != nil {
+			return err
+		}
+		if stop, err = batch.StartRiver(ctx, driver, e, rc); err != nil {
 			return err
 		}
 	} else {
-		pool, err := pgxpool.New(ctx, cfg.Store)
+		pool, err := openRiverPool(ctx, cfg.Store)
 		if err != nil {
-			return fmt.Errorf("batches: %w", err)
+			return err
 		}
 		a.onClose(pool.Close)
-		if stop, err = batch.StartRiver(ctx, riverpgxv5.New(pool), e, rc); err != nil {
+		if cfg.Batches.S3 == nil {
+			// Several replicas share the PostgreSQL store, each its own disk:
+			// a file uploaded through one is missing on the others.
+			a.Logger.Warn("batches: files are on this replica's local disk while the store is PostgreSQL; with several replicas set batches.s3 so every replica sees every file",
+				"dir", cfg.Batches.Dir)
+		}
+		driver := riverpgxv5.New(pool)
+		if err := prepareRiver(ctx, a.Store, driver, a.skipMigrate, a.Logger); err != nil {
+			return err
+		}
+		if stop, err = batch.StartRiver(ctx, driver, e, rc); err != nil {
 			return err
 		}
 	}
@@ -93,6 +103,63 @@ func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway) error {
 	a.API.Batch = &httpapi.BatchAPI{Store: a.Store, Files: storage, MaxFileBytes: cfg.Batches.MaxFileBytes,
 		Window: cfg.Batches.Window, Wake: e.Wake}
 	return nil
+}
+
+// openRiverSQLite opens River's own one-connection pool on the SQLite
+// store's file: SQLite has one writer, and River's transactions must not
+// wait on the store's writer connection (or it on them).
+func openRiverSQLite(path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("batches: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+// prepareRiver migrates River's tables under the store's migrate lock, or,
+// when migrating was left to `tidegate migrate`, checks they are current.
+func prepareRiver[TTx any](ctx context.Context, st *store.DB, driver riverdriver.Driver[TTx], skip bool, logger *slog.Logger) error {
+	if skip {
+		return batch.CheckRiver(ctx, driver)
+	}
+	return st.UnderMigrateLock(ctx, func(ctx context.Context) error {
+		_, err := batch.MigrateRiver(ctx, driver, logger)
+		return err
+	})
+}
+
+// MigrateRiver applies River's migrations (the Batch API's job queue) on
+// cfg's store, under st's migrate lock, for `tidegate migrate`; none when
+// batches are disabled.
+func MigrateRiver(ctx context.Context, cfg *config.Config, st *store.DB, logger *slog.Logger) ([]int, error) {
+	if cfg.Batches.Disabled {
+		return nil, nil
+	}
+	var applied []int
+	var err error
+	if path, ok := strings.CutPrefix(cfg.Store, "sqlite:"); ok {
+		db, oerr := openRiverSQLite(path)
+		if oerr != nil {
+			return nil, oerr
+		}
+		defer db.Close()
+		err = st.UnderMigrateLock(ctx, func(ctx context.Context) (err error) {
+			applied, err = batch.MigrateRiver(ctx, riversqlite.New(db), logger)
+			return err
+		})
+	} else {
+		pool, oerr := openRiverPool(ctx, cfg.Store)
+		if oerr != nil {
+			return nil, oerr
+		}
+		defer pool.Close()
+		err = st.UnderMigrateLock(ctx, func(ctx context.Context) (err error) {
+			applied, err = batch.MigrateRiver(ctx, riverpgxv5.New(pool), logger)
+			return err
+		})
+	}
+	return applied, err
 }
 
 // openBatches lists the batches not yet final (the store).

@@ -3,10 +3,11 @@ package app
 import (
 	"context"
 	"fmt"
-	"github.com/tidegate/tidegate/internal/ability"
-	"github.com/tidegate/tidegate/internal/load"
 	"log/slog"
 	"time"
+
+	"github.com/tidegate/tidegate/internal/ability"
+	"github.com/tidegate/tidegate/internal/load"
 
 	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/fleet"
@@ -52,7 +53,7 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 	}
 	tracker := status.New(gw.Health, targets)
 	tracker.Routes = live
-	if loads != nil {
+	if loads.Pooled() { // else status says no pool is configured
 		tracker.Pool = loads.Reports
 	}
 	api.Observers = append(api.Observers, tracker)

@@ -3,6 +3,7 @@ package app
 import (
 	"cmp"
 	"context"
+	"slices"
 
 	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/gateway"
@@ -16,16 +17,16 @@ import (
 // fleet read in process; a server that joins the pool (it declares
 // accelerator, cost_per_hour, scheduling or metrics_url, or a balance: load
 // route lists it) read from its metrics_url, else its default path beside
-// base_url. Others are not scraped (nothing asked for it): they are judged
+// base_url. Only those are reported (status, metrics). Others are not scraped (nothing asked for it): they are judged
 // by tidegate's in-flight counts alone.
 func newLoadTracker(cfg *config.Config, providers map[string]provider.Provider, a *App) *load.Tracker {
 	balanced := map[string]bool{}
+	routed := map[string][]string{} // provider → the models routes name on it
 	for _, m := range cfg.Models {
-		if m.Balance == config.BalanceLoad {
-			for _, t := range m.Targets {
-				if tg, ok := router.ParseTarget(t); ok {
-					balanced[tg.Provider] = true
-				}
+		for _, t := range m.Targets {
+			if tg, ok := router.ParseTarget(t); ok {
+				balanced[tg.Provider] = balanced[tg.Provider] || m.Balance == config.BalanceLoad
+				routed[tg.Provider] = append(routed[tg.Provider], tg.Model)
 			}
 		}
 	}
@@ -36,7 +37,15 @@ func newLoadTracker(cfg *config.Config, providers map[string]provider.Provider, 
 			continue
 		}
 		pooled := balanced[p.Name] || p.Accelerator != "" || p.CostPerHour != nil || p.Scheduling != "" || p.MetricsURL != ""
-		s := load.Server{Name: p.Name, Kind: load.Kind(p.Type), Accelerator: p.Accelerator}
+		// Status reports the pool's configured targets only, not every
+		// model a server's /metrics names.
+		s := load.Server{Name: p.Name, Kind: load.Kind(p.Type), Accelerator: p.Accelerator, Pooled: pooled,
+			Models: append(slices.Clone(p.Models), routed[p.Name]...), AnyModel: len(p.Models) == 0}
+		if p.Sim != nil {
+			for _, m := range p.Sim.Models {
+				s.Models = append(s.Models, m.Name)
+			}
+		}
 		s.CostPerHour, _ = cfg.CostPerHourCNY(p)
 		switch {
 		case p.MetricsURL != "":

@@ -59,6 +59,8 @@ type Executor struct {
 	Logger *slog.Logger
 	// CheckBody checks a line's body as its endpoint would; nil: not checked.
 	CheckBody func(url string, body []byte) error
+	// Served reports whether a line's model is served; nil: not checked.
+	Served func(model string) bool
 	// MaxLine bounds one input line in bytes.
 	MaxLine int
 	// Poll is how often open batches are looked at; a finished item also
@@ -162,7 +164,7 @@ func (e *Executor) validate(ctx context.Context, b *Batch) error {
 	if err != nil {
 		return err
 	}
-	lines, problems, err := Parse(f, Check{Endpoint: b.Endpoint, Body: e.CheckBody, MaxLine: e.MaxLine, Allowed: allowed(b.Models)})
+	lines, problems, err := Parse(f, Check{Endpoint: b.Endpoint, Body: e.CheckBody, MaxLine: e.MaxLine, Allowed: allowed(b.Models), Served: e.Served})
 	f.Close()
 	if err != nil {
 		return err

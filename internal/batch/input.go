@@ -32,6 +32,10 @@ type Check struct {
 	Body func(url string, body []byte) error
 	// Allowed reports whether the line's model may be used; nil: any.
 	Allowed func(model string) bool
+	// Served reports whether the gateway serves the line's model, so an
+	// unknown one fails the file (as OpenAI validates), not each line
+	// later; nil: not checked.
+	Served func(model string) bool
 	// MaxLine bounds one line in bytes.
 	MaxLine int
 }
@@ -138,6 +142,10 @@ func checkLine(n int, text []byte, c Check, seen map[string]int, add func(int, s
 			return Line{}, false
 		}
 	}
+	if c.Served != nil && !c.Served(head.Model) {
+		add(n, "model_not_found", "body.model", "the model %q does not exist; GET /v1/models lists the models", truncate(head.Model, 128))
+		return Line{}, false
+	}
 	if c.Allowed != nil && !c.Allowed(head.Model) {
 		add(n, "model_not_allowed", "body.model", "this key may not use model %q", head.Model)
 		return Line{}, false
@@ -152,4 +160,11 @@ func peekCustomID(text []byte) string {
 	}
 	_ = json.Unmarshal(text, &v)
 	return v.CustomID
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
-	"github.com/riverqueue/river/rivermigrate"
 )
 
 // queueName is the River queue batch items run on.
@@ -93,17 +92,11 @@ func (q riverQueue[TTx]) Enqueue(ctx context.Context, items []Item) error {
 	return nil
 }
 
-// StartRiver migrates River's tables, starts a client working batch items
-// for e, and sets e.Queue. stop ends the client: running items are given
-// until ctx ends to finish, then cancelled (they run again later).
+// StartRiver starts a client working batch items for e and sets e.Queue;
+// River's tables are migrated before (MigrateRiver, or checked with
+// CheckRiver under --no-migrate). stop ends the client: running items are
+// given until ctx ends to finish, then cancelled (they run again later).
 func StartRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], e *Executor, cfg RiverConfig) (stop func(context.Context) error, err error) {
-	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: cfg.Logger})
-	if err != nil {
-		return nil, fmt.Errorf("batch: river migrations: %w", err)
-	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fmt.Errorf("batch: river migrations: %w", err)
-	}
 	if cfg.RescueOrphans != nil {
 		if err := cfg.RescueOrphans(ctx); err != nil {
 			return nil, fmt.Errorf("batch: rescuing orphaned items: %w", err)

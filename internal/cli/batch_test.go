@@ -215,6 +215,11 @@ func TestBatchUploadChecks(t *testing.T) {
 		{"url", strings.Replace(ok, "/v1/chat/completions", "/v1/images/generations", 1), "line 1: url"},
 		{"body not an object", `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":[1]}`, "line 1: body must be a JSON object"},
 		{"chat check", strings.Replace(ok, `"role":"user"`, `"role":"robot"`, 1), "line 1: malformed JSON: unknown role"},
+		// An unknown model fails the upload, as OpenAI's validation does,
+		// not each line after the batch has run.
+		{"unknown model", ok + "\n" + strings.Replace(strings.Replace(ok, `"chat"`, `"no-such-model"`, 1), `"a"`, `"b"`, 1),
+			`line 2: the model \"no-such-model\" does not exist`},
+		{"unknown provider", strings.Replace(ok, `"chat"`, `"nosuch/m"`, 1), `line 1: the model \"nosuch/m\" does not exist`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client := openai.NewClient(option.WithBaseURL(g.URL+"/v1/"), option.WithAPIKey(testKey), option.WithMaxRetries(0))
@@ -313,6 +318,10 @@ func TestBatchBar(t *testing.T) {
 		{12, 6, 24, "[" + strings.Repeat("█", 12) + strings.Repeat("▒", 6) + strings.Repeat("·", 6) + "]"},
 		{24, 0, 24, "[" + strings.Repeat("█", 24) + "]"},
 		{30, 5, 24, "[" + strings.Repeat("█", 24) + "]"}, // bad counts stay in the bar
+		// A finished batch fills the bar whatever the rounding: 8/22/30.
+		{8, 22, 30, "[" + strings.Repeat("█", 6) + strings.Repeat("▒", 18) + "]"},
+		{1, 1, 3, "[" + strings.Repeat("█", 8) + strings.Repeat("▒", 8) + strings.Repeat("·", 8) + "]"},
+		{29, 0, 30, "[" + strings.Repeat("█", 23) + "·]"}, // not done: not full
 	} {
 		if got := batchBar(tc.completed, tc.failed, tc.total); got != tc.want {
 			t.Errorf("batchBar(%d, %d, %d) = %s, want %s", tc.completed, tc.failed, tc.total, got, tc.want)

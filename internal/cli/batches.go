@@ -45,8 +45,12 @@ func batchBar(completed, failed, total int64) string {
 	if total <= 0 {
 		return "[" + strings.Repeat("·", batchBarWidth) + "]"
 	}
-	c := int(min(completed, total) * batchBarWidth / total)
-	f := int(min(failed, total-min(completed, total)) * batchBarWidth / total)
+	// Both ends are rounded down from cumulative counts, so a finished
+	// batch (completed+failed == total) fills the bar exactly.
+	completed = max(min(completed, total), 0)
+	failed = max(min(failed, total-completed), 0)
+	c := int(completed * batchBarWidth / total)
+	f := int((completed+failed)*batchBarWidth/total) - c
 	return "[" + strings.Repeat("█", c) + strings.Repeat("▒", f) + strings.Repeat("·", batchBarWidth-c-f) + "]"
 }
 

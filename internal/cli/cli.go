@@ -19,7 +19,7 @@ const usage = `tidegate: one OpenAI- and Anthropic-compatible endpoint for every
 
 Usage:
   tidegate serve [--config FILE] [--listen ADDR]   run the gateway (no config: the sim demo; --no-migrate: schema migrated apart)
-  tidegate migrate [--config FILE]                  apply the store's migrations once and exit
+  tidegate migrate [--config FILE]                  apply the store's (and River's) migrations once and exit
   tidegate sim [--listen ADDR] [--seed N]           serve the sim fleet as an OpenAI-compatible upstream
   tidegate bench [flags]                            measure gateway overhead against a direct call
   tidegate keys create|list|revoke [flags]          manage virtual keys (on the configured store)

@@ -84,6 +84,9 @@ func printTimeline(w io.Writer, rec *timing.Record) {
 		fmt.Fprintf(w, "  answered by %s", rec.Route)
 	}
 	fmt.Fprintf(w, "  (%s)\n", mode)
+	if rec.RouteReason != "" {
+		fmt.Fprintf(w, "route reason: %s\n", rec.RouteReason)
+	}
 	if rec.TraceID != "" {
 		fmt.Fprintf(w, "trace %s, span %s\n", rec.TraceID, rec.SpanID)
 	}

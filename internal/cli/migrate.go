@@ -5,13 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 
 	"github.com/tidegate/tidegate/internal/app"
 )
 
-// migrateCmd applies the store's migrations once and exits: run it before
+// migrateCmd applies the store's migrations and River's (the batch job
+// queue's tables) once and exits: run it before
 // a rollout (a Job, an init step) and start the replicas with
 // `serve --no-migrate`. On PostgreSQL it waits for, rather than races, a
 // migrator already running.
@@ -34,15 +36,28 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer st.Close()
+	river, err := app.MigrateRiver(ctx, cfg, st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
 	applied := st.Migrated()
-	if len(applied) == 0 {
-		fmt.Fprintln(stdout, "store schema is current: no migration to apply")
+	if len(applied) == 0 && len(river) == 0 {
+		fmt.Fprintln(stdout, "store schema is current (River's job tables too): no migration to apply")
 		return nil
 	}
-	vs := make([]string, len(applied))
-	for i, v := range applied {
-		vs[i] = strconv.Itoa(v)
+	if len(applied) > 0 {
+		fmt.Fprintf(stdout, "applied %d migration(s): %s\n", len(applied), joinInts(applied))
 	}
-	fmt.Fprintf(stdout, "applied %d migration(s): %s\n", len(applied), strings.Join(vs, ", "))
+	if len(river) > 0 {
+		fmt.Fprintf(stdout, "applied %d River migration(s) (the batch job queue): %s\n", len(river), joinInts(river))
+	}
 	return nil
+}
+
+func joinInts(vs []int) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ", ")
 }

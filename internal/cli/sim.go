@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/provider/sim"
@@ -20,19 +22,37 @@ func simServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:9090", "address to listen on")
 	seed := fs.Uint64("seed", 1, "seed of the fleet's answers")
-	ttft := fs.Duration("ttft", -1, "override every model's time to first token")
-	tps := fs.Float64("tps", -1, "override every model's tokens per second (0: unpaced)")
-	tokens := fs.Int("tokens", 0, "override every model's output length")
+	// -ttft and -tps override only when given: unset, each model keeps its
+	// own (help shows that, not a sentinel such as -1).
+	var ttft *time.Duration
+	var tps *float64
+	fs.Func("ttft", "override every model's time to first token, a `duration` such as 200ms (default: each model's own)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("want a duration ≥ 0, such as 200ms")
+		}
+		ttft = &d
+		return nil
+	})
+	fs.Func("tps", "override every model's `tokens/s`, 0: unpaced (default: each model's own)", func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+			return fmt.Errorf("want a number ≥ 0")
+		}
+		tps = &f
+		return nil
+	})
+	tokens := fs.Int("tokens", 0, "override every model's output length (0: each model's own)")
 	capacity := fs.Int("capacity", 0, "sequences each model runs at once, the rest queued (0: unbounded); load at GET /metrics in vLLM's names")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	models := sim.DefaultFleet()
 	for i := range models {
-		if *ttft >= 0 {
+		if ttft != nil {
 			models[i].TTFT = *ttft
 		}
-		if *tps >= 0 {
+		if tps != nil {
 			models[i].TokensPerSecond = *tps
 		}
 		if *tokens > 0 {

@@ -108,16 +108,24 @@ func printStatus(w io.Writer, rep *status.Report) {
 		fmt.Fprintln(w)
 		printLiveQuality(w, rep.Routes)
 	}
-	if len(rep.Pool) > 0 {
-		fmt.Fprintln(w)
-		printPool(w, rep.Pool)
+	fmt.Fprintln(w, "requests: attempts made for API requests (batch items are not counted)")
+	fmt.Fprintln(w)
+	if !rep.PoolConfigured {
+		fmt.Fprintln(w, "No self-hosted pool is configured on this gateway (a self-hosted provider joins it with metrics_url,")
+		fmt.Fprintln(w, "accelerator, cost_per_hour, scheduling, or a balance: load route naming it).")
+		return
 	}
+	if len(rep.Pool) == 0 {
+		fmt.Fprintln(w, "self-hosted pool: no configured target yet")
+		return
+	}
+	printPool(w, rep.Pool)
 }
 
 // printPool prints the self-hosted targets' live load, cost and share.
 func printPool(w io.Writer, pool []status.PoolTarget) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "self-hosted target\tcard\trunning\twaiting\tkv cache\tin flight\tttft now\tCNY/hour\tCNY/1M tokens\tshare")
+	fmt.Fprintln(tw, "self-hosted target\tcard\trunning\twaiting\tkv cache\tin flight\tttft now\tCNY/hour\tCNY/1M tokens\trequests\tbatch items\tshare")
 	for _, p := range pool {
 		running, waiting, kv, cost := fmt.Sprint(p.Running), fmt.Sprint(p.Waiting), "-", "-"
 		if p.Capacity > 0 {
@@ -132,10 +140,11 @@ func printPool(w io.Writer, pool []status.PoolTarget) {
 		if p.CostPerMTokens > 0 {
 			cost = fmt.Sprintf("%.2f", p.CostPerMTokens)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%.2f\t%s\t%.1f%%\n", p.Target, cmp.Or(p.Accelerator, "-"), running, waiting, kv,
-			p.InFlight, millis(p.PredictedTTFTMs), p.CostPerHour, cost, 100*p.Share)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%.2f\t%s\t%d\t%d\t%.1f%%\n", p.Target, cmp.Or(p.Accelerator, "-"), running, waiting, kv,
+			p.InFlight, millis(p.PredictedTTFTMs), p.CostPerHour, cost, p.Requests, p.BatchItems, 100*p.Share)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "requests and share: API requests' attempts since start (share of the pool's); batch items: their attempts, in neither")
 }
 
 // printLiveQuality prints the ability routes' live quality estimates.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -234,6 +235,10 @@ func (s *Server) readUpload(r *http.Request) (up *provider.Upload, done func(), 
 	body := &limitedBody{r: r.Body, left: s.BodyLimit}
 	spool, err := os.CreateTemp("", "tidegate-upload-*")
 	if err != nil {
+		// The cause (a read-only or missing temp dir: TMPDIR, or /tmp
+		// under readOnlyRootFilesystem) is the operator's to see, not the client's.
+		s.Logger.LogAttrs(r.Context(), slog.LevelError, "cannot spool the upload: is the temp dir writable?",
+			slog.String(attrRequestID, requestIDFrom(r)), slog.String("dir", os.TempDir()), slog.String("error", err.Error()))
 		return nil, nil, &provider.Error{Kind: provider.KindInternal, Message: "cannot spool the upload", Err: err}
 	}
 	_ = os.Remove(spool.Name())

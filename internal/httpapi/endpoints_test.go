@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -356,5 +357,26 @@ func TestEndpointBadInput(t *testing.T) {
 				t.Errorf("param %v, want %q", e.Param, tc.param)
 			}
 		})
+	}
+}
+
+// TestUploadSpoolFailureLogged: when the temp dir cannot take the upload's
+// spool (a read-only root filesystem), the client gets a 500 and the log
+// says why, naming the directory.
+func TestUploadSpoolFailureLogged(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "gone")
+	t.Setenv("TMPDIR", missing)
+	srv := newServer(t, map[string]provider.Provider{"sim": sim.New("sim", 1, nil)}, nil, nil)
+	ct, body := multipartBody(t, formPart{name: "file", filename: "a.wav", value: "RIFF"}, formPart{name: "model", value: "sim/whisper"})
+	resp := srv.postForm(t, "/v1/audio/transcriptions", ct, bytes.NewReader(body))
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", resp.StatusCode)
+	}
+	if e := openAIError(t, resp); strings.Contains(e.Message, missing) {
+		t.Errorf("the client is told the server's path: %q", e.Message)
+	}
+	logs := srv.logs.String()
+	if !strings.Contains(logs, "cannot spool the upload") || !strings.Contains(logs, missing) || !strings.Contains(logs, "no such file or directory") {
+		t.Errorf("log lacks the cause:\n%s", logs)
 	}
 }

@@ -132,6 +132,12 @@ func CheckBatchBody(url string, body []byte) error {
 	return fmt.Errorf("unsupported url %q", url)
 }
 
+// servesModel reports whether the gateway serves model, for an upload's
+// lines: an unknown model fails the upload, naming its line.
+func (s *Server) servesModel(model string) bool {
+	return s.Gateway == nil || s.Gateway.Router == nil || s.Gateway.Router.Serves(model)
+}
+
 func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request) {
 	up, done, err := s.readUpload(r)
 	if err != nil {
@@ -156,7 +162,7 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("the file is %d bytes, over the limit of %d", f.Size, max)})
 		return
 	}
-	_, problems, err := batch.Parse(io.NewSectionReader(f.Content, f.Offset, f.Size), batch.Check{Body: CheckBatchBody, MaxLine: int(s.BodyLimit)})
+	_, problems, err := batch.Parse(io.NewSectionReader(f.Content, f.Offset, f.Size), batch.Check{Body: CheckBatchBody, MaxLine: int(s.BodyLimit), Served: s.servesModel})
 	if err != nil {
 		s.writeError(w, r, &provider.Error{Kind: provider.KindInternal, Message: "reading the upload failed", Err: err})
 		return

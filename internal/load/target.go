@@ -33,7 +33,7 @@ import (
 // being idle. Cost per 1M tokens = cost_per_hour ÷ 3600 ÷ that × 1e6.
 type target struct {
 	inflight, inflightAtScrape int
-	started                    int64
+	started, batchStarted      int64 // attempts: of API requests, of batch items
 	onlineTokens, batchTokens  int64
 
 	capQueue, capKV float64 // learned capacity, from a queue and from KV use

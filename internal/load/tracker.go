@@ -25,6 +25,15 @@ type Server struct {
 	// Read, when set, reads the signals in process instead of over HTTP
 	// (the built-in sim fleet).
 	Read func(ctx context.Context) (map[string]Signals, error)
+	// Pooled puts the server in the pool: Reports lists its configured
+	// targets. A server outside it is tracked for routing, not reported.
+	Pooled bool
+	// Models are its configured models (its models: list and the routes
+	// naming it): what its /metrics names besides is not a target. With
+	// AnyModel (it lists no models: it serves any name) a model tidegate
+	// has sent calls to is reported too.
+	Models   []string
+	AnyModel bool
 }
 
 // Config configures a Tracker.
@@ -52,7 +61,9 @@ type Tracker struct {
 	mu      sync.Mutex
 	servers map[string]*server // by provider name
 	targets map[router.Target]*target
-	started int64 // attempts started on every tracked target, for shares
+	// onlineStarted counts the attempts of API requests started on the
+	// pool's targets, for shares: the traffic status's requests count.
+	onlineStarted int64
 }
 
 type server struct {
@@ -286,8 +297,14 @@ func (t *Tracker) Start(tg router.Target, batch bool) *Call {
 	sig, fresh := t.signalsLocked(t.servers[tg.Provider], tg.Model)
 	c := &Call{t: t, tg: tg, batch: batch, sent: t.now(), wait: st.predictWait(sig, fresh && sig.HasQueue)}
 	st.inflight++
-	st.started++
-	t.started++
+	if batch {
+		st.batchStarted++
+	} else {
+		st.started++
+		if t.servers[tg.Provider].Pooled {
+			t.onlineStarted++
+		}
+	}
 	return c
 }
 
@@ -353,19 +370,37 @@ type Report struct {
 	// DecodeRate is a sequence's output tokens/s after its first token, as
 	// learned under the load it was served at; 0 until learned.
 	DecodeRate float64
-	// Share is the target's share of the attempts started on every
-	// self-hosted target since start.
-	Share                     float64
-	Started                   int64
+	// Share is the target's share of the API requests' attempts started
+	// on the pool's servers since start; batch items are not counted
+	// (BatchStarted), as status's requests does not count them.
+	Share float64
+	// Started counts API requests' attempts; BatchStarted batch items'.
+	Started, BatchStarted     int64
 	OnlineTokens, BatchTokens int64
 }
 
-// Reports lists every target seen, by name.
+// Pooled reports whether any server is in the pool.
+func (t *Tracker) Pooled() bool {
+	if t == nil {
+		return false
+	}
+	for _, s := range t.servers { // fixed after New
+		if s.Pooled {
+			return true
+		}
+	}
+	return false
+}
+
+// Reports lists the pool's configured targets, by name.
 func (t *Tracker) Reports() []Report {
 	t.mu.Lock()
 	tgs := make([]router.Target, 0, len(t.targets))
-	for tg := range t.targets {
-		tgs = append(tgs, tg)
+	for tg, st := range t.targets {
+		if s := t.servers[tg.Provider]; s != nil && s.Pooled &&
+			(slices.Contains(s.Models, tg.Model) || s.AnyModel && st.started+st.batchStarted > 0) {
+			tgs = append(tgs, tg)
+		}
 	}
 	t.mu.Unlock()
 	sort.Slice(tgs, func(i, j int) bool { return tgs[i].String() < tgs[j].String() })
@@ -375,9 +410,9 @@ func (t *Tracker) Reports() []Report {
 		t.mu.Lock()
 		st := t.targets[tg]
 		r := Report{Target: tg, Accelerator: t.servers[tg.Provider].Accelerator, Load: t.snapshotLocked(tg), Forecast: f,
-			TokensPerSecond: st.fullTPS, DecodeRate: st.decode, Started: st.started, OnlineTokens: st.onlineTokens, BatchTokens: st.batchTokens}
-		if t.started > 0 {
-			r.Share = float64(st.started) / float64(t.started)
+			TokensPerSecond: st.fullTPS, DecodeRate: st.decode, Started: st.started, BatchStarted: st.batchStarted, OnlineTokens: st.onlineTokens, BatchTokens: st.batchTokens}
+		if t.onlineStarted > 0 {
+			r.Share = float64(st.started) / float64(t.onlineStarted)
 		}
 		t.mu.Unlock()
 		out = append(out, r)

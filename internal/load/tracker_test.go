@@ -137,7 +137,7 @@ func TestMetricsStopAnswering(t *testing.T) {
 func TestLearning(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var counter float64
-	tr := New(Config{Servers: []Server{{Name: "gpu", Kind: VLLM, CostPerHour: 36,
+	tr := New(Config{Servers: []Server{{Name: "gpu", Kind: VLLM, CostPerHour: 36, Pooled: true, Models: []string{"m"},
 		Read: func(context.Context) (map[string]Signals, error) {
 			return map[string]Signals{"m": {Running: 2, Waiting: 2, HasQueue: true, KVCache: 0.5, HasKV: true, Generated: counter, HasGenerated: true}}, nil
 		}}}})
@@ -170,6 +170,61 @@ func TestLearning(t *testing.T) {
 	// 9 tokens after the first in 400 ms.
 	if len(reports) != 1 || reports[0].Share != 1 || reports[0].OnlineTokens != 30 || reports[0].Load.Capacity != 2 || reports[0].DecodeRate != 22.5 {
 		t.Errorf("reports %+v", reports)
+	}
+}
+
+// TestReportsListThePoolsConfiguredTargets: a server's /metrics naming
+// models it is not configured with adds no target to the report; a server
+// serving any name reports those it was sent; a server outside the pool
+// none. Shares count API requests' attempts only, batch items apart.
+func TestReportsListThePoolsConfiguredTargets(t *testing.T) {
+	read := func(models ...string) func(context.Context) (map[string]Signals, error) {
+		return func(context.Context) (map[string]Signals, error) {
+			out := map[string]Signals{}
+			for _, m := range models {
+				out[m] = Signals{Running: 1, HasQueue: true}
+			}
+			return out, nil
+		}
+	}
+	tr := New(Config{Servers: []Server{
+		{Name: "cheap", Kind: VLLM, Pooled: true, Models: []string{"fast"}, Read: read("fast", "max", "tts")},
+		{Name: "any", Kind: VLLM, Pooled: true, AnyModel: true, Read: read("a", "b")},
+		{Name: "demo", Kind: "sim", Read: read("fast", "whisper")},
+	}})
+	if !tr.Pooled() {
+		t.Error("Pooled() false with pooled servers")
+	}
+	tr.Scrape(context.Background())
+	for _, c := range []struct {
+		tg    router.Target
+		batch bool
+	}{
+		{router.Target{Provider: "cheap", Model: "fast"}, false},
+		{router.Target{Provider: "cheap", Model: "fast"}, false},
+		{router.Target{Provider: "cheap", Model: "fast"}, true},
+		{router.Target{Provider: "any", Model: "a"}, false},
+		{router.Target{Provider: "demo", Model: "fast"}, false},
+	} {
+		tr.Start(c.tg, c.batch).Done(nil)
+	}
+	type row struct {
+		Target                string
+		Started, BatchStarted int64
+		Share                 float64
+	}
+	var got []row
+	for _, r := range tr.Reports() {
+		got = append(got, row{r.Target.String(), r.Started, r.BatchStarted, r.Share})
+	}
+	// Shares are of the pool's three online attempts (demo is tracked
+	// for routing, outside the pool).
+	want := []row{{"any/a", 1, 0, 1.0 / 3}, {"cheap/fast", 2, 1, 2.0 / 3}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("reports (-want +got):\n%s", d)
+	}
+	if New(Config{Servers: []Server{{Name: "demo", Kind: "sim"}}}).Pooled() {
+		t.Error("Pooled() true with no pooled server")
 	}
 }
 

@@ -28,8 +28,12 @@ type PoolTarget struct {
 	TokensPerSecond float64 `json:"tokens_per_second,omitempty"`
 	// DecodeRate is a sequence's tokens/s after its first, learned under load.
 	DecodeRate float64 `json:"decode_tokens_per_second,omitempty"`
-	// Share is the target's share of the attempts on self-hosted targets.
-	Share float64 `json:"share"`
+	// Requests counts the attempts of API requests sent to the target
+	// (what the targets' requests count), BatchItems those of batch items;
+	// Share is the target's share of the pool's Requests.
+	Requests   int64   `json:"requests"`
+	BatchItems int64   `json:"batch_items"`
+	Share      float64 `json:"share"`
 }
 
 func poolTargets(rs []load.Report) []PoolTarget {
@@ -39,7 +43,8 @@ func poolTargets(rs []load.Report) []PoolTarget {
 			InFlight: r.Load.InFlight, Capacity: r.Load.Capacity, Fresh: r.Load.Fresh,
 			PredictedTTFTMs: float64(r.Forecast.TTFT) / float64(time.Millisecond),
 			CostPerHour:     r.Forecast.CostPerHour, CostPerMTokens: r.Forecast.CostPerMTokens,
-			TokensPerSecond: r.TokensPerSecond, DecodeRate: r.DecodeRate, Share: r.Share}
+			TokensPerSecond: r.TokensPerSecond, DecodeRate: r.DecodeRate,
+			Requests: r.Started, BatchItems: r.BatchStarted, Share: r.Share}
 		if kv := r.Load.KVCache; kv >= 0 {
 			p.KVCache = &kv
 		}

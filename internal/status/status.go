@@ -46,7 +46,7 @@ type Tracker struct {
 	Targets func() []router.Target
 	// Routes reports the ability routes' live quality; nil: none.
 	Routes func() []ability.LiveReport
-	// Pool reports the self-hosted targets' live load; nil: none.
+	// Pool reports the pool's targets' live load; nil: no pool configured.
 	Pool    func() []load.Report
 	Now     func() time.Time
 	started time.Time
@@ -138,8 +138,10 @@ type Report struct {
 	Targets []TargetStatus `json:"targets"`
 	// Routes is each ability route's live quality.
 	Routes []ability.LiveReport `json:"routes,omitempty"`
-	// Pool is each self-hosted target's live load, cost and share.
-	Pool []PoolTarget `json:"pool,omitempty"`
+	// PoolConfigured is whether any self-hosted server is in the pool;
+	// Pool is each of its configured targets' live load, cost and share.
+	PoolConfigured bool         `json:"pool_configured"`
+	Pool           []PoolTarget `json:"pool,omitempty"`
 }
 
 // Status reports every target.
@@ -163,7 +165,7 @@ func (t *Tracker) Report() Report {
 		rep.Routes = t.Routes()
 	}
 	if t.Pool != nil {
-		rep.Pool = poolTargets(t.Pool())
+		rep.PoolConfigured, rep.Pool = true, poolTargets(t.Pool())
 	}
 	for _, n := range names {
 		ts := TargetStatus{Target: n}

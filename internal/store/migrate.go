@@ -97,6 +97,27 @@ func (s *DB) migrate(ctx context.Context) ([]int, error) {
 	return applied, nil
 }
 
+// UnderMigrateLock runs fn holding the lock the store's own migrations run
+// under (PostgreSQL's advisory lock on one session), so that migrations
+// kept elsewhere (River's job tables) are applied once however many
+// replicas or migrate jobs start together. SQLite has no such lock: one
+// process owns its file.
+func (s *DB) UnderMigrateLock(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.dialect != Postgres {
+		return fn(ctx)
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migrate lock: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1, hashtext(current_schema()))`, migrateLock); err != nil {
+		return fmt.Errorf("store: migrate lock: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, migrateLock)
+	return fn(ctx)
+}
+
 // applyMigration applies m unless it is recorded, deciding inside the
 // transaction: SQLite's immediate transactions then serialise two
 // processes opening one file, as PostgreSQL's lock does replicas.

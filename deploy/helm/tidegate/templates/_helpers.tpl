@@ -34,5 +34,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $server := deepCopy (default (dict) $cfg.server) -}}
 {{- $_ := set $server "shutdown_grace" (printf "%ds" (int .Values.drain.graceSeconds)) -}}
 {{- $_ := set $cfg "server" $server -}}
+{{- with .Values.batches.s3 }}{{ if .enabled -}}
+{{- $batches := deepCopy (default (dict) (get $cfg "batches")) -}}
+{{- $_ := set $batches "s3" (dict "endpoint" .endpoint "region" .region "bucket" (required "batches.s3.bucket is required when batches.s3.enabled" .bucket) "prefix" .prefix "path_style" .pathStyle "access_key" "${TIDEGATE_S3_ACCESS_KEY}" "secret_key" "${TIDEGATE_S3_SECRET_KEY}") -}}
+{{- $_ := set $cfg "batches" $batches -}}
+{{- end }}{{ end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
