@@ -211,7 +211,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if slices.ContainsFunc(cfg.Providers, func(p config.Provider) bool { return p.StoredCredentials }) {
 		a.background(func(ctx context.Context) { creds.Run(ctx, 30*time.Second, credsChanged) })
 	}
-	if err := a.startBatches(ctx, gw); err != nil {
+	if err := a.startBatches(ctx, gw, catalog); err != nil {
 		return nil, err
 	}
 	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, liveQuality(a.Abilities), loads, a.Master.Key, opts.Version, logger)

@@ -18,6 +18,7 @@ import (
 	"github.com/tidegate/tidegate/internal/files/s3"
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/httpapi"
+	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/metrics"
 )
 
@@ -35,10 +36,10 @@ func FileStorage(cfg config.Batches) (files.Storage, error) {
 // tables migrated on the configured store, a River client working the
 // items, and the loop that validates and finalizes batches.
 //
-// The executor's Gate (a.Batches.Gate) decides when an item may go out;
-// the default bounds concurrency at batches.concurrency. Assign another
-// batch.Gate before Serve to replace it.
-func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway) error {
+// The executor's Gate (a.Batches.Gate) decides when an item may go out:
+// the tidal dispatcher (internal/tide), within batches.concurrency River
+// workers. Assign another batch.Gate before Serve to replace it.
+func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway, catalog *ledger.Catalog) error {
 	cfg := a.Config
 	if cfg.Batches.Disabled {
 		return nil
@@ -48,7 +49,7 @@ func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway) error {
 		return fmt.Errorf("batches: %w", err)
 	}
 	e := &batch.Executor{Store: a.Store, Files: storage, Caller: batch.GatewayCaller{G: gw},
-		Gate: batch.NewLimitGate(cfg.Batches.Concurrency), Logger: a.Logger, CheckBody: httpapi.CheckBatchBody,
+		Gate: a.newTideGate(gw, catalog), Logger: a.Logger, CheckBody: httpapi.CheckBatchBody,
 		MaxLine: int(cfg.Server.BodyLimit), Poll: cfg.Batches.Poll}
 	e.Init()
 	rc := batch.RiverConfig{Workers: cfg.Batches.Concurrency, ItemTimeout: cfg.Batches.ItemTimeout, Logger: a.Logger}
