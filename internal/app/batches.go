@@ -48,8 +48,9 @@ func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway, catalog *le
 	if err != nil {
 		return fmt.Errorf("batches: %w", err)
 	}
+	a.Tide = a.newTideGate(gw, catalog)
 	e := &batch.Executor{Store: a.Store, Files: storage, Caller: batch.GatewayCaller{G: gw},
-		Gate: a.newTideGate(gw, catalog), Logger: a.Logger, CheckBody: httpapi.CheckBatchBody,
+		Gate: a.Tide, Logger: a.Logger, CheckBody: httpapi.CheckBatchBody,
 		MaxLine: int(cfg.Server.BodyLimit), Poll: cfg.Batches.Poll}
 	e.Init()
 	rc := batch.RiverConfig{Workers: cfg.Batches.Concurrency, ItemTimeout: cfg.Batches.ItemTimeout, Logger: a.Logger}
@@ -111,13 +112,16 @@ func batchProgress(st openBatches, logger *slog.Logger) func() (metrics.BatchPro
 			logger.Warn("metrics: reading open batches failed", "error", err)
 			return metrics.BatchProgress{}, false
 		}
-		p := metrics.BatchProgress{ByStatus: map[string]int64{}, Items: map[string]int64{}}
+		p := metrics.BatchProgress{ByStatus: map[string]int64{}, Items: map[string]int64{}, Progress: map[string]float64{}}
 		for _, b := range open {
 			p.ByStatus[string(b.Status)]++
 			p.Items["completed"] += b.Counts.Completed
 			p.Items["failed"] += b.Counts.Failed
 			p.Items["running"] += b.Counts.Running
 			p.Items["pending"] += b.Counts.Pending
+			if b.Counts.Total > 0 {
+				p.Progress[b.ID] = float64(b.Counts.Completed+b.Counts.Failed) / float64(b.Counts.Total)
+			}
 		}
 		return p, true
 	}

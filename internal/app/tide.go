@@ -6,6 +6,7 @@ import (
 	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/ledger"
+	"github.com/tidegate/tidegate/internal/metrics"
 	"github.com/tidegate/tidegate/internal/router"
 	"github.com/tidegate/tidegate/internal/tide"
 )
@@ -46,4 +47,19 @@ type offPeak struct {
 func (o offPeak) OffPeak(t router.Target, at time.Time) bool {
 	p, ok := o.catalog.Lookup(t.Provider, o.types[t.Provider], t.Model, 0, at)
 	return ok && p.When != ""
+}
+
+// tideReports is the tidal gate's view for /metrics; nil without batches.
+func (a *App) tideReports() func() []metrics.TideTarget {
+	if a.Tide == nil {
+		return nil
+	}
+	return func() []metrics.TideTarget {
+		rs := a.Tide.Reports()
+		out := make([]metrics.TideTarget, len(rs))
+		for i, r := range rs {
+			out[i] = metrics.TideTarget{Target: r.Target.String(), Held: r.Held, Limit: r.Limit, Online: r.Online, Level: r.Level, Admitted: r.Admitted}
+		}
+		return out
+	}
 }

@@ -28,7 +28,7 @@ type TideOptions struct {
 	// Peak and Trough are each route's online requests per second at
 	// 16:00 and at 04:00 (default 8 and 0.4: 20×).
 	Peak, Trough float64
-	// BatchItems is the batch's size (default 900: more than the troughs
+	// BatchItems is the batch's size (default 1200: more than the troughs
 	// absorb, so it fills the day).
 	BatchItems int
 	// BatchWait bounds the wait for the batch after the day (default 3m).
@@ -61,6 +61,8 @@ type TidePhase struct {
 	// P50 and P99 are online time to first token, by route as Util.
 	P50, P99 [2]time.Duration
 	Requests [2]int
+	// BatchDone is the batch's items answered by the phase's end.
+	BatchDone int
 }
 
 // TideResult is what the tide drill measured.
@@ -104,7 +106,7 @@ func RunTide(ctx context.Context, o TideOptions, out io.Writer) (TideResult, err
 		o.Trough = o.Peak / 20
 	}
 	if o.BatchItems <= 0 {
-		o.BatchItems = 900
+		o.BatchItems = 1200
 	}
 	if o.BatchWait <= 0 {
 		o.BatchWait = 3 * time.Minute
@@ -136,8 +138,8 @@ providers:
   - {name: cheap-tide, type: vllm, base_url: %s/v1, models: [q], accelerator: l4, cost_per_hour: {amount: 1, currency: CNY}, scheduling: priority}
   - {name: dear-tide, type: vllm, base_url: %s/v1, models: [q], accelerator: h100, cost_per_hour: {amount: 10, currency: CNY}, scheduling: priority}
 models:
-  - {name: calm, balance: load, ttft_slo: 3s, targets: [cheap-calm/q, dear-calm/q]}
-  - {name: tide, balance: load, ttft_slo: 3s, targets: [cheap-tide/q, dear-tide/q]}
+  - {name: calm, balance: load, ttft_slo: 1200ms, targets: [cheap-calm/q, dear-calm/q]}
+  - {name: tide, balance: load, ttft_slo: 1200ms, targets: [cheap-tide/q, dear-tide/q]}
 `, o.Dir, masterKey, sims["cheap-calm"].url, sims["dear-calm"].url, sims["cheap-tide"].url, sims["dear-tide"].url)
 	url, _, stop, err := o.Start(ctx, config)
 	if err != nil {
@@ -172,14 +174,22 @@ models:
 	shots[0], shots[1] = make([]tideShot, len(arrivals)), make([]tideShot, len(arrivals))
 	phaseLen := o.Day / tidePhases
 	busyAt := make([][2]float64, 0, tidePhases+1)
+	done := make([]int, 0, tidePhases)
+	boundary := func() {
+		busyAt = append(busyAt, busy())
+		if len(busyAt) > 1 {
+			b, _ := getBatch(ctx, client, url, batchID)
+			done = append(done, b.RequestCounts.Completed+b.RequestCounts.Failed)
+		}
+	}
 	var wg sync.WaitGroup
 	begin := time.Now()
-	busyAt = append(busyAt, busy())
+	boundary()
 	next := 1
 	for i, at := range arrivals {
 		for next <= tidePhases && at >= time.Duration(next)*phaseLen {
 			sleepUntil(ctx, begin.Add(time.Duration(next)*phaseLen))
-			busyAt = append(busyAt, busy())
+			boundary()
 			next++
 		}
 		sleepUntil(ctx, begin.Add(at))
@@ -196,12 +206,10 @@ models:
 	}
 	for ; next <= tidePhases; next++ {
 		sleepUntil(ctx, begin.Add(time.Duration(next)*phaseLen))
-		busyAt = append(busyAt, busy())
+		boundary()
 	}
 	dayEnd := time.Now()
-	if b, err := getBatch(ctx, client, url, batchID); err == nil {
-		res.AnsweredInDay = b.RequestCounts.Completed + b.RequestCounts.Failed
-	}
+	res.AnsweredInDay = done[len(done)-1]
 	wg.Wait()
 
 	for p := range tidePhases {
@@ -213,14 +221,14 @@ models:
 				n++
 			}
 		}
-		ph.Rate = float64(n) / phaseLen.Seconds()
+		ph.Rate, ph.BatchDone = float64(n)/phaseLen.Seconds(), done[p]
 		for r := range 2 {
 			ph.Util[r] = (busyAt[p+1][r] - busyAt[p][r]) / (slots * phaseLen.Seconds())
 			ph.P50[r], ph.P99[r], ph.Requests[r] = ttftQuantiles(shots[r], from, to)
 		}
 		res.Phases = append(res.Phases, ph)
 	}
-	res.Whole = TidePhase{Name: "day", Rate: float64(len(arrivals)) / o.Day.Seconds()}
+	res.Whole = TidePhase{Name: "day", Rate: float64(len(arrivals)) / o.Day.Seconds(), BatchDone: res.AnsweredInDay}
 	for r := range 2 {
 		res.Whole.Util[r] = (busyAt[tidePhases][r] - busyAt[0][r]) / (slots * o.Day.Seconds())
 		res.Whole.P50[r], res.Whole.P99[r], res.Whole.Requests[r] = ttftQuantiles(shots[r], 0, o.Day+time.Hour)
@@ -474,11 +482,11 @@ func checkOutput(ctx context.Context, client *http.Client, url string, b batchOb
 func (r TideResult) Print(w io.Writer) {
 	pct := func(f float64) string { return fmt.Sprintf("%5.1f%%", 100*f) }
 	dur := func(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
-	fmt.Fprintf(w, "%-7s %9s  %-21s  %-28s\n", "phase", "online/s", "utilization", "online TTFT p50 / p99")
-	fmt.Fprintf(w, "%-7s %9s  %-9s %-11s  %-13s %-13s\n", "", "", "online", "with batch", "online only", "with batch")
+	fmt.Fprintf(w, "%-7s %9s  %-21s  %-29s  %s\n", "phase", "online/s", "utilization", "online TTFT p50 / p99", "batch")
+	fmt.Fprintf(w, "%-7s %9s  %-9s %-11s  %-14s %-14s  %s\n", "", "", "online", "with batch", "online only", "with batch", "answered")
 	for _, p := range append(slices.Clone(r.Phases), r.Whole) {
-		fmt.Fprintf(w, "%-7s %9.2f  %-9s %-11s  %-13s %-13s\n", p.Name, p.Rate, pct(p.Util[0]), pct(p.Util[1]),
-			dur(p.P50[0])+" / "+dur(p.P99[0]), dur(p.P50[1])+" / "+dur(p.P99[1]))
+		fmt.Fprintf(w, "%-7s %9.2f  %-9s %-11s  %-14s %-14s  %d\n", p.Name, p.Rate, pct(p.Util[0]), pct(p.Util[1]),
+			dur(p.P50[0])+" / "+dur(p.P99[0]), dur(p.P50[1])+" / "+dur(p.P99[1]), p.BatchDone)
 	}
 	ratio := 0.0
 	if r.Whole.Util[0] > 0 {
