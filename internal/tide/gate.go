@@ -89,7 +89,8 @@ const (
 // is cut by a quarter (at most once a second, to 0.3 at least) when online
 // work shows congestion — the server queues while batch items run, or
 // online calls' recent 90th-percentile time to first token rises above
-// the learned unqueued one by more than a tenth of the route's SLO — and
+// the learned unqueued one by more than a tenth of the route's SLO (or a
+// fifth of the unqueued one, if more) — and
 // rises by 0.05 each quiet second, to 1. The item is steered to the
 // target with the most room (gateway.WithTarget).
 //
@@ -323,8 +324,12 @@ func (st *targetState) room(l load.Load, slo time.Duration, now time.Time) int {
 
 // learn moves the fill level: cut on congestion, raised when quiet.
 func (st *targetState) learn(l load.Load, batchNow int, slo time.Duration, now time.Time) {
+	// Only while batch items run there: a slowdown without them is not
+	// the batch's to answer for. The tolerance is a tenth of the SLO or a
+	// fifth of the unqueued first token, whichever is larger, so a busy
+	// machine's stalls on a slow-to-prefill model do not read as a queue.
 	congested := l.Fresh && l.Waiting > 0 && batchNow > 0
-	if l.OnlineSeen >= 3 && l.BaseTTFT > 0 && l.OnlineTTFT > l.BaseTTFT+slo/10 {
+	if tol := max(slo/10, l.BaseTTFT/5); batchNow > 0 && l.OnlineSeen >= 3 && l.BaseTTFT > 0 && l.OnlineTTFT > l.BaseTTFT+tol {
 		congested = true
 	}
 	switch {
