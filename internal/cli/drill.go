@@ -29,7 +29,7 @@ func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	scenarios := fs.String("scenario", "", "comma-separated scenarios (default all but tide): "+scenarioNames()+", tide")
 	tide := drill.TideOptions{}
 	fs.DurationVar(&tide.Day, "day", 72*time.Second, "tide: the compressed day")
-	fs.IntVar(&tide.BatchItems, "batch-items", 1200, "tide: the batch's size")
+	fs.IntVar(&tide.BatchItems, "batch-items", 800, "tide: the batch's size")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

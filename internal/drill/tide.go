@@ -28,7 +28,7 @@ type TideOptions struct {
 	// Peak and Trough are each route's online requests per second at
 	// 16:00 and at 04:00 (default 8 and 0.4: 20×).
 	Peak, Trough float64
-	// BatchItems is the batch's size (default 1200: more than the troughs
+	// BatchItems is the batch's size (default 800: more than the troughs
 	// absorb, so it fills the day).
 	BatchItems int
 	// BatchWait bounds the wait for the batch after the day (default 3m).
@@ -40,11 +40,16 @@ type TideOptions struct {
 
 // The two cards of each route. Both take 1 s to the first token (prefill),
 // so online time to first token is the model's own unless a request waits
-// for a slot; they differ in decode speed, size and cost.
+// for a slot; they differ in decode speed, size and cost. Online chats ask
+// for 16 tokens, batch items for 32 (summaries): fewer, longer items fill
+// the cards for less of the gateway's own work per sequence-second.
 var (
-	tideCheap = sim.Model{Name: "q", Capacity: 12, TTFT: time.Second, TokensPerSecond: 16, OutputTokens: 16}
-	tideDear  = sim.Model{Name: "q", Capacity: 24, TTFT: time.Second, TokensPerSecond: 64, OutputTokens: 16}
+	tideCheap = sim.Model{Name: "q", Capacity: 12, TTFT: time.Second, TokensPerSecond: 16, OutputTokens: 32}
+	tideDear  = sim.Model{Name: "q", Capacity: 24, TTFT: time.Second, TokensPerSecond: 64, OutputTokens: 32}
 )
+
+// onlineTokens is what an online chat asks for (max_tokens).
+const onlineTokens = 16
 
 // tidePhases is how many phases the day is reported in.
 const tidePhases = 6
@@ -106,7 +111,7 @@ func RunTide(ctx context.Context, o TideOptions, out io.Writer) (TideResult, err
 		o.Trough = o.Peak / 20
 	}
 	if o.BatchItems <= 0 {
-		o.BatchItems = 1200
+		o.BatchItems = 800
 	}
 	if o.BatchWait <= 0 {
 		o.BatchWait = 3 * time.Minute
@@ -320,7 +325,7 @@ func ttftQuantiles(shots []tideShot, from, to time.Duration) (p50, p99 time.Dura
 func shootTTFT(ctx context.Context, url, model string, limit time.Duration) tideShot {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	body := fmt.Sprintf(`{"model":%q,"stream":true,"messages":[{"role":"user","content":"online"}]}`, model)
+	body := fmt.Sprintf(`{"model":%q,"stream":true,"max_tokens":%d,"messages":[{"role":"user","content":"online"}]}`, model, onlineTokens)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+masterKey)
 	req.Header.Set("Content-Type", "application/json")

@@ -30,7 +30,7 @@ func TestTide(t *testing.T) {
 		t.Skip("the tide drill takes about 90 s; -short skips it")
 	}
 	dir := t.TempDir()
-	o := drill.TideOptions{Day: 60 * time.Second, BatchItems: 1000, Dir: dir,
+	o := drill.TideOptions{Day: 60 * time.Second, BatchItems: 600, Dir: dir,
 		Start: func(ctx context.Context, text string) (string, func() string, func(), error) {
 			path := filepath.Join(dir, "tide.yaml")
 			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
