@@ -36,6 +36,7 @@ import (
 	"github.com/tidegate/tidegate/internal/store"
 	"github.com/tidegate/tidegate/internal/store/postgres"
 	"github.com/tidegate/tidegate/internal/store/sqlite"
+	"github.com/tidegate/tidegate/internal/tide"
 	"github.com/tidegate/tidegate/internal/verdict"
 )
 
@@ -88,6 +89,9 @@ type App struct {
 	// Batches runs the Batch API's batches; nil when batches are disabled.
 	// Its Gate admits items to routes (default: a concurrency bound).
 	Batches *batch.Executor
+	// Tide is the batch executor's gate, the tidal dispatcher; nil when
+	// batches are disabled.
+	Tide *tide.Gate
 
 	skipMigrate bool     // Options.SkipMigrate: River's tables are checked, not migrated
 	closers     []func() // run in reverse by Close
@@ -215,10 +219,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if slices.ContainsFunc(cfg.Providers, func(p config.Provider) bool { return p.StoredCredentials }) {
 		a.background(func(ctx context.Context) { creds.Run(ctx, 30*time.Second, credsChanged) })
 	}
-	if err := a.startBatches(ctx, gw); err != nil {
+	if err := a.startBatches(ctx, gw, catalog); err != nil {
 		return nil, err
 	}
-	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, liveQuality(a.Abilities), loads, a.Master.Key, opts.Version, logger)
+	stopObservers, err := observe(cfg, a.API, gw, meter, a.Store, creds, liveQuality(a.Abilities), loads, a.tideReports(), a.Master.Key, opts.Version, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/tidegate/tidegate/internal/files/s3"
 	"github.com/tidegate/tidegate/internal/gateway"
 	"github.com/tidegate/tidegate/internal/httpapi"
+	"github.com/tidegate/tidegate/internal/ledger"
 	"github.com/tidegate/tidegate/internal/metrics"
 	"github.com/tidegate/tidegate/internal/store"
 )
@@ -36,10 +37,10 @@ func FileStorage(cfg config.Batches) (files.Storage, error) {
 // tables migrated on the configured store, a River client working the
 // items, and the loop that validates and finalizes batches.
 //
-// The executor's Gate (a.Batches.Gate) decides when an item may go out;
-// the default bounds concurrency at batches.concurrency. Assign another
-// batch.Gate before Serve to replace it.
-func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway) error {
+// The executor's Gate (a.Batches.Gate) decides when an item may go out:
+// the tidal dispatcher (internal/tide), within batches.concurrency River
+// workers. Assign another batch.Gate before Serve to replace it.
+func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway, catalog *ledger.Catalog) error {
 	cfg := a.Config
 	if cfg.Batches.Disabled {
 		return nil
@@ -48,8 +49,9 @@ func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway) error {
 	if err != nil {
 		return fmt.Errorf("batches: %w", err)
 	}
+	a.Tide = a.newTideGate(gw, catalog)
 	e := &batch.Executor{Store: a.Store, Files: storage, Caller: batch.GatewayCaller{G: gw},
-		Gate: batch.NewLimitGate(cfg.Batches.Concurrency), Logger: a.Logger, CheckBody: httpapi.CheckBatchBody, Served: gw.Router.Serves,
+		Gate: a.Tide, Logger: a.Logger, CheckBody: httpapi.CheckBatchBody, Served: gw.Router.Serves,
 		MaxLine: int(cfg.Server.BodyLimit), Poll: cfg.Batches.Poll}
 	e.Init()
 	rc := batch.RiverConfig{Workers: cfg.Batches.Concurrency, ItemTimeout: cfg.Batches.ItemTimeout, Logger: a.Logger}
@@ -177,13 +179,16 @@ func batchProgress(st openBatches, logger *slog.Logger) func() (metrics.BatchPro
 			logger.Warn("metrics: reading open batches failed", "error", err)
 			return metrics.BatchProgress{}, false
 		}
-		p := metrics.BatchProgress{ByStatus: map[string]int64{}, Items: map[string]int64{}}
+		p := metrics.BatchProgress{ByStatus: map[string]int64{}, Items: map[string]int64{}, Progress: map[string]float64{}}
 		for _, b := range open {
 			p.ByStatus[string(b.Status)]++
 			p.Items["completed"] += b.Counts.Completed
 			p.Items["failed"] += b.Counts.Failed
 			p.Items["running"] += b.Counts.Running
 			p.Items["pending"] += b.Counts.Pending
+			if b.Counts.Total > 0 {
+				p.Progress[b.ID] = float64(b.Counts.Completed+b.Counts.Failed) / float64(b.Counts.Total)
+			}
 		}
 		return p, true
 	}

@@ -24,7 +24,7 @@ import (
 // observe wires what records and exports requests: the request log, metrics
 // and traces. The returned stop flushes them; call it after the server
 // drained.
-func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, live func() []ability.LiveReport, loads *load.Tracker, masterKey, version string, logger *slog.Logger) (func(), error) {
+func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter *ledger.Meter, st reqlog.Store, creds *credentials, live func() []ability.LiveReport, loads *load.Tracker, tideReports func() []metrics.TideTarget, masterKey, version string, logger *slog.Logger) (func(), error) {
 	seen := newSeenTargets(creds)
 	api.Observers = append(api.Observers, seen) // first: the others label by what it admits
 	targets := seen.all
@@ -63,6 +63,7 @@ func observe(cfg *config.Config, api *httpapi.Server, gw *gateway.Gateway, meter
 		if loads != nil {
 			src.Pool = loads.Reports
 		}
+		src.Tide = tideReports
 		if meter.Outbox != nil {
 			src.Outbox = meter.Outbox.Stats
 		}

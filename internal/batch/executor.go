@@ -335,6 +335,10 @@ func tempFile() (*os.File, error) {
 // attempt: its batch is still validating.
 var ErrNotReady = errors.New("batch: the item's batch is not running yet")
 
+// ErrGateShut asks the queue to run an item again soon, at no cost of an
+// attempt: the gate had no room for it (online work comes first).
+var ErrGateShut = errors.New("batch: the gate had no room for the item")
+
 // ErrRetry asks the queue to run an item again later.
 var ErrRetry = errors.New("batch: retry the item later")
 
@@ -368,8 +372,12 @@ func (e *Executor) RunItem(ctx context.Context, batchID string, line int, last b
 		Model string `json:"model"`
 	}
 	_ = json.Unmarshal(it.Body, &head)
-	release, err := e.Gate.Acquire(ctx, head.Model)
+	callCtx, release, err := e.Gate.Acquire(ctx, Ask{Route: head.Model, Created: b.CreatedAt, Expires: b.ExpiresAt})
 	if err != nil {
+		if ctx.Err() == nil {
+			// The gate found no room: not the item's fault, no attempt spent.
+			return fmt.Errorf("%w: %v", ErrGateShut, err)
+		}
 		return fmt.Errorf("%w: gate: %v", ErrRetry, err)
 	}
 	defer release()
@@ -377,7 +385,7 @@ func (e *Executor) RunItem(ctx context.Context, batchID string, line int, last b
 	if err != nil || !started {
 		return err
 	}
-	r, retry := e.Caller.Call(ctx, b, it)
+	r, retry := e.Caller.Call(callCtx, b, it)
 	if retry && !last {
 		// Back to pending, so a cancel or expiry can still end it.
 		if err := e.Store.RequeueItem(context.WithoutCancel(ctx), batchID, line); err != nil {

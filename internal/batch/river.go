@@ -43,6 +43,9 @@ func (w *itemWorker) Work(ctx context.Context, job *river.Job[itemArgs]) error {
 	if errors.Is(err, ErrNotReady) {
 		return river.JobSnooze(200 * time.Millisecond)
 	}
+	if errors.Is(err, ErrGateShut) {
+		return river.JobSnooze(time.Second)
+	}
 	if errors.Is(err, ErrRetry) && job.Attempt < job.MaxAttempts {
 		return err
 	}

@@ -303,9 +303,9 @@ var batchListAll = batch.ListQuery{All: true, Limit: 20}
 // closedGate admits nothing: items wait at the gate until their batch ends.
 type closedGate struct{}
 
-func (closedGate) Acquire(ctx context.Context, _ string) (func(), error) {
+func (closedGate) Acquire(ctx context.Context, _ batch.Ask) (context.Context, func(), error) {
 	<-ctx.Done()
-	return nil, ctx.Err()
+	return ctx, nil, ctx.Err()
 }
 
 // TestBatchBar: completed and failed items fill their share of the bar.

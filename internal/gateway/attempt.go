@@ -42,7 +42,7 @@ type run struct {
 
 func (g *Gateway) newRun(ctx context.Context, plan *router.Plan) *run {
 	g.Retries.Earn()
-	return &run{g: g, ctx: ctx, plan: plan}
+	return &run{g: g, ctx: ctx, plan: pinned(ctx, plan)}
 }
 
 // ticket is an admitted attempt and what it holds until it ends.

@@ -49,7 +49,6 @@ type Gateway struct {
 	// (balance: load reads it through the router); nil: none.
 	Load LoadObserver
 
-
 	inflight sync.Map // "provider/model" → *atomic.Int64: calls open on the target
 	// swapped replaces Providers while serving (credentials added or removed).
 	swapped atomic.Pointer[map[string]provider.Provider]

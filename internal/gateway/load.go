@@ -63,6 +63,35 @@ func priorityOf(ctx context.Context) int {
 	return OnlinePriority
 }
 
+type pinKey struct{}
+
+// WithTarget sends the requests made under ctx to t alone (its provider
+// and model, any credential): the tidal gate admits a batch item to one
+// target with room and steers it there. When t is not in a request's plan,
+// or fails, the request fails: the item is tried again later, rather than
+// spilling onto a target that has no room for it.
+func WithTarget(ctx context.Context, t router.Target) context.Context {
+	t.Credential = ""
+	return context.WithValue(ctx, pinKey{}, t)
+}
+
+// pinned narrows plan to the target ctx steers to, if any.
+func pinned(ctx context.Context, plan *router.Plan) *router.Plan {
+	pin, ok := ctx.Value(pinKey{}).(router.Target)
+	if !ok {
+		return plan
+	}
+	p := *plan
+	p.Targets = nil
+	for _, t := range plan.Targets {
+		if t.Provider == pin.Provider && t.Model == pin.Model {
+			p.Targets = append(p.Targets, t)
+		}
+	}
+	p.Reason = "steered to " + pin.String() + " by the tidal gate"
+	return &p
+}
+
 // forTarget copies a request with the target's own model name; a target
 // that schedules by priority gets the request's priority, replacing any
 // the client sent (a client cannot jump the queue of other online work).

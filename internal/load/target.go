@@ -33,8 +33,13 @@ import (
 // being idle. Cost per 1M tokens = cost_per_hour ÷ 3600 ÷ that × 1e6.
 type target struct {
 	inflight, inflightAtScrape int
-	started, batchStarted      int64 // attempts: of API requests, of batch items
-	onlineTokens, batchTokens  int64
+	batchInflight              int // of inflight, batch work
+	// online holds recent online calls' first tokens (when, how long), for
+	// the tidal gate's check that batch work does not slow online work.
+	online                    [64]onlineFirst
+	onlineN                   int
+	started, batchStarted     int64 // attempts: of API requests, of batch items
+	onlineTokens, batchTokens int64
 
 	capQueue, capKV float64 // learned capacity, from a queue and from KV use
 
@@ -55,6 +60,26 @@ type target struct {
 	winUtilSum, winUtilN float64
 	winScrapes           int
 	fullTPS              float64
+}
+
+type onlineFirst struct {
+	at   time.Time
+	ttft time.Duration
+}
+
+// recentOnlineTTFT is the 90th percentile time to first token of online
+// calls whose first token came after since, and how many there were.
+func (st *target) recentOnlineTTFT(since time.Time) (time.Duration, int) {
+	var ds []time.Duration
+	for _, o := range st.online[:min(st.onlineN, len(st.online))] {
+		if o.at.After(since) {
+			ds = append(ds, o.ttft)
+		}
+	}
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	return quantile(ds, len(ds), 0.9), len(ds)
 }
 
 // throughputWindow is the scrapes per throughput window.

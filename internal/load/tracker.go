@@ -215,8 +215,12 @@ type Load struct {
 	Running, Waiting int
 	// KVCache is the share of the KV cache in use, 0–1; -1: not reported.
 	KVCache float64
-	// InFlight is tidegate's own calls open on the target now.
-	InFlight int
+	// InFlight is tidegate's own calls open on the target now;
+	// BatchInFlight those of them that are batch work.
+	InFlight, BatchInFlight int
+	// Others is the server's running + waiting at its last scrape beyond
+	// tidegate's calls in flight then: other clients' work (0 when not fresh).
+	Others int
 	// Fresh is true when the server's signals are recent; false: the
 	// target is judged by InFlight alone (no metrics, or they stopped).
 	Fresh     bool
@@ -224,7 +228,15 @@ type Load struct {
 	// Capacity is the sequences the server runs before it queues, as
 	// learned from its signals; 0: not learned yet.
 	Capacity int
+	// BaseTTFT is the learned time to first token with no queue ahead (0:
+	// not learned yet); OnlineTTFT the 90th percentile of online calls'
+	// first tokens in the last OnlineWindow, OnlineSeen how many there were.
+	BaseTTFT, OnlineTTFT time.Duration
+	OnlineSeen           int
 }
+
+// OnlineWindow is how far back Load.OnlineTTFT looks.
+const OnlineWindow = 3 * time.Second
 
 // Snapshot is tg's load now.
 func (t *Tracker) Snapshot(tg router.Target) Load {
@@ -237,12 +249,15 @@ func (t *Tracker) snapshotLocked(tg router.Target) Load {
 	s := t.servers[tg.Provider]
 	st := t.targetLocked(tg)
 	sig, fresh := t.signalsLocked(s, tg.Model)
-	l := Load{InFlight: st.inflight, Fresh: fresh && sig.HasQueue, KVCache: -1, Capacity: int(st.capacity())}
+	l := Load{InFlight: st.inflight, BatchInFlight: st.batchInflight, Fresh: fresh && sig.HasQueue, KVCache: -1,
+		Capacity: int(st.capacity()), BaseTTFT: st.learnedTTFT()}
+	l.OnlineTTFT, l.OnlineSeen = st.recentOnlineTTFT(t.now().Add(-OnlineWindow))
 	if s != nil {
 		l.ScrapedAt = s.scrapedAt
 	}
 	if fresh {
 		l.Running, l.Waiting = int(sig.Running), int(sig.Waiting)
+		l.Others = max(l.Running+l.Waiting-st.inflightAtScrape, 0)
 		if sig.HasKV {
 			l.KVCache = sig.KVCache
 		}
@@ -299,6 +314,7 @@ func (t *Tracker) Start(tg router.Target, batch bool) *Call {
 	st.inflight++
 	if batch {
 		st.batchStarted++
+		st.batchInflight++
 	} else {
 		st.started++
 		if t.servers[tg.Provider].Pooled {
@@ -320,6 +336,10 @@ func (c *Call) FirstToken() {
 		c.first = max(c.t.now().Sub(c.sent), time.Nanosecond)
 		st := c.t.targetLocked(c.tg)
 		st.firstToken(c.first, c.wait)
+		if !c.batch {
+			st.online[st.onlineN%len(st.online)] = onlineFirst{at: c.t.now(), ttft: c.first}
+			st.onlineN++
+		}
 	}
 }
 
@@ -348,6 +368,7 @@ func (c *Call) Done(err error) {
 	st := c.t.targetLocked(c.tg)
 	st.inflight--
 	if c.batch {
+		st.batchInflight--
 		st.batchTokens += int64(c.tokens)
 	} else {
 		st.onlineTokens += int64(c.tokens)

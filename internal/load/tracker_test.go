@@ -52,7 +52,7 @@ func TestTrackerReadsASimServer(t *testing.T) {
 	tr := New(Config{Servers: []Server{{Name: "gpu", Kind: VLLM, URL: DefaultURL(VLLM, srv.URL+"/v1"), CostPerHour: 7}}})
 	tr.Scrape(ctx)
 	got := tr.Snapshot(m)
-	want := Load{Running: 2, Waiting: 1, KVCache: 1, Fresh: true, Capacity: 2}
+	want := Load{Running: 2, Waiting: 1, Others: 3, KVCache: 1, Fresh: true, Capacity: 2} // the three are not tidegate's
 	if d := cmp.Diff(want, got, cmpopts.IgnoreFields(Load{}, "ScrapedAt")); d != "" {
 		t.Errorf("snapshot (-want +got):\n%s", d)
 	}

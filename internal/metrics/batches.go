@@ -7,11 +7,15 @@ import "github.com/prometheus/client_golang/prometheus"
 type BatchProgress struct {
 	ByStatus map[string]int64 // validating, in_progress, finalizing, cancelling
 	Items    map[string]int64 // completed, failed, running, pending
+	// Progress is each open batch's answered share (completed + failed
+	// over total), by batch id: bounded by the batches open at once.
+	Progress map[string]float64
 }
 
 var (
 	batchesDesc = prometheus.NewDesc("tidegate_batches_open", "Batches not yet final, by status.", []string{"status"}, nil)
 	itemsDesc   = prometheus.NewDesc("tidegate_batch_requests", "Requests of open batches, by state.", []string{"state"}, nil)
+	progDesc    = prometheus.NewDesc("tidegate_batch_progress_ratio", "An open batch's answered share of its requests, 0-1.", []string{"batch"}, nil)
 )
 
 // batchProgress reads the progress at each scrape.
@@ -20,6 +24,7 @@ type batchProgress struct{ read func() (BatchProgress, bool) }
 func (b batchProgress) Describe(ch chan<- *prometheus.Desc) {
 	ch <- batchesDesc
 	ch <- itemsDesc
+	ch <- progDesc
 }
 
 func (b batchProgress) Collect(ch chan<- prometheus.Metric) {
@@ -32,5 +37,8 @@ func (b batchProgress) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, s := range []string{"completed", "failed", "running", "pending"} {
 		ch <- prometheus.MustNewConstMetric(itemsDesc, prometheus.GaugeValue, float64(p.Items[s]), s)
+	}
+	for id, f := range p.Progress {
+		ch <- prometheus.MustNewConstMetric(progDesc, prometheus.GaugeValue, f, id)
 	}
 }

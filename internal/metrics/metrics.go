@@ -71,6 +71,8 @@ type Sources struct {
 	Pool func() []load.Report
 	// Batches reports the open batches' progress at a scrape; false: not now.
 	Batches func() (BatchProgress, bool)
+	// Tide reports the tidal gate's view of each target (tide.go); nil: none.
+	Tide func() []TideTarget
 }
 
 // Endpoints are the API paths requests are labelled by; anything else is "other".
@@ -144,6 +146,9 @@ func New(src Sources) *Metrics {
 	}
 	if src.Pool != nil {
 		r.MustRegister(pool{reports: src.Pool})
+	}
+	if src.Tide != nil {
+		r.MustRegister(tide{reports: src.Tide})
 	}
 	if src.Health != nil {
 		r.MustRegister(&breakers{health: src.Health, targets: src.Targets})

@@ -235,3 +235,14 @@ func (r *Router) Models() []string {
 	}
 	return out
 }
+
+// Targets lists the targets a public name (or "provider/model") may use,
+// as configured, before any ordering: the tidal gate reads which servers a
+// batch line's model can reach.
+func (r *Router) Targets(model string) ([]Target, error) {
+	rt, err := r.route(model)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(rt.Targets), nil
+}

@@ -39,6 +39,19 @@ type batch struct {
 	arrivals  uint64
 	generated int64 // output tokens produced, for vllm:generation_tokens_total
 	prompt    int64 // prompt tokens admitted, for vllm:prompt_tokens_total
+	// busy is the sequence-seconds the running slots have been held until
+	// busyAt: the model's own accounting of its use (utilization over a
+	// span is the busy time it gained over capacity × the span).
+	busy   time.Duration
+	busyAt time.Time
+}
+
+// account adds the running slots' time since the last change; b.mu held.
+func (b *batch) account(now time.Time) {
+	if !b.busyAt.IsZero() {
+		b.busy += time.Duration(b.running) * now.Sub(b.busyAt)
+	}
+	b.busyAt = now
 }
 
 type waiter struct {
@@ -88,6 +101,7 @@ func (f *Fleet) admit(ctx context.Context, m Model, priority, promptTokens int) 
 	b.mu.Lock()
 	b.prompt += int64(promptTokens)
 	if m.Capacity <= 0 || (b.running < m.Capacity && b.waiting.Len() == 0) {
+		b.account(time.Now())
 		b.running++
 		b.mu.Unlock()
 		return f.releaser(m.Name, b), nil
@@ -122,6 +136,7 @@ func (f *Fleet) releaser(name string, b *batch) func() {
 				capacity = m.Capacity
 			}
 			b.mu.Lock()
+			b.account(time.Now())
 			b.running--
 			for b.waiting.Len() > 0 && (capacity <= 0 || b.running < capacity) {
 				w := heap.Pop(&b.waiting).(*waiter)
@@ -165,6 +180,9 @@ type Load struct {
 	// KVCache is the share of the model's capacity in use, 0–1 (0 without a capacity).
 	KVCache                 float64
 	Generated, PromptTokens int64
+	// SequenceSeconds is the time the model's running slots have been
+	// held since it started (the integral of Running).
+	SequenceSeconds float64
 }
 
 // Load reports the named model's running and waiting sequences.
@@ -173,7 +191,9 @@ func (f *Fleet) Load(name string) Load {
 	b := f.batchOf(name)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	l := Load{Running: b.running, Waiting: b.waiting.Len(), Generated: b.generated, PromptTokens: b.prompt}
+	b.account(time.Now())
+	l := Load{Running: b.running, Waiting: b.waiting.Len(), Generated: b.generated, PromptTokens: b.prompt,
+		SequenceSeconds: b.busy.Seconds()}
 	if m.Capacity > 0 {
 		l.KVCache = min(float64(b.running)/float64(m.Capacity), 1)
 	}
@@ -212,4 +232,6 @@ func (f *Fleet) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	family("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", func(l Load) string { return fmt.Sprint(l.KVCache) })
 	family("vllm:generation_tokens_total", "counter", "Number of generation tokens processed.", func(l Load) string { return fmt.Sprint(l.Generated) })
 	family("vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.", func(l Load) string { return fmt.Sprint(l.PromptTokens) })
+	// Not vLLM's: the sim's own accounting of its slots' use, for the tide drill.
+	family("sim:sequence_seconds_total", "counter", "Sequence-seconds the running slots were held.", func(l Load) string { return fmt.Sprint(l.SequenceSeconds) })
 }

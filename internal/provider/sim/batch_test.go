@@ -133,3 +133,32 @@ func TestDecodeSlowsWithTheBatch(t *testing.T) {
 		rel()
 	}
 }
+
+// TestSequenceSeconds: the fleet's own accounting of its slots' use (the
+// tide drill's utilization) is the time each call held a slot: no less
+// than the modeled prefill and decode of each, no more than the calls took.
+func TestSequenceSeconds(t *testing.T) {
+	m := Model{Name: "m", Capacity: 4, TTFT: 50 * time.Millisecond, TokensPerSecond: 100, OutputTokens: 5}
+	f := New("t", 1, []Model{m})
+	took := make(chan time.Duration, 3)
+	for range 3 {
+		go func() {
+			start := time.Now()
+			req := chatWithPriority(0)
+			req.Stream = false
+			if _, err := f.ChatCompletion(context.Background(), req); err != nil {
+				t.Error(err)
+			}
+			took <- time.Since(start)
+		}()
+	}
+	var total time.Duration
+	for range 3 {
+		total += <-took
+	}
+	got := time.Duration(f.Load("m").SequenceSeconds * float64(time.Second))
+	// Each call: 50 ms to its first token, 5 tokens at 100/s at least.
+	if least := 3 * 100 * time.Millisecond; got < least || got > total {
+		t.Errorf("sequence-seconds %v, want between %v (modeled) and %v (the calls' own time)", got, least, total)
+	}
+}
