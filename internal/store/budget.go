@@ -22,18 +22,16 @@ func (s *DB) Reserve(ctx context.Context, r *ledger.Reservation) error {
 		r.ID = ids.New("res")
 	}
 	holds, _ := json.Marshal(r.Holds)
-	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
+	return s.writeRefusable(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
 		for _, h := range r.Holds {
 			if _, err := s.txExec(ctx, tx, sqlEnsureWindow, h.BudgetID, h.PeriodStart); err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
-			query := `UPDATE budget_windows SET reserved = reserved + ? WHERE budget_id = ? AND period_start = ?
-				AND spent + reserved + ? <= (SELECT amount FROM budgets WHERE id = ?)`
-			args := []any{h.Amount, h.BudgetID, h.PeriodStart, h.Amount, h.BudgetID}
+			query, args := sqlHoldWithin, []any{h.Amount, h.BudgetID, h.PeriodStart, h.Amount, h.BudgetID}
 			if h.Soft {
-				query, args = `UPDATE budget_windows SET reserved = reserved + ? WHERE budget_id = ? AND period_start = ?`, args[:3]
+				query, args = sqlHoldSoft, args[:3]
 			}
-			res, err := tx.ExecContext(ctx, s.q(query), args...)
+			res, err := s.txExec(ctx, tx, query, args...)
 			if err != nil {
 				return fmt.Errorf("store: %w", err)
 			}

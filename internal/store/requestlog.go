@@ -32,8 +32,8 @@ func insertRequestLog(n int) string {
 // InsertRequestLogs writes a batch of rows in one transaction. The log is
 // diagnostic: its commit need not reach the disk before the next one does.
 func (s *DB) InsertRequestLogs(ctx context.Context, rows []reqlog.Row) error {
-	all := rows
 	return s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
+		all, rows := rows, rows // this may run twice (see writeOp): consume a copy
 		for len(rows) > 0 {
 			// Full chunks in one statement, the rest a row at a time: both
 			// statements are prepared when the store opens.

@@ -9,19 +9,27 @@ import (
 
 // The hot writes — reservations and settlements, two per metered request —
 // go through one writer that applies every pending operation in a shared
-// transaction and commits once: group commit. Each operation runs inside its
-// own savepoint, so a reservation refused by a budget is rolled back alone.
-// Nothing waits on a timer: a batch is whatever arrived while the previous
+// transaction and commits once: group commit. An operation that may be
+// refused (a reservation past its budget) runs inside its own savepoint, so
+// it is rolled back alone. The others (settlements, usage, request log) fail
+// only when the database does: they run bare, two statements fewer each, and
+// if one fails anyway the whole transaction is rolled back and the batch
+// replayed with every operation in a savepoint — the outcome is the same as
+// if each had been isolated from the start. Nothing waits on a timer: a batch is whatever arrived while the previous
 // commit was being made durable, so an idle store commits one operation at
 // once and a busy one amortises its fsync over many.
 
 type writeOp struct {
+	// apply may run twice (see commit): it must not change what it captured.
 	apply func(ctx context.Context, tx *sql.Tx) error
 	// durable: the commit must reach the disk (ledger, settlements). A batch
 	// of reservations only needs atomicity and visibility: a hold lost to a
 	// power failure dies with its request.
 	durable bool
-	done    chan error
+	// refusable: the operation fails by design (a budget refusal), so it
+	// gets a savepoint of its own even on the first try.
+	refusable bool
+	done      chan error
 }
 
 type writer struct {
@@ -51,9 +59,18 @@ func (s *DB) stopWriter() {
 	s.w.closed.Wait()
 }
 
-// write queues an operation and waits until its batch commits.
+// write queues an operation that fails only when the database does, and
+// waits until its batch commits.
 func (s *DB) write(ctx context.Context, durable bool, apply func(ctx context.Context, tx *sql.Tx) error) error {
-	op := writeOp{apply: apply, durable: durable, done: make(chan error, 1)}
+	return s.enqueue(writeOp{apply: apply, durable: durable, done: make(chan error, 1)})
+}
+
+// writeRefusable queues an operation that may fail by design (see writeOp).
+func (s *DB) writeRefusable(ctx context.Context, durable bool, apply func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.enqueue(writeOp{apply: apply, durable: durable, refusable: true, done: make(chan error, 1)})
+}
+
+func (s *DB) enqueue(op writeOp) error {
 	select {
 	case s.w.ops <- op:
 	case <-s.w.stop:
@@ -95,10 +112,9 @@ func (s *DB) writeLoop() {
 	}
 }
 
-// commit applies a batch in one transaction, each operation in a savepoint.
+// commit applies a batch in one transaction (see the comment at the top).
 func (s *DB) commit(batch []writeOp) {
 	ctx := context.Background()
-	results := make([]error, len(batch))
 	durable := false
 	for _, op := range batch {
 		durable = durable || op.durable
@@ -120,34 +136,54 @@ func (s *DB) commit(batch []writeOp) {
 			s.w.syncMode = mode
 		}
 	}
+	results, err := s.commitOnce(ctx, batch, durable, false)
+	if err != nil && len(batch) > 1 {
+		// An operation without a savepoint failed: the transaction was rolled
+		// back whole; replay the batch with each one isolated.
+		results, err = s.commitOnce(ctx, batch, durable, true)
+	}
+	for i, op := range batch {
+		if err != nil {
+			op.done <- err
+			continue
+		}
+		op.done <- results[i]
+	}
+}
+
+// commitOnce runs the batch in one transaction. Without isolate, only
+// refusable operations get a savepoint, and a failure of any other rolls the
+// transaction back and is returned as err (results is then nil). With
+// isolate, every operation gets one and its own failure is in results.
+func (s *DB) commitOnce(ctx context.Context, batch []writeOp, durable, isolate bool) (results []error, err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		for _, op := range batch {
-			op.done <- err
-		}
-		return
+		return nil, err
 	}
 	if s.dialect == Postgres && !durable {
 		if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-			results[0] = err
+			return nil, errors.Join(err, tx.Rollback())
 		}
 	}
 	if len(batch) == 1 {
 		// Alone in its transaction, an operation needs no savepoint: a
 		// failure rolls the whole transaction back.
-		err := results[0]
-		if err == nil {
-			err = batch[0].apply(ctx, tx)
-		}
+		err := batch[0].apply(ctx, tx)
 		if err == nil {
 			err = tx.Commit()
 		} else {
 			err = errors.Join(err, tx.Rollback())
 		}
-		batch[0].done <- err
-		return
+		return []error{err}, nil
 	}
+	results = make([]error, len(batch))
 	for i, op := range batch {
+		if !isolate && !op.refusable {
+			if err := op.apply(ctx, tx); err != nil {
+				return nil, errors.Join(err, tx.Rollback())
+			}
+			continue
+		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
 			results[i] = err
 			continue
@@ -167,7 +203,5 @@ func (s *DB) commit(batch []writeOp) {
 			results[i] = errors.Join(results[i], err)
 		}
 	}
-	for i, op := range batch {
-		op.done <- results[i]
-	}
+	return results, nil
 }
