@@ -98,7 +98,7 @@ func TestWriterBatch(t *testing.T) {
 						defer wg.Done()
 						errs[i] = s.WriteForTest(ctx, o.refusable, func(ctx context.Context, tx *sql.Tx) error {
 							runs[o.name].Add(1)
-							if err := exec(`INSERT INTO writer_probe (v) VALUES ('` + o.name + `')`)(ctx, tx); err != nil {
+							if err := exec(`INSERT INTO writer_probe (v) VALUES ('`+o.name+`')`)(ctx, tx); err != nil {
 								return err
 							}
 							if o.fails {
