@@ -41,6 +41,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var child childOptions
 	fs.StringVar(&child.pprof, "pprof", "", "let the gateway serve Go's profiler on this address")
 	fs.IntVar(&child.maxProcs, "gateway-gomaxprocs", 0, "GOMAXPROCS of the gateway process (0: Go's default)")
+	fs.StringVar(&child.memLimit, "gateway-memlimit", "", "GOMEMLIMIT of the gateway process, e.g. 80MiB (empty: Go's default, none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,6 +89,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type childOptions struct {
 	pprof    string
 	maxProcs int
+	memLimit string
 }
 
 // start runs the gateway as its own process, so its CPU and memory are
@@ -105,8 +107,12 @@ func (co childOptions) start(ctx context.Context, configPath string) (*bench.Gat
 		args = append(args, "--pprof", co.pprof)
 	}
 	cmd := exec.Command(self, args...)
+	cmd.Env = os.Environ()
 	if co.maxProcs > 0 {
-		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", co.maxProcs))
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", co.maxProcs))
+	}
+	if co.memLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+co.memLimit)
 	}
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {

@@ -22,22 +22,25 @@ func (s *DB) Reserve(ctx context.Context, r *ledger.Reservation) error {
 		r.ID = ids.New("res")
 	}
 	holds, _ := json.Marshal(r.Holds)
-	return s.writeLocked(ctx, false, windowLocks(r.Holds), func(ctx context.Context, tx *sql.Tx) error {
+	return s.writeRefusable(ctx, false, windowLocks(r.Holds), func(ctx context.Context, tx *sql.Tx) error {
 		for _, h := range r.Holds {
-			if _, err := s.txExec(ctx, tx, sqlEnsureWindow, h.BudgetID, h.PeriodStart); err != nil {
-				return fmt.Errorf("store: %w", err)
-			}
-			query := `UPDATE budget_windows SET reserved = reserved + ? WHERE budget_id = ? AND period_start = ?
-				AND spent + reserved + ? <= (SELECT amount FROM budgets WHERE id = ?)`
-			args := []any{h.Amount, h.BudgetID, h.PeriodStart, h.Amount, h.BudgetID}
+			query, args := sqlHoldWithin, []any{h.Amount, h.BudgetID, h.PeriodStart, h.Amount, h.BudgetID}
 			if h.Soft {
-				query, args = `UPDATE budget_windows SET reserved = reserved + ? WHERE budget_id = ? AND period_start = ?`, args[:3]
+				query, args = sqlHoldSoft, args[:3]
 			}
-			res, err := tx.ExecContext(ctx, s.q(query), args...)
+			// The window exists but for a period's first request: it is
+			// created only when the hold finds no row, then the hold is tried
+			// again (one statement less for every other request).
+			held, err := s.hold(ctx, tx, query, args)
+			if err == nil && !held {
+				if _, err = s.txExec(ctx, tx, sqlEnsureWindow, h.BudgetID, h.PeriodStart); err == nil {
+					held, err = s.hold(ctx, tx, query, args)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
+			if !held {
 				return s.exceeded(ctx, tx, h)
 			}
 		}
@@ -48,6 +51,17 @@ func (s *DB) Reserve(ctx context.Context, r *ledger.Reservation) error {
 		}
 		return nil
 	})
+}
+
+// hold runs a hold's UPDATE; false when it changed no row (no window yet,
+// or the budget cannot keep the amount).
+func (s *DB) hold(ctx context.Context, tx *sql.Tx, query string, args []any) (bool, error) {
+	res, err := s.txExec(ctx, tx, query, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // Settle ends a reservation: each hold's amount is released and the true cost

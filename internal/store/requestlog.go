@@ -33,7 +33,7 @@ func insertRequestLog(n int) string {
 // diagnostic: its commit need not reach the disk before the next one does.
 func (s *DB) InsertRequestLogs(ctx context.Context, rows []reqlog.Row) error {
 	return s.writeLocked(ctx, false, hourlyLocks(rows), func(ctx context.Context, tx *sql.Tx) error {
-		// This may run again (see retryAlone): it consumes a copy of rows.
+		// This may run again (see writeOp): it consumes a copy of rows.
 		for rest := rows; len(rest) > 0; {
 			// Full chunks in one statement, the rest a row at a time: both
 			// statements are prepared when the store opens.

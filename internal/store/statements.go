@@ -3,6 +3,10 @@ package store
 const (
 	sqlEnsureWindow = `INSERT INTO budget_windows (budget_id, period_start, spent, reserved) VALUES (?, ?, 0, 0)
 				ON CONFLICT (budget_id, period_start) DO NOTHING`
+	// sqlHoldWithin takes a hold only while the budget keeps it (see Reserve).
+	sqlHoldWithin = `UPDATE budget_windows SET reserved = reserved + ? WHERE budget_id = ? AND period_start = ?
+				AND spent + reserved + ? <= (SELECT amount FROM budgets WHERE id = ?)`
+	sqlHoldSoft          = `UPDATE budget_windows SET reserved = reserved + ? WHERE budget_id = ? AND period_start = ?`
 	sqlInsertReservation = `INSERT INTO reservations (id, holds, created_at, expires_at) VALUES (?, ?, ?, ?)`
 	sqlDeleteReservation = `DELETE FROM reservations WHERE id = ?`
 	// sqlSettleWindow spends and releases (its last argument is minus the
@@ -19,6 +23,8 @@ const (
 // hotWrites are the statements every metered request runs; prepared once.
 var hotWrites = []string{
 	sqlEnsureWindow,
+	sqlHoldWithin,
+	sqlHoldSoft,
 	sqlInsertReservation,
 	sqlDeleteReservation,
 	sqlSettleWindow,

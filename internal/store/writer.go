@@ -12,18 +12,29 @@ import (
 
 // The hot writes — reservations and settlements, two per metered request —
 // go through one writer that applies every pending operation in a shared
-// transaction and commits once: group commit. Each operation runs inside its
-// own savepoint, so a reservation refused by a budget is rolled back alone.
+// transaction and commits once: group commit. An operation that may be
+// refused (a reservation past its budget) runs inside its own savepoint, so
+// it is rolled back alone. The others (settlements, usage, request log) fail
+// only when the database does: they run bare, two statements fewer each, and
+// if one fails anyway the whole transaction is rolled back and the batch
+// replayed with every operation in a savepoint — the outcome is the same as
+// if each had been isolated from the start. On PostgreSQL a batch first
+// locks the hot rows its operations change, in one order (locks.go); an
+// operation that still loses a deadlock is run again alone (retryAlone).
 // Nothing waits on a timer: a batch is whatever arrived while the previous
 // commit was being made durable, so an idle store commits one operation at
 // once and a busy one amortises its fsync over many.
 
 type writeOp struct {
+	// apply may run twice (see commit): it must not change what it captured.
 	apply func(ctx context.Context, tx *sql.Tx) error
 	// durable: the commit must reach the disk (ledger, settlements). A batch
 	// of reservations only needs atomicity and visibility: a hold lost to a
 	// power failure dies with its request.
 	durable bool
+	// refusable: the operation fails by design (a budget refusal), so it
+	// gets a savepoint of its own even on the first try.
+	refusable bool
 	// locks are the hot rows apply changes, taken before any operation of
 	// the batch runs (see locks.go).
 	locks []rowLock
@@ -57,14 +68,24 @@ func (s *DB) stopWriter() {
 	s.w.closed.Wait()
 }
 
-// write queues an operation and waits until its batch commits.
+// write queues an operation that fails only when the database does, and
+// waits until its batch commits.
 func (s *DB) write(ctx context.Context, durable bool, apply func(ctx context.Context, tx *sql.Tx) error) error {
-	return s.writeLocked(ctx, durable, nil, apply)
+	return s.enqueue(writeOp{apply: apply, durable: durable, done: make(chan error, 1)})
 }
 
 // writeLocked is write for an operation that changes the hot rows locks.
 func (s *DB) writeLocked(ctx context.Context, durable bool, locks []rowLock, apply func(ctx context.Context, tx *sql.Tx) error) error {
-	op := writeOp{apply: apply, durable: durable, locks: locks, done: make(chan error, 1)}
+	return s.enqueue(writeOp{apply: apply, durable: durable, locks: locks, done: make(chan error, 1)})
+}
+
+// writeRefusable queues an operation that may fail by design (see writeOp)
+// and changes the hot rows locks.
+func (s *DB) writeRefusable(ctx context.Context, durable bool, locks []rowLock, apply func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.enqueue(writeOp{apply: apply, durable: durable, refusable: true, locks: locks, done: make(chan error, 1)})
+}
+
+func (s *DB) enqueue(op writeOp) error {
 	select {
 	case s.w.ops <- op:
 	case <-s.w.stop:
@@ -106,10 +127,9 @@ func (s *DB) writeLoop() {
 	}
 }
 
-// commit applies a batch in one transaction, each operation in a savepoint.
+// commit applies a batch in one transaction (see the comment at the top).
 func (s *DB) commit(batch []writeOp) {
 	ctx := context.Background()
-	results := make([]error, len(batch))
 	durable := false
 	for _, op := range batch {
 		durable = durable || op.durable
@@ -131,16 +151,39 @@ func (s *DB) commit(batch []writeOp) {
 			s.w.syncMode = mode
 		}
 	}
+	results, err := s.commitOnce(ctx, batch, durable, false)
+	if err != nil && len(batch) > 1 {
+		// An operation without a savepoint failed: the transaction was rolled
+		// back whole; replay the batch with each one isolated.
+		results, err = s.commitOnce(ctx, batch, durable, true)
+	}
+	for i, op := range batch {
+		opErr := err
+		if opErr == nil {
+			opErr = results[i]
+		}
+		if retryable(opErr) {
+			// A deadlock victim: its savepoint (or the whole batch) was
+			// rolled back, so it left nothing behind; the batch's locks are
+			// released now.
+			opErr = s.retryAlone(ctx, op)
+		}
+		op.done <- opErr
+	}
+}
+
+// commitOnce runs the batch in one transaction. Without isolate, only
+// refusable operations get a savepoint, and a failure of any other rolls the
+// transaction back and is returned as err (results is then nil). With
+// isolate, every operation gets one and its own failure is in results.
+func (s *DB) commitOnce(ctx context.Context, batch []writeOp, durable, isolate bool) (results []error, err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		for _, op := range batch {
-			op.done <- err
-		}
-		return
+		return nil, err
 	}
 	if s.dialect == Postgres && !durable {
 		if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-			results[0] = err
+			return nil, errors.Join(err, tx.Rollback())
 		}
 	}
 	var locks []rowLock
@@ -148,37 +191,29 @@ func (s *DB) commit(batch []writeOp) {
 		locks = append(locks, op.locks...)
 	}
 	if err := s.takeLocks(ctx, tx, locks); err != nil {
-		// Nothing was applied: each operation runs alone (and takes its
-		// own locks) rather than fail for its batch's.
-		err = errors.Join(err, tx.Rollback())
-		for _, op := range batch {
-			if retryable(err) {
-				op.done <- s.retryAlone(ctx, op)
-			} else {
-				op.done <- err
-			}
-		}
-		return
+		// Nothing was applied; a deadlock here sends each operation to run
+		// alone (see commit).
+		return nil, errors.Join(err, tx.Rollback())
 	}
 	if len(batch) == 1 {
 		// Alone in its transaction, an operation needs no savepoint: a
 		// failure rolls the whole transaction back.
-		err := results[0]
-		if err == nil {
-			err = batch[0].apply(ctx, tx)
-		}
+		err := batch[0].apply(ctx, tx)
 		if err == nil {
 			err = tx.Commit()
 		} else {
 			err = errors.Join(err, tx.Rollback())
 		}
-		if retryable(err) {
-			err = s.retryAlone(ctx, batch[0])
-		}
-		batch[0].done <- err
-		return
+		return []error{err}, nil
 	}
+	results = make([]error, len(batch))
 	for i, op := range batch {
+		if !isolate && !op.refusable {
+			if err := op.apply(ctx, tx); err != nil {
+				return nil, errors.Join(err, tx.Rollback())
+			}
+			continue
+		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
 			results[i] = err
 			continue
@@ -198,14 +233,7 @@ func (s *DB) commit(batch []writeOp) {
 			results[i] = errors.Join(results[i], err)
 		}
 	}
-	for i, op := range batch {
-		if retryable(results[i]) {
-			// Its savepoint was rolled back (or the whole batch was), so it
-			// left nothing behind; the batch's locks are released now.
-			results[i] = s.retryAlone(ctx, op)
-		}
-		op.done <- results[i]
-	}
+	return results, nil
 }
 
 // A batch takes its operations' row locks in the order they arrived, and
