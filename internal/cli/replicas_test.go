@@ -258,6 +258,9 @@ func TestReplicas(t *testing.T) {
 		var stop atomic.Bool
 		var okCount, failed atomic.Int64
 		var wg sync.WaitGroup
+		// Should a restart fail the test, its workers stop before the subtest
+		// ends (a worker's report after that would panic and hide the cause).
+		defer func() { stop.Store(true); wg.Wait() }()
 		for w := range 5 {
 			wg.Go(func() {
 				for i := 0; !stop.Load(); i++ {

@@ -24,6 +24,11 @@ func startPool(t *testing.T) *app.Running {
 	cfg := demoConfig(t)
 	cfg.Providers = append(cfg.Providers, config.Provider{Name: "held", Type: "sim",
 		Sim: &config.Sim{Models: []sim.Model{{Name: "m", TTFT: time.Hour, Capacity: 2}}}})
+	// Declared accelerators put both sim servers in the pool (a provider
+	// joins it by declaring one of the pool's fields).
+	for i := range cfg.Providers {
+		cfg.Providers[i].Accelerator = "cpu"
+	}
 	cfg.Batches.Poll = 50 * time.Millisecond
 	cfg.Server.ShutdownGrace = time.Second
 	return startWith(t, cfg, app.Options{PoolSample: time.Second})
