@@ -185,11 +185,16 @@ type Stream struct {
 	// progress, when set, is told what the stream has delivered: every
 	// progressChunks chunks or progressPeriod, when the usage came, and at
 	// the end, so a crash still bills what was delivered.
-	progress       func(Attempt)
-	delivered      int // chunks handed to the caller
-	reportedChunks int
-	reportedAt     time.Time
-	reportedUsage  bool
+	progress  func(Attempt)
+	delivered int // chunks handed to the caller
+	// sentChunks and sentChars are what the caller last said it wrote to
+	// its client (Sent); once it says so, progress counts only that: a chunk
+	// handed but held for a coalesced write has not reached anyone yet.
+	tracksSent            bool
+	sentChunks, sentChars int
+	reportedChunks        int
+	reportedAt            time.Time
+	reportedUsage         bool
 
 	timing     *timing.Attempt
 	endAttempt func(error)   // ends the attempt's timeline and in-flight count, once
@@ -280,26 +285,37 @@ func (s *Stream) report(final bool) {
 		return
 	}
 	fresh := s.usage != nil && !s.reportedUsage
-	if final && !fresh && s.delivered == s.reportedChunks {
+	chunks, chars := s.delivered, s.chars
+	if s.tracksSent && !final {
+		chunks, chars = s.sentChunks, s.sentChars
+	}
+	if final && !fresh && chunks == s.reportedChunks {
 		return // nothing new since the last report
 	}
-	if !final && !fresh && (s.delivered == s.reportedChunks ||
-		s.delivered-s.reportedChunks < progressChunks && time.Since(s.reportedAt) < progressPeriod) {
+	if !final && !fresh && (chunks == s.reportedChunks ||
+		chunks-s.reportedChunks < progressChunks && time.Since(s.reportedAt) < progressPeriod) {
 		return
 	}
-	s.reportedChunks, s.reportedAt, s.reportedUsage = s.delivered, time.Now(), s.usage != nil
+	s.reportedChunks, s.reportedAt, s.reportedUsage = chunks, time.Now(), s.usage != nil
 	a := s.attempt
 	if s.usage != nil {
 		a.Usage = *s.usage
 		a.Status = "ok"
 	} else {
-		a.Usage = llm.Usage{PromptTokens: int(s.promptEstimate), CompletionTokens: int(EstimateTokens(s.chars))}
+		a.Usage = llm.Usage{PromptTokens: int(s.promptEstimate), CompletionTokens: int(EstimateTokens(chars))}
 		a.Estimated = true
 	}
 	s.progress(a)
 }
 
 func (s *Stream) Chunk() *llm.ChatChunk { return s.cur }
+
+// Sent tells the stream its caller has written every chunk handed so far
+// to the client; from then on a crash bills what was sent, not what was
+// only handed over.
+func (s *Stream) Sent() {
+	s.tracksSent, s.sentChunks, s.sentChars = true, s.delivered, s.chars
+}
 
 // Buffered reports whether the next chunk is already in memory.
 func (s *Stream) Buffered() bool {

@@ -115,6 +115,10 @@ type chunkStream interface {
 	Err() error
 }
 
+// sentStream is a stream that bills a crash by what reached the client
+// (gateway.Stream): it is told after each write that went out.
+type sentStream interface{ Sent() }
+
 // pump relays a stream's chunks through emit, which writes zero or more
 // events for each. A flush is held while the next chunk is already in
 // memory, so a burst goes out in one write and no chunk waits for a later
@@ -130,6 +134,11 @@ func (s *Server) pump(r *http.Request, sw *sseWriter, stream chunkStream, emit f
 		if !sw.hold && sw.unflushed {
 			if err := sw.flush(); err != nil {
 				return nil, false
+			}
+		}
+		if !sw.hold {
+			if s, ok := stream.(sentStream); ok {
+				s.Sent()
 			}
 		}
 	}
