@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/tidegate/tidegate/internal/llm"
@@ -29,7 +30,7 @@ func (s *stream) scanChunk(data []byte) bool {
 			choices = true
 			return llm.Elements(v, s.scanChoice)
 		}
-		return true
+		return !foldsTo(key, "object", "system_fingerprint", "usage", "error", "choices")
 	})
 	if !ok || !object || !choices {
 		return false
@@ -72,10 +73,10 @@ func (s *stream) scanChoice(v []byte) bool {
 					d.ToolCalls = calls
 					return err == nil
 				}
-				return true
+				return !foldsTo(key, "role", "content", "reasoning_content", "refusal", "tool_calls")
 			})
 		}
-		return true
+		return !foldsTo(key, "index", "finish_reason", "delta")
 	})
 	if ok {
 		s.choices = append(s.choices, ch)
@@ -103,4 +104,17 @@ func (s *stream) optString(v []byte, dst **string) bool {
 		*dst = llm.Ptr(str)
 	}
 	return true
+}
+
+// foldsTo reports whether key is one of names in another case: encoding/json
+// matches keys without regard to case, so such a chunk is decoded whole
+// rather than read differently on the byte relay ("Usage" billed by its
+// numbers there, not ignored here).
+func foldsTo(key []byte, names ...string) bool {
+	for _, n := range names {
+		if bytes.EqualFold(key, []byte(n)) {
+			return true
+		}
+	}
+	return false
 }

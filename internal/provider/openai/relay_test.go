@@ -71,6 +71,8 @@ func TestStreamByteRelay(t *testing.T) {
 		{"a null system_fingerprint is decoded and re-encoded", data(`{`+head+`"system_fingerprint":null,"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}`, "[DONE]"), 0},
 		{"no object: decoded", data(`{"id":"c1","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}`, "[DONE]"), 0},
 		{"usage beside a choice: decoded", data(`{`+head+`"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`, "[DONE]"), 0},
+		{"a key in another case: decoded (encoding/json folds case)", data(`{`+head+`"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}],"Usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`, "[DONE]"), 0},
+		{"a delta key in another case: decoded", data(`{`+head+`"choices":[{"index":0,"delta":{"Content":"x"},"finish_reason":"stop"}]}`, "[DONE]"), 0},
 		{"an escaped key: decoded", data(`{`+head+`"choices":[{"index":0,"delta":{"\u0063ontent":"x"},"finish_reason":"stop"}]}`, "[DONE]"), 0},
 		{"an error object", data(`{"error":{"message":"Rate limit reached","type":"rate_limit_error","code":"rate_limit_exceeded"}}`), 0},
 		{"minimax base_resp", data(`{"id":"c1","base_resp":{"status_code":1027,"status_msg":"output new_sensitive"}}`), 0},
