@@ -54,8 +54,10 @@ type Executor struct {
 	Files  files.Storage
 	Caller Caller
 	// Gate admits items to a route; the default bounds concurrency.
-	Gate   Gate
-	Queue  Queue
+	Gate  Gate
+	Queue Queue
+	// Keys re-checks the batch's key before each item; nil: not checked.
+	Keys   KeyFinder
 	Logger *slog.Logger
 	// CheckBody checks a line's body as its endpoint would; nil: not checked.
 	CheckBody func(url string, body []byte) error
@@ -368,11 +370,8 @@ func (e *Executor) RunItem(ctx context.Context, batchID string, line int, last b
 	if b.Status != InProgress {
 		return nil // cancelled or expired: the loop answers it
 	}
-	var head struct {
-		Model string `json:"model"`
-	}
-	_ = json.Unmarshal(it.Body, &head)
-	callCtx, release, err := e.Gate.Acquire(ctx, Ask{Route: head.Model, Created: b.CreatedAt, Expires: b.ExpiresAt})
+	model := headModel(it.Body)
+	callCtx, release, err := e.Gate.Acquire(ctx, Ask{Route: model, Created: b.CreatedAt, Expires: b.ExpiresAt})
 	if err != nil {
 		if ctx.Err() == nil {
 			// The gate found no room: not the item's fault, no attempt spent.
@@ -381,6 +380,19 @@ func (e *Executor) RunItem(ctx context.Context, batchID string, line int, last b
 		return fmt.Errorf("%w: gate: %v", ErrRetry, err)
 	}
 	defer release()
+	// Checked after the gate, as close to the call as can be: an item may
+	// have waited there for hours.
+	refused, err := e.keyRefusal(ctx, b, model)
+	if err != nil {
+		return err
+	}
+	if refused != nil {
+		if _, err := e.Store.FinishItem(context.WithoutCancel(ctx), batchID, line, *refused); err != nil {
+			return err
+		}
+		e.Wake()
+		return nil
+	}
 	started, err := e.Store.StartItem(ctx, batchID, line)
 	if err != nil || !started {
 		return err
