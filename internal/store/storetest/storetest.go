@@ -52,6 +52,7 @@ func Run(t *testing.T, open Open) {
 		"ConsoleQueries":      testConsoleQueries,
 		"Files":               testFiles,
 		"Batches":             testBatches,
+		"BatchLostItems":      testBatchLostItems,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
