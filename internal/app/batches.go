@@ -51,8 +51,8 @@ func (a *App) startBatches(ctx context.Context, gw *gateway.Gateway, catalog *le
 	}
 	a.Tide = a.newTideGate(gw, catalog)
 	e := &batch.Executor{Store: a.Store, Files: storage, Caller: batch.GatewayCaller{G: gw},
-		Gate: a.Tide, Logger: a.Logger, CheckBody: httpapi.CheckBatchBody, Served: gw.Router.Serves,
-		MaxLine: int(cfg.Server.BodyLimit), Poll: cfg.Batches.Poll}
+		Gate: a.Tide, Keys: a.Store, Logger: a.Logger, CheckBody: httpapi.CheckBatchBody, Served: gw.Router.Serves,
+		MaxLine: int(cfg.Server.BodyLimit), Poll: cfg.Batches.Poll, ItemTimeout: cfg.Batches.ItemTimeout}
 	e.Init()
 	rc := batch.RiverConfig{Workers: cfg.Batches.Concurrency, ItemTimeout: cfg.Batches.ItemTimeout, Logger: a.Logger}
 	var stop func(context.Context) error

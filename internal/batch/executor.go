@@ -29,6 +29,7 @@ type Store interface {
 	RequeueItem(ctx context.Context, batchID string, line int) error
 	FinishItem(ctx context.Context, batchID string, line int, r Result) (bool, error)
 	EndPendingItems(ctx context.Context, batchID, code, message string) (int64, error)
+	EndRunningItems(ctx context.Context, batchID, code, message string) (int64, error)
 }
 
 // Caller sends one item through the gateway's own call path (routing,
@@ -54,8 +55,10 @@ type Executor struct {
 	Files  files.Storage
 	Caller Caller
 	// Gate admits items to a route; the default bounds concurrency.
-	Gate   Gate
-	Queue  Queue
+	Gate  Gate
+	Queue Queue
+	// Keys re-checks the batch's key before each item; nil: not checked.
+	Keys   KeyFinder
 	Logger *slog.Logger
 	// CheckBody checks a line's body as its endpoint would; nil: not checked.
 	CheckBody func(url string, body []byte) error
@@ -66,7 +69,11 @@ type Executor struct {
 	// Poll is how often open batches are looked at; a finished item also
 	// wakes the loop at once.
 	Poll time.Duration
-	Now  func() time.Time
+	// ItemTimeout bounds one attempt of an item (River's job timeout); an
+	// item still running twice that long after its batch ended has no
+	// attempt left behind it and is ended (see endLost). 0: 10 minutes.
+	ItemTimeout time.Duration
+	Now         func() time.Time
 
 	wake chan struct{}
 }
@@ -138,6 +145,9 @@ func (e *Executor) step(ctx context.Context, b *Batch) error {
 			if _, err := e.Store.EndPendingItems(ctx, b.ID, "batch_expired", "the batch expired before this request was sent"); err != nil {
 				return err
 			}
+			if err := e.endLost(ctx, b, b.ExpiresAt, "batch_expired", "the batch expired before this request's answer was recorded"); err != nil {
+				return err
+			}
 		} else if b.Counts.Open() > 0 {
 			return nil
 		}
@@ -146,11 +156,41 @@ func (e *Executor) step(ctx context.Context, b *Batch) error {
 		if _, err := e.Store.EndPendingItems(ctx, b.ID, "batch_cancelled", "the batch was cancelled before this request was sent"); err != nil {
 			return err
 		}
+		ended := b.CancellingAt
+		if ended.IsZero() || b.ExpiresAt.Before(ended) {
+			ended = b.ExpiresAt
+		}
+		if err := e.endLost(ctx, b, ended, "batch_cancelled", "the batch was cancelled before this request's answer was recorded"); err != nil {
+			return err
+		}
 		return e.finalize(ctx, b)
 	case Finalizing:
 		return e.finalize(ctx, b)
 	}
 	return nil
+}
+
+// endLost ends the items still running once no attempt of theirs can be
+// live: an attempt lasts at most ItemTimeout and River rescues a stuck job
+// after twice that, so past ended + 2×ItemTimeout a running item has no
+// job behind it (killed on its last attempt, or its result failed to
+// write) and would hold its batch open for ever.
+func (e *Executor) endLost(ctx context.Context, b *Batch, ended time.Time, code, message string) error {
+	if b.Counts.Running == 0 {
+		return nil
+	}
+	timeout := e.ItemTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Minute
+	}
+	if e.now().Before(ended.Add(2 * timeout)) {
+		return nil
+	}
+	n, err := e.Store.EndRunningItems(ctx, b.ID, code, message)
+	if err == nil && n > 0 {
+		e.Logger.Warn("batches: ended items left running with no attempt behind them", "batch", b.ID, "items", n)
+	}
+	return err
 }
 
 // validate checks the input file against the batch (its endpoint, the
@@ -368,11 +408,8 @@ func (e *Executor) RunItem(ctx context.Context, batchID string, line int, last b
 	if b.Status != InProgress {
 		return nil // cancelled or expired: the loop answers it
 	}
-	var head struct {
-		Model string `json:"model"`
-	}
-	_ = json.Unmarshal(it.Body, &head)
-	callCtx, release, err := e.Gate.Acquire(ctx, Ask{Route: head.Model, Created: b.CreatedAt, Expires: b.ExpiresAt})
+	model := headModel(it.Body)
+	callCtx, release, err := e.Gate.Acquire(ctx, Ask{Route: model, Created: b.CreatedAt, Expires: b.ExpiresAt})
 	if err != nil {
 		if ctx.Err() == nil {
 			// The gate found no room: not the item's fault, no attempt spent.
@@ -381,6 +418,19 @@ func (e *Executor) RunItem(ctx context.Context, batchID string, line int, last b
 		return fmt.Errorf("%w: gate: %v", ErrRetry, err)
 	}
 	defer release()
+	// Checked after the gate, as close to the call as can be: an item may
+	// have waited there for hours.
+	refused, err := e.keyRefusal(ctx, b, model)
+	if err != nil {
+		return err
+	}
+	if refused != nil {
+		if _, err := e.Store.FinishItem(context.WithoutCancel(ctx), batchID, line, *refused); err != nil {
+			return err
+		}
+		e.Wake()
+		return nil
+	}
 	started, err := e.Store.StartItem(ctx, batchID, line)
 	if err != nil || !started {
 		return err

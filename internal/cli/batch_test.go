@@ -328,3 +328,84 @@ func TestBatchBar(t *testing.T) {
 		}
 	}
 }
+
+// heldGate holds items until open is closed.
+type heldGate struct{ open chan struct{} }
+
+func (g heldGate) Acquire(ctx context.Context, _ batch.Ask) (context.Context, func(), error) {
+	select {
+	case <-g.open:
+		return ctx, func() {}, nil
+	case <-ctx.Done():
+		return ctx, nil, ctx.Err()
+	}
+}
+
+// TestBatchKeyRechecked: the key a batch bills to is looked at again
+// before each item goes out. Items queued while it is revoked, or after
+// its allowlist lost the model, end with the API's error, unsent and
+// unbilled, and the batch still completes.
+func TestBatchKeyRechecked(t *testing.T) {
+	for _, tc := range []struct {
+		name, method, body, code string
+		status                   int
+	}{
+		{"revoked", http.MethodDelete, "", "invalid_api_key", http.StatusUnauthorized},
+		{"allowlist narrowed", http.MethodPatch, `{"models":["embed"]}`, "model_not_allowed", http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t, fmt.Sprintf(batchConfig, testKey, ""))
+			gate := heldGate{open: make(chan struct{})}
+			g.run.Batches.Gate = gate
+			keyID, key := createKey(t, g, `{"name":"batcher","project":"nightly","models":["chat","embed"]}`)
+			client := openai.NewClient(option.WithBaseURL(g.URL+"/v1/"), option.WithAPIKey(key), option.WithMaxRetries(0))
+			const n = 4
+			created := newBatch(t, client, upload(t, client, batchLines(n, "chat")).ID, openai.BatchNewParamsEndpointV1ChatCompletions)
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				b, err := g.run.Store.Batch(context.Background(), created.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.Status == batch.InProgress {
+					break // its items are queued, held at the gate
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("batch still %s", b.Status)
+				}
+			}
+			resp := sendJSON(t, tc.method, g.URL+"/admin/keys/"+keyID, testKey, tc.body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
+				t.Fatalf("%s key: %d", tc.method, resp.StatusCode)
+			}
+			close(gate.open)
+			master := openai.NewClient(option.WithBaseURL(g.URL+"/v1/"), option.WithAPIKey(testKey), option.WithMaxRetries(0))
+			b := awaitBatch(t, master, created.ID, 30*time.Second)
+			if b.Status != openai.BatchStatusCompleted || b.RequestCounts.Total != n || b.RequestCounts.Failed != n {
+				t.Fatalf("batch: status %s counts %+v", b.Status, b.RequestCounts)
+			}
+			lines := fileLines(t, master, b.ErrorFileID)
+			if len(lines) != n {
+				t.Fatalf("%d error lines, want %d", len(lines), n)
+			}
+			for _, l := range lines {
+				var body struct {
+					Error struct{ Code, Type string }
+				}
+				if l.Response != nil {
+					_ = json.Unmarshal(l.Response.Body, &body)
+				}
+				if l.Response == nil || l.Response.StatusCode != tc.status || body.Error.Code != tc.code {
+					t.Errorf("error line %+v (body %+v), want %d %s", l, body, tc.status, tc.code)
+				}
+			}
+			entries, err := g.run.Store.UsageByClientRequestID(context.Background(), "batch:"+b.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 0 {
+				t.Errorf("%d ledger rows for items the key could no longer send", len(entries))
+			}
+		})
+	}
+}

@@ -382,6 +382,19 @@ func (s *DB) EndPendingItems(ctx context.Context, batchID, code, message string)
 	return res.RowsAffected()
 }
 
+// EndRunningItems answers every item still marked running with an error:
+// the executor calls it only once no attempt can still be live (past the
+// batch's end by twice the item timeout), so such an item lost its job (a
+// process killed on its last attempt, a result that failed to write).
+func (s *DB) EndRunningItems(ctx context.Context, batchID, code, message string) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE batch_items SET state = ?, err_code = ?, err_message = ? WHERE batch_id = ? AND state = ?`),
+		batch.ItemDone, code, message, batchID, batch.ItemRunning)
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // RequeueItem puts a running item back to pending (its call is to be
 // retried), so a cancel or an expiry can still end it.
 func (s *DB) RequeueItem(ctx context.Context, batchID string, line int) error {

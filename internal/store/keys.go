@@ -105,6 +105,20 @@ func (s *DB) KeyByHash(ctx context.Context, hash string) (*keys.Key, error) {
 	return k, nil
 }
 
+// KeyByID finds a key by its id, revoked or not (a batch re-checks the
+// key it bills to before each item).
+func (s *DB) KeyByID(ctx context.Context, id string) (*keys.Key, error) {
+	row := s.queryRow(ctx, `SELECT `+keyColumns+` FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.id = ?`, id)
+	k, err := scanKey(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, keys.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return k, nil
+}
+
 // ListKeys lists every key with its budget, newest first.
 func (s *DB) ListKeys(ctx context.Context) ([]keys.Key, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys k JOIN projects p ON p.id = k.project_id ORDER BY k.created_at DESC, k.id`)

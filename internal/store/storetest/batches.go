@@ -180,3 +180,62 @@ func testBatches(t *testing.T, s *store.DB) {
 		t.Errorf("another project sees %d batches (%v)", len(bs), err)
 	}
 }
+
+// testBatchLostItems: EndRunningItems answers exactly the items left
+// running (none pending, none done), once, so their batch can finish.
+func testBatchLostItems(t *testing.T, s *store.DB) {
+	ctx := context.Background()
+	at := time.Date(2026, 5, 21, 10, 0, 0, 0, time.UTC)
+	b := &batch.Batch{ID: "batch_lost", ProjectID: "p1", KeyID: "k1", Endpoint: batch.EndpointChat, InputFileID: "file-1",
+		CompletionWindow: "24h", Status: batch.InProgress, CreatedAt: at, ExpiresAt: at.Add(24 * time.Hour)}
+	if err := s.CreateBatch(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	var items []batch.Item
+	for i := 1; i <= 4; i++ {
+		items = append(items, batch.Item{BatchID: b.ID, Line: i, CustomID: fmt.Sprintf("c%d", i), Body: json.RawMessage(`{"model":"chat"}`)})
+	}
+	if err := s.AddItems(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	// 1 done, 2 and 3 running (their jobs gone), 4 pending.
+	for _, line := range []int{1, 2, 3} {
+		if ok, err := s.StartItem(ctx, b.ID, line); err != nil || !ok {
+			t.Fatalf("start %d: %v %v", line, ok, err)
+		}
+	}
+	if _, err := s.FinishItem(ctx, b.ID, 1, batch.Result{RequestID: "req_1", StatusCode: 200, Body: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.EndRunningItems(ctx, b.ID, "batch_expired", "lost")
+	if err != nil || n != 2 {
+		t.Fatalf("ended %d running items (%v), want 2", n, err)
+	}
+	if n, err = s.EndRunningItems(ctx, b.ID, "batch_expired", "lost"); err != nil || n != 0 {
+		t.Errorf("ended %d items the second time (%v), want 0", n, err)
+	}
+	got, err := s.Batch(ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (batch.Counts{Total: 4, Completed: 1, Failed: 2, Pending: 1}); got.Counts != want {
+		t.Errorf("counts %+v, want %+v", got.Counts, want)
+	}
+	var results []batch.Result
+	for _, line := range []int{1, 2, 3} {
+		it, err := s.Item(ctx, b.ID, line)
+		if err != nil || it.Result == nil {
+			t.Fatalf("item %d: %+v %v", line, it, err)
+		}
+		results = append(results, *it.Result)
+	}
+	want := []batch.Result{{RequestID: "req_1", StatusCode: 200, Body: json.RawMessage(`{}`)},
+		{ErrCode: "batch_expired", ErrMessage: "lost"}, {ErrCode: "batch_expired", ErrMessage: "lost"}}
+	if d := cmp.Diff(want, results); d != "" {
+		t.Errorf("results (-want +got):\n%s", d)
+	}
+	// A late result of a lost item does not overwrite its answer.
+	if ok, _ := s.FinishItem(ctx, b.ID, 2, batch.Result{StatusCode: 200}); ok {
+		t.Error("a lost item's answer was overwritten")
+	}
+}

@@ -52,6 +52,7 @@ func Run(t *testing.T, open Open) {
 		"ConsoleQueries":      testConsoleQueries,
 		"Files":               testFiles,
 		"Batches":             testBatches,
+		"BatchLostItems":      testBatchLostItems,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
@@ -116,6 +117,16 @@ func testKeys(t *testing.T, s *store.DB) {
 	if _, err := s.KeyByHash(ctx, "' OR 1=1 --"); !errors.Is(err, keys.ErrNotFound) {
 		t.Errorf("unknown hash: %v", err)
 	}
+	byID, err := s.KeyByID(ctx, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(&want, byID, cmpopts.EquateApproxTime(time.Millisecond)); d != "" {
+		t.Errorf("KeyByID (-want +got):\n%s", d)
+	}
+	if _, err := s.KeyByID(ctx, "key_nope"); !errors.Is(err, keys.ErrNotFound) {
+		t.Errorf("unknown id: %v", err)
+	}
 	list, err := s.ListKeys(ctx)
 	if err != nil || len(list) != 1 || list[0].Budget == nil || list[0].Budget.Amount != 1_000_000 {
 		t.Fatalf("ListKeys = %+v, %v", list, err)
@@ -132,6 +143,9 @@ func testKeys(t *testing.T, s *store.DB) {
 	got, _ = s.KeyByHash(ctx, k.Hash)
 	if !got.RevokedAt.Equal(first) {
 		t.Error("a second revocation moved the time")
+	}
+	if byID, _ = s.KeyByID(ctx, k.ID); byID == nil || !byID.RevokedAt.Equal(first) {
+		t.Errorf("KeyByID after revoking: %+v", byID)
 	}
 	if err := s.RevokeKey(ctx, "key_nope"); !errors.Is(err, keys.ErrNotFound) {
 		t.Errorf("revoke unknown: %v", err)
