@@ -3,7 +3,9 @@ package tide
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -207,5 +209,41 @@ func TestAcquireSteersAndStepsAside(t *testing.T) {
 	// gateway answers it (model_not_found) into the error file.
 	if _, release, err := g.Acquire(ctx, batch.Ask{Route: "nope"}); err != nil || release == nil {
 		t.Errorf("unknown route: %v", err)
+	}
+}
+
+// anyName routes every model name to one target of that name on provider.
+type anyName string
+
+func (p anyName) Targets(m string) ([]router.Target, error) {
+	return []router.Target{{Provider: string(p), Model: m}}, nil
+}
+
+// TestUntrackedNamesAreBounded: batch items to names clients made up, on a
+// self-hosted server the tracker does not track them on or on a hosted
+// provider, are admitted, but the gate keeps state for a bounded number of
+// such targets: beyond it, a target's state lives while it holds items.
+func TestUntrackedNamesAreBounded(t *testing.T) {
+	for _, provider := range []string{"gpu", "cloud"} {
+		t.Run(provider, func(t *testing.T) {
+			ls := &loads{m: map[string]load.Load{"gpu": {KVCache: -1}}} // untracked: all zero
+			g := New(Config{Routes: anyName(provider), Loads: ls, MaxWait: 5 * time.Second,
+				Prices: offPeakAt(func(router.Target, time.Time) bool { return true })})
+			for i := range 2000 {
+				_, release, err := g.Acquire(context.Background(), batch.Ask{Route: fmt.Sprintf("made-up-%d", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 1999 {
+					if r := g.Reports(); !slices.ContainsFunc(r, func(r Report) bool { return r.Held == 1 }) {
+						t.Error("an item held on an untracked target is not reported")
+					}
+				}
+				release()
+			}
+			if n := len(g.Reports()); n > maxUntracked {
+				t.Errorf("%d targets kept, want at most %d", n, maxUntracked)
+			}
+		})
 	}
 }
