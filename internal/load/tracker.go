@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -80,6 +81,7 @@ type server struct {
 	// set (and logged) once they reach maxTargetsPerServer.
 	tracked int
 	full    bool
+	insane  bool // a reading was dropped as insane (logged once)
 }
 
 // New makes a tracker; Run scrapes.
@@ -188,6 +190,22 @@ func (t *Tracker) record(s *server, sig map[string]Signals, err error) {
 		s.failing = false
 		t.logger.Info("load metrics answering again", "server", s.Name, "url", s.URL)
 	}
+	cleaned := false
+	for model, v := range sig {
+		v, bad := v.sane()
+		if bad == "" {
+			continue
+		}
+		if !cleaned { // the map may be the reader's own: copy before changing it
+			sig, cleaned = maps.Clone(sig), true
+		}
+		sig[model] = v
+		if !s.insane {
+			s.insane = true
+			t.logger.Warn("load metrics: dropping readings no server could report (logged once)",
+				"server", s.Name, "model", model, "reading", bad)
+		}
+	}
 	s.signals, s.scrapedAt, s.scraped = sig, t.now(), true
 }
 
@@ -287,7 +305,7 @@ func (t *Tracker) snapshotLocked(tg router.Target) Load {
 	}
 	sig, fresh := t.signalsLocked(s, tg.Model)
 	l := Load{Tracked: true, InFlight: st.inflight, BatchInFlight: st.batchInflight, Fresh: fresh && sig.HasQueue, KVCache: -1,
-		Capacity: int(st.capacity()), BaseTTFT: st.learnedTTFT()}
+		Capacity: int(min(st.capacity(), maxCount)), BaseTTFT: st.learnedTTFT()}
 	l.OnlineTTFT, l.OnlineSeen = st.recentOnlineTTFT(t.now().Add(-OnlineWindow))
 	if s != nil {
 		l.ScrapedAt = s.scrapedAt
