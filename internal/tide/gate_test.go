@@ -247,3 +247,40 @@ func TestUntrackedNamesAreBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestRoomUnderHostileReadings: a real tracker reads a server that runs 4
+// of 20 sequences (KV share 0.2) with no queue, then one reading no server
+// could serve; the gate's room on the snapshot taken then stays within
+// the capacity, and afterwards equals the room of the good readings alone.
+func TestRoomUnderHostileReadings(t *testing.T) {
+	good := load.Signals{Running: 4, HasQueue: true, KVCache: 0.2, HasKV: true}
+	for _, bad := range []float64{math.NaN(), math.Inf(1), -1, 1e30} {
+		for _, field := range []string{"running", "waiting", "kv"} {
+			t.Run(fmt.Sprint(field, "=", bad), func(t *testing.T) {
+				sig := good
+				tr := load.New(load.Config{Servers: []load.Server{{Name: "gpu", Kind: load.VLLM, Models: []string{"q"},
+					Read: func(context.Context) (map[string]load.Signals, error) { return map[string]load.Signals{"q": sig}, nil }}}})
+				tr.Scrape(context.Background())
+				want := (&targetState{level: startLevel}).room(tr.Snapshot(gpu), time.Second, time.Unix(1000, 0))
+				switch field {
+				case "running":
+					sig.Running = bad
+				case "waiting":
+					sig.Waiting = bad
+				case "kv":
+					sig.KVCache = bad
+				}
+				tr.Scrape(context.Background())
+				st := &targetState{level: startLevel}
+				if room := st.room(tr.Snapshot(gpu), time.Second, time.Unix(1000, 0)); room < 0 || room > 20 {
+					t.Errorf("room %d on the hostile reading, want 0–20", room)
+				}
+				sig = good
+				tr.Scrape(context.Background())
+				if room := (&targetState{level: startLevel}).room(tr.Snapshot(gpu), time.Second, time.Unix(1000, 0)); room != want || want == 0 {
+					t.Errorf("room %d after, want %d (> 0)", room, want)
+				}
+			})
+		}
+	}
+}
