@@ -6,6 +6,7 @@
 package load
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,6 +46,35 @@ type Signals struct {
 	HasGenerated bool
 	// Loaded is true when the model sits in memory (Ollama's /api/ps).
 	Loaded bool
+}
+
+// Bounds of a sane reading: a server's sequences running or waiting, and
+// its output token counter (exact in a float64 well past it).
+const (
+	maxCount  = 1e6
+	maxTokens = 1e15
+)
+
+// sane drops the signals of s that no server could report: NaN, infinite,
+// negative, past maxCount (KV-cache share past 1): what a broken exporter
+// or a hostile server serves must not reach the arithmetic. It names the
+// first dropped, "" when none.
+func (s Signals) sane() (Signals, string) {
+	in := func(v, hi float64) bool { return v >= 0 && v <= hi } // false for NaN, ±Inf past the bounds
+	bad := ""
+	if s.HasQueue && !(in(s.Running, maxCount) && in(s.Waiting, maxCount)) {
+		bad = fmt.Sprintf("running %v, waiting %v", s.Running, s.Waiting)
+		s.Running, s.Waiting, s.HasQueue = 0, 0, false
+	}
+	if s.HasKV && !in(s.KVCache, 1) {
+		bad = cmp.Or(bad, fmt.Sprintf("KV-cache share %v", s.KVCache))
+		s.KVCache, s.HasKV = 0, false
+	}
+	if s.HasGenerated && !in(s.Generated, maxTokens) {
+		bad = cmp.Or(bad, fmt.Sprintf("generated tokens %v", s.Generated))
+		s.Generated, s.HasGenerated = 0, false
+	}
+	return s, bad
 }
 
 // names maps a kind's metric names to the signal each carries. Checked
@@ -112,7 +142,12 @@ func Parse(kind Kind, body io.Reader) (map[string]Signals, error) {
 	hasRun := each(n.running, func(s *Signals, v float64) { s.Running += v; s.HasQueue = true })
 	hasWait := each(n.waiting, func(s *Signals, v float64) { s.Waiting += v; s.HasQueue = true })
 	for _, kv := range n.kv {
-		if each(kv, func(s *Signals, v float64) { s.KVCache = max(s.KVCache, v); s.HasKV = true }) {
+		if each(kv, func(s *Signals, v float64) {
+			if !s.HasKV { // the first series' value as served: a negative one is dropped later, not hidden under 0
+				s.KVCache = v
+			}
+			s.KVCache, s.HasKV = max(s.KVCache, v), true
+		}) {
 			break
 		}
 	}

@@ -57,6 +57,7 @@ type target struct {
 
 	winStart             time.Time
 	winCounter           float64
+	winServer            bool // winCounter is the server's own
 	winUtilSum, winUtilN float64
 	winScrapes           int
 	fullTPS              float64
@@ -85,6 +86,13 @@ func (st *target) recentOnlineTTFT(since time.Time) (time.Duration, int) {
 // throughputWindow is the scrapes per throughput window.
 const throughputWindow = 5
 
+// maxTPS bounds a sane throughput (tokens/s at a full batch); maxWait a
+// sane predicted queue wait (a Duration holds 292 years).
+const (
+	maxTPS  = 1e7
+	maxWait = 24 * time.Hour
+)
+
 // ewma weighs a new sample into a moving average.
 func ewma(avg, v, alpha float64) float64 {
 	if avg == 0 {
@@ -105,7 +113,10 @@ func (st *target) learn(now time.Time, sig Signals, fresh bool) {
 	util := -1.0
 	if fresh && sig.HasQueue && sig.Running > 0 {
 		if sig.Waiting > 0 {
-			st.capQueue = max(st.capQueue, sig.Running)
+			// The most it has run while queueing; a server that now queues
+			// at fewer moves it down a fifth of the way, so one odd reading
+			// does not hold for good.
+			st.capQueue = max(sig.Running, st.capQueue-0.2*max(st.capQueue-sig.Running, 0))
 		}
 		if sig.HasKV && sig.KVCache >= 0.05 {
 			st.capKV = ewma(st.capKV, sig.Running/sig.KVCache, 0.3)
@@ -117,12 +128,14 @@ func (st *target) learn(now time.Time, sig Signals, fresh bool) {
 	case fresh && sig.HasQueue && st.capacity() > 0:
 		util = min(sig.Running/st.capacity(), 1)
 	}
-	counter := float64(st.onlineTokens + st.batchTokens)
-	if fresh && sig.HasGenerated {
+	counter, server := float64(st.onlineTokens+st.batchTokens), fresh && sig.HasGenerated
+	if server {
 		counter = sig.Generated
 	}
-	if st.winStart.IsZero() || counter < st.winCounter { // first, or the server restarted
-		st.winStart, st.winCounter, st.winUtilSum, st.winUtilN, st.winScrapes = now, counter, 0, 0, 0
+	// A window counts from one counter: the server's, or tidegate's while
+	// the server's is missing (stale, or a reading dropped as insane).
+	if st.winStart.IsZero() || counter < st.winCounter || server != st.winServer { // first, the server restarted, or the counter changed
+		st.winStart, st.winCounter, st.winServer, st.winUtilSum, st.winUtilN, st.winScrapes = now, counter, server, 0, 0, 0
 		return
 	}
 	if util >= 0 {
@@ -138,7 +151,11 @@ func (st *target) learn(now time.Time, sig Signals, fresh bool) {
 		if st.winUtilN > 0 {
 			util = max(st.winUtilSum/st.winUtilN, 0.05)
 		}
-		st.fullTPS = ewma(st.fullTPS, produced/secs/min(util, 1), 0.3)
+		// A counter that leapt (a bad reading) would make the card look
+		// nearly free; no server produces maxTPS.
+		if tps := produced / secs / min(util, 1); tps <= maxTPS {
+			st.fullTPS = ewma(st.fullTPS, tps, 0.3)
+		}
 	}
 	st.winStart, st.winCounter, st.winUtilSum, st.winUtilN, st.winScrapes = now, counter, 0, 0, 0
 }
@@ -247,5 +264,5 @@ func (st *target) predictWait(sig Signals, fresh bool) time.Duration {
 	if slots == 0 {
 		slots = max(sig.Running, 1)
 	}
-	return time.Duration(ahead * service / slots * float64(time.Second))
+	return time.Duration(min(ahead*service/slots*float64(time.Second), float64(maxWait)))
 }

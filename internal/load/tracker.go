@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -13,6 +14,10 @@ import (
 
 	"github.com/tidegate/tidegate/internal/router"
 )
+
+// maxTargetsPerServer bounds the models tracked on one server beyond its
+// configured ones: the names come from its metrics, which may name many.
+const maxTargetsPerServer = 64
 
 // Server is one self-hosted server whose load is read.
 type Server struct {
@@ -72,6 +77,11 @@ type server struct {
 	scrapedAt time.Time
 	failing   bool // the last scrape failed (logged once, and once on recovery)
 	scraped   bool // a scrape has succeeded at least once
+	// tracked counts its targets beyond the configured models; full is
+	// set (and logged) once they reach maxTargetsPerServer.
+	tracked int
+	full    bool
+	insane  bool // a reading was dropped as insane (logged once)
 }
 
 // New makes a tracker; Run scrapes.
@@ -131,9 +141,7 @@ func (t *Tracker) Scrape(ctx context.Context) {
 	now := t.now()
 	for _, s := range t.servers {
 		for model := range s.signals {
-			if model != "" {
-				t.targetLocked(router.Target{Provider: s.Name, Model: model})
-			}
+			t.targetLocked(router.Target{Provider: s.Name, Model: model})
 		}
 	}
 	for tg, st := range t.targets {
@@ -182,6 +190,22 @@ func (t *Tracker) record(s *server, sig map[string]Signals, err error) {
 		s.failing = false
 		t.logger.Info("load metrics answering again", "server", s.Name, "url", s.URL)
 	}
+	cleaned := false
+	for model, v := range sig {
+		v, bad := v.sane()
+		if bad == "" {
+			continue
+		}
+		if !cleaned { // the map may be the reader's own: copy before changing it
+			sig, cleaned = maps.Clone(sig), true
+		}
+		sig[model] = v
+		if !s.insane {
+			s.insane = true
+			t.logger.Warn("load metrics: dropping readings no server could report (logged once)",
+				"server", s.Name, "model", model, "reading", bad)
+		}
+	}
 	s.signals, s.scrapedAt, s.scraped = sig, t.now(), true
 }
 
@@ -198,13 +222,37 @@ func (t *Tracker) signalsLocked(s *server, model string) (Signals, bool) {
 	return sig, ok
 }
 
+// targetLocked is tg's state, made on first use; nil: tg is not tracked.
+// Its model must be configured, or (on a server that serves any name,
+// where clients choose the names) named by the server's metrics: a name a
+// client made up would otherwise hold memory, a report row and a metric
+// series for good. Beyond the configured ones, a server's targets are
+// bounded, as its metrics may name any number of models.
 func (t *Tracker) targetLocked(tg router.Target) *target {
 	tg.Credential = ""
-	st := t.targets[tg]
-	if st == nil {
-		st = &target{}
-		t.targets[tg] = st
+	if st := t.targets[tg]; st != nil {
+		return st
 	}
+	s := t.servers[tg.Provider]
+	if s == nil || tg.Model == "" {
+		return nil
+	}
+	if !slices.Contains(s.Models, tg.Model) {
+		if _, reported := s.signals[tg.Model]; s.AnyModel && !reported {
+			return nil
+		}
+		if s.tracked >= maxTargetsPerServer {
+			if !s.full {
+				s.full = true
+				t.logger.Warn("load: too many models on one server; tracking no more of them",
+					"server", s.Name, "max", maxTargetsPerServer)
+			}
+			return nil
+		}
+		s.tracked++
+	}
+	st := &target{}
+	t.targets[tg] = st
 	return st
 }
 
@@ -221,6 +269,10 @@ type Load struct {
 	// Others is the server's running + waiting at its last scrape beyond
 	// tidegate's calls in flight then: other clients' work (0 when not fresh).
 	Others int
+	// Tracked is true when the tracker keeps the target's state; false: a
+	// name it does not track (a client's made-up name on a server that
+	// serves any), everything else zero.
+	Tracked bool
 	// Fresh is true when the server's signals are recent; false: the
 	// target is judged by InFlight alone (no metrics, or they stopped).
 	Fresh     bool
@@ -248,9 +300,12 @@ func (t *Tracker) Snapshot(tg router.Target) Load {
 func (t *Tracker) snapshotLocked(tg router.Target) Load {
 	s := t.servers[tg.Provider]
 	st := t.targetLocked(tg)
+	if st == nil {
+		return Load{KVCache: -1}
+	}
 	sig, fresh := t.signalsLocked(s, tg.Model)
-	l := Load{InFlight: st.inflight, BatchInFlight: st.batchInflight, Fresh: fresh && sig.HasQueue, KVCache: -1,
-		Capacity: int(st.capacity()), BaseTTFT: st.learnedTTFT()}
+	l := Load{Tracked: true, InFlight: st.inflight, BatchInFlight: st.batchInflight, Fresh: fresh && sig.HasQueue, KVCache: -1,
+		Capacity: int(min(st.capacity(), maxCount)), BaseTTFT: st.learnedTTFT()}
 	l.OnlineTTFT, l.OnlineSeen = st.recentOnlineTTFT(t.now().Add(-OnlineWindow))
 	if s != nil {
 		l.ScrapedAt = s.scrapedAt
@@ -275,9 +330,12 @@ func (t *Tracker) Forecast(tg router.Target) router.Forecast {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := t.targetLocked(tg)
-	sig, fresh := t.signalsLocked(s, tg.Model)
 	f := router.Forecast{SelfHosted: true, CostPerHour: s.CostPerHour}
+	st := t.targetLocked(tg)
+	if st == nil {
+		return f // an untracked name: nothing learned
+	}
+	sig, fresh := t.signalsLocked(s, tg.Model)
 	f.TTFT, f.Margin = st.forecast(sig, fresh && sig.HasQueue)
 	if tps := st.fullTPS; tps > 0 && s.CostPerHour > 0 {
 		f.CostPerMTokens = s.CostPerHour / 3600 / tps * 1e6
@@ -288,7 +346,7 @@ func (t *Tracker) Forecast(tg router.Target) router.Forecast {
 // Call is one attempt on a target, counted in flight until Done.
 type Call struct {
 	t      *Tracker
-	tg     router.Target
+	st     *target
 	batch  bool
 	sent   time.Time
 	wait   time.Duration // the queue wait predicted when it was sent
@@ -299,8 +357,8 @@ type Call struct {
 }
 
 // Start counts an attempt on tg in flight; batch marks batch work (for the
-// token counts by class). A target the tracker does not read gets a Call
-// that does nothing.
+// token counts by class). A target the tracker does not read or track gets
+// a Call that does nothing.
 func (t *Tracker) Start(tg router.Target, batch bool) *Call {
 	if t == nil || t.servers[tg.Provider] == nil {
 		return nil
@@ -309,8 +367,11 @@ func (t *Tracker) Start(tg router.Target, batch bool) *Call {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.targetLocked(tg)
+	if st == nil {
+		return nil
+	}
 	sig, fresh := t.signalsLocked(t.servers[tg.Provider], tg.Model)
-	c := &Call{t: t, tg: tg, batch: batch, sent: t.now(), wait: st.predictWait(sig, fresh && sig.HasQueue)}
+	c := &Call{t: t, st: st, batch: batch, sent: t.now(), wait: st.predictWait(sig, fresh && sig.HasQueue)}
 	st.inflight++
 	if batch {
 		st.batchStarted++
@@ -334,7 +395,7 @@ func (c *Call) FirstToken() {
 	defer c.t.mu.Unlock()
 	if c.first == 0 {
 		c.first = max(c.t.now().Sub(c.sent), time.Nanosecond)
-		st := c.t.targetLocked(c.tg)
+		st := c.st
 		st.firstToken(c.first, c.wait)
 		if !c.batch {
 			st.online[st.onlineN%len(st.online)] = onlineFirst{at: c.t.now(), ttft: c.first}
@@ -365,7 +426,7 @@ func (c *Call) Done(err error) {
 		return
 	}
 	c.done = true
-	st := c.t.targetLocked(c.tg)
+	st := c.st
 	st.inflight--
 	if c.batch {
 		st.batchInflight--

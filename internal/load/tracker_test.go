@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -52,7 +53,7 @@ func TestTrackerReadsASimServer(t *testing.T) {
 	tr := New(Config{Servers: []Server{{Name: "gpu", Kind: VLLM, URL: DefaultURL(VLLM, srv.URL+"/v1"), CostPerHour: 7}}})
 	tr.Scrape(ctx)
 	got := tr.Snapshot(m)
-	want := Load{Running: 2, Waiting: 1, Others: 3, KVCache: 1, Fresh: true, Capacity: 2} // the three are not tidegate's
+	want := Load{Running: 2, Waiting: 1, Others: 3, KVCache: 1, Tracked: true, Fresh: true, Capacity: 2} // the three are not tidegate's
 	if d := cmp.Diff(want, got, cmpopts.IgnoreFields(Load{}, "ScrapedAt")); d != "" {
 		t.Errorf("snapshot (-want +got):\n%s", d)
 	}
@@ -262,5 +263,66 @@ func TestForecastLearnsFromItsMisses(t *testing.T) {
 				t.Errorf("forecast %v + %v, want %v + %v", ttft, margin, tt.ttft, tt.margin)
 			}
 		})
+	}
+}
+
+// TestClientNamesAreNotTracked: on a server that serves any name, names
+// clients make up (neither configured nor named by its metrics) get no
+// state: calls to them are not counted, their snapshots are empty, the
+// report lists none of them. A server whose metrics name ever more models
+// is tracked up to maxTargetsPerServer of them, configured ones besides.
+func TestClientNamesAreNotTracked(t *testing.T) {
+	var reported []string
+	tr := New(Config{Servers: []Server{{Name: "gpu", Kind: VLLM, Pooled: true, AnyModel: true, Models: []string{"routed"},
+		Read: func(context.Context) (map[string]Signals, error) {
+			out := map[string]Signals{"": {Running: 1, HasQueue: true}}
+			for _, m := range reported {
+				out[m] = Signals{Running: 1, HasQueue: true}
+			}
+			return out, nil
+		}}}})
+	reported = []string{"served"}
+	tr.Scrape(context.Background())
+	for i := range 5000 {
+		tg := router.Target{Provider: "gpu", Model: fmt.Sprintf("made-up-%d", i)}
+		c := tr.Start(tg, i%2 == 0)
+		c.FirstToken()
+		c.Done(nil)
+		tr.Forecast(tg)
+		if l := tr.Snapshot(tg); l.Tracked || l.InFlight != 0 {
+			t.Fatalf("snapshot of %s: %+v, want untracked", tg, l)
+		}
+	}
+	for _, name := range []string{"served", "routed"} {
+		tg := router.Target{Provider: "gpu", Model: name}
+		tr.Start(tg, false).Done(nil)
+		if !tr.Snapshot(tg).Tracked {
+			t.Errorf("%s not tracked", tg)
+		}
+	}
+	var got []string
+	for _, r := range tr.Reports() {
+		got = append(got, r.Target.String())
+	}
+	if d := cmp.Diff([]string{"gpu/routed", "gpu/served"}, got); d != "" {
+		t.Errorf("reports (-want +got):\n%s", d)
+	}
+	// A hostile server names 5000 models: the tracker keeps a bounded number.
+	reported = reported[:0]
+	for i := range 5000 {
+		reported = append(reported, fmt.Sprintf("listed-%d", i))
+	}
+	tr.Scrape(context.Background())
+	for i := range 5000 {
+		tr.Start(router.Target{Provider: "gpu", Model: fmt.Sprintf("listed-%d", i)}, false).Done(nil)
+	}
+	tr.mu.Lock()
+	n := len(tr.targets)
+	tr.mu.Unlock()
+	if n > maxTargetsPerServer+1 { // the configured one may come beyond the bound
+		t.Errorf("%d targets tracked, want at most %d", n, maxTargetsPerServer+1)
+	}
+	if !tr.Snapshot(router.Target{Provider: "gpu", Model: "routed"}).Tracked {
+		t.Error("a configured model lost")
 	}
 }

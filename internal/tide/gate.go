@@ -70,6 +70,10 @@ const (
 	// unknownCapacity stands for the capacity of a server that has not
 	// shown it (no KV-cache share, never queued).
 	unknownCapacity = 8
+	// maxUntracked bounds the targets the gate keeps state for that the
+	// load tracker does not track (hosted ones, names clients made up):
+	// beyond it, such a target's state lives while it holds items.
+	maxUntracked = 256
 )
 
 // Gate admits batch items (batch.Gate). For a self-hosted target of
@@ -101,9 +105,10 @@ const (
 type Gate struct {
 	cfg Config
 
-	mu      sync.Mutex
-	targets map[router.Target]*targetState
-	changed chan struct{} // closed (and replaced) when an item is released
+	mu        sync.Mutex
+	targets   map[router.Target]*targetState
+	untracked int           // of targets, those the load tracker does not track
+	changed   chan struct{} // closed (and replaced) when an item is released
 }
 
 type targetState struct {
@@ -116,6 +121,8 @@ type targetState struct {
 	// last decision, for metrics
 	limit, online int
 	admitted      int64
+	// transient: kept only while it holds items (see maxUntracked).
+	transient bool
 }
 
 type sample struct {
@@ -159,9 +166,9 @@ func (g *Gate) Acquire(ctx context.Context, a batch.Ask) (context.Context, func(
 	poll := time.NewTicker(g.cfg.Poll)
 	defer poll.Stop()
 	for {
-		t, changed, ok := g.admit(a, ts)
+		t, st, changed, ok := g.admit(a, ts)
 		if ok {
-			return gateway.WithTarget(ctx, t), g.releaser(t), nil
+			return gateway.WithTarget(ctx, t), g.releaser(t, st), nil
 		}
 		select {
 		case <-ctx.Done():
@@ -174,14 +181,16 @@ func (g *Gate) Acquire(ctx context.Context, a batch.Ask) (context.Context, func(
 	}
 }
 
-func (g *Gate) releaser(t router.Target) func() {
+func (g *Gate) releaser(t router.Target, st *targetState) func() {
 	start := g.cfg.Now()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			g.mu.Lock()
-			st := g.state(t)
 			st.held--
+			if st.transient && st.held == 0 {
+				delete(g.targets, t)
+			}
 			secs := g.cfg.Now().Sub(start).Seconds()
 			if st.itemSecs == 0 {
 				st.itemSecs = secs
@@ -195,18 +204,29 @@ func (g *Gate) releaser(t router.Target) func() {
 	}
 }
 
-func (g *Gate) state(t router.Target) *targetState {
-	st := g.targets[t]
-	if st == nil {
-		st = &targetState{level: startLevel}
-		g.targets[t] = st
+// state is t's state, made on first look; tracked says the load tracker
+// tracks t. An untracked target beyond maxUntracked gets a transient state,
+// kept (by admit) only while it holds items: clients choose those names.
+func (g *Gate) state(t router.Target, tracked bool) *targetState {
+	if st := g.targets[t]; st != nil {
+		return st
 	}
+	st := &targetState{level: startLevel}
+	switch {
+	case tracked:
+	case g.untracked < maxUntracked:
+		g.untracked++
+	default:
+		st.transient = true
+		return st
+	}
+	g.targets[t] = st
 	return st
 }
 
 // admit takes room for one item on the best target of ts, if any has it;
 // else it returns the channel that a release closes.
-func (g *Gate) admit(a batch.Ask, ts []router.Target) (router.Target, <-chan struct{}, bool) {
+func (g *Gate) admit(a batch.Ask, ts []router.Target) (router.Target, *targetState, <-chan struct{}, bool) {
 	now := g.cfg.Now()
 	slo := DefaultSLO
 	if g.cfg.SLO != nil {
@@ -230,29 +250,32 @@ func (g *Gate) admit(a batch.Ask, ts []router.Target) (router.Target, <-chan str
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	var bestSt *targetState
 	best, bestRoom := router.Target{}, 0
 	for _, c := range self {
-		st := g.state(c.t)
+		st := g.state(c.t, c.l.Tracked)
 		if room := st.room(c.l, slo, now); room > bestRoom {
-			best, bestRoom = c.t, room
+			best, bestSt, bestRoom = c.t, st, room
 		}
 	}
 	if bestRoom == 0 {
 		for _, c := range hosted {
-			st := g.state(c.t)
+			st := g.state(c.t, false)
 			if st.held < g.cfg.HostedConcurrency && g.hostedOpen(c.t, a, len(self) > 0, now) {
-				best, bestRoom = c.t, 1
+				best, bestSt, bestRoom = c.t, st, 1
 				break
 			}
 		}
 	}
 	if bestRoom == 0 {
-		return router.Target{}, g.changed, false
+		return router.Target{}, nil, g.changed, false
 	}
-	st := g.state(best)
-	st.held++
-	st.admitted++
-	return best, nil, true
+	if bestSt.transient {
+		g.targets[best] = bestSt // while it holds the item
+	}
+	bestSt.held++
+	bestSt.admitted++
+	return best, bestSt, nil, true
 }
 
 // hostedOpen reports whether a hosted target takes batch items now.

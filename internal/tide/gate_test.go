@@ -3,7 +3,9 @@ package tide
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -207,5 +209,78 @@ func TestAcquireSteersAndStepsAside(t *testing.T) {
 	// gateway answers it (model_not_found) into the error file.
 	if _, release, err := g.Acquire(ctx, batch.Ask{Route: "nope"}); err != nil || release == nil {
 		t.Errorf("unknown route: %v", err)
+	}
+}
+
+// anyName routes every model name to one target of that name on provider.
+type anyName string
+
+func (p anyName) Targets(m string) ([]router.Target, error) {
+	return []router.Target{{Provider: string(p), Model: m}}, nil
+}
+
+// TestUntrackedNamesAreBounded: batch items to names clients made up, on a
+// self-hosted server the tracker does not track them on or on a hosted
+// provider, are admitted, but the gate keeps state for a bounded number of
+// such targets: beyond it, a target's state lives while it holds items.
+func TestUntrackedNamesAreBounded(t *testing.T) {
+	for _, provider := range []string{"gpu", "cloud"} {
+		t.Run(provider, func(t *testing.T) {
+			ls := &loads{m: map[string]load.Load{"gpu": {KVCache: -1}}} // untracked: all zero
+			g := New(Config{Routes: anyName(provider), Loads: ls, MaxWait: 5 * time.Second,
+				Prices: offPeakAt(func(router.Target, time.Time) bool { return true })})
+			for i := range 2000 {
+				_, release, err := g.Acquire(context.Background(), batch.Ask{Route: fmt.Sprintf("made-up-%d", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 1999 {
+					if r := g.Reports(); !slices.ContainsFunc(r, func(r Report) bool { return r.Held == 1 }) {
+						t.Error("an item held on an untracked target is not reported")
+					}
+				}
+				release()
+			}
+			if n := len(g.Reports()); n > maxUntracked {
+				t.Errorf("%d targets kept, want at most %d", n, maxUntracked)
+			}
+		})
+	}
+}
+
+// TestRoomUnderHostileReadings: a real tracker reads a server that runs 4
+// of 20 sequences (KV share 0.2) with no queue, then one reading no server
+// could serve; the gate's room on the snapshot taken then stays within
+// the capacity, and afterwards equals the room of the good readings alone.
+func TestRoomUnderHostileReadings(t *testing.T) {
+	good := load.Signals{Running: 4, HasQueue: true, KVCache: 0.2, HasKV: true}
+	for _, bad := range []float64{math.NaN(), math.Inf(1), -1, 1e30} {
+		for _, field := range []string{"running", "waiting", "kv"} {
+			t.Run(fmt.Sprint(field, "=", bad), func(t *testing.T) {
+				sig := good
+				tr := load.New(load.Config{Servers: []load.Server{{Name: "gpu", Kind: load.VLLM, Models: []string{"q"},
+					Read: func(context.Context) (map[string]load.Signals, error) { return map[string]load.Signals{"q": sig}, nil }}}})
+				tr.Scrape(context.Background())
+				want := (&targetState{level: startLevel}).room(tr.Snapshot(gpu), time.Second, time.Unix(1000, 0))
+				switch field {
+				case "running":
+					sig.Running = bad
+				case "waiting":
+					sig.Waiting = bad
+				case "kv":
+					sig.KVCache = bad
+				}
+				tr.Scrape(context.Background())
+				st := &targetState{level: startLevel}
+				if room := st.room(tr.Snapshot(gpu), time.Second, time.Unix(1000, 0)); room < 0 || room > 20 {
+					t.Errorf("room %d on the hostile reading, want 0–20", room)
+				}
+				sig = good
+				tr.Scrape(context.Background())
+				if room := (&targetState{level: startLevel}).room(tr.Snapshot(gpu), time.Second, time.Unix(1000, 0)); room != want || want == 0 {
+					t.Errorf("room %d after, want %d (> 0)", room, want)
+				}
+			})
+		}
 	}
 }
