@@ -102,17 +102,7 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request) {
 		}
 		body["models"] = models
 	}
-	for _, f := range []string{"rpm", "tpm", "max_streams"} {
-		n, err := formInt(r.PostForm, f)
-		if err != nil {
-			c.rerender(w, r, &adminErr{status: http.StatusBadRequest, msg: err.Error()})
-			return
-		}
-		if n != nil {
-			body[f] = *n
-		}
-	}
-	b, err := formBudget(r.PostForm)
+	b, err := formLimits(r.PostForm, body)
 	if err != nil {
 		c.rerender(w, r, &adminErr{status: http.StatusBadRequest, msg: err.Error()})
 		return
@@ -146,17 +136,7 @@ func (c *Console) revokeKey(w http.ResponseWriter, r *http.Request) {
 // stays as it is; "remove budget" removes it.
 func (c *Console) keyLimits(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{}
-	for _, f := range []string{"rpm", "tpm", "max_streams"} {
-		n, err := formInt(r.PostForm, f)
-		if err != nil {
-			c.rerender(w, r, &adminErr{status: http.StatusBadRequest, msg: err.Error()})
-			return
-		}
-		if n != nil {
-			body[f] = *n
-		}
-	}
-	b, err := formBudget(r.PostForm)
+	b, err := formLimits(r.PostForm, body)
 	if err != nil {
 		c.rerender(w, r, &adminErr{status: http.StatusBadRequest, msg: err.Error()})
 		return
@@ -189,4 +169,19 @@ func (c *Console) projectBudget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/console/keys?done=budget", http.StatusSeeOther)
+}
+
+// formLimits copies the form's rpm, tpm and max_streams into body and
+// returns its budget (nil: none given), for creating and changing a key alike.
+func formLimits(form url.Values, body map[string]any) (*budget, error) {
+	for _, f := range []string{"rpm", "tpm", "max_streams"} {
+		n, err := formInt(form, f)
+		if err != nil {
+			return nil, err
+		}
+		if n != nil {
+			body[f] = *n
+		}
+	}
+	return formBudget(form)
 }
