@@ -297,21 +297,11 @@ func openLoop(ctx context.Context, client *http.Client, url, body, auth string, 
 // call times one request from its due time: to its last byte, and for
 // streams to its first byte and to its [DONE] event.
 func call(ctx context.Context, client *http.Client, url, body, auth string, stream bool, due time.Time) (lat, ttfb, done time.Duration, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+auth)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := postChat(ctx, client, url, body, auth)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, resp.Body)
-		return 0, 0, 0, statusError(resp)
-	}
 	br := bufio.NewReader(resp.Body)
 	if !stream {
 		if _, err := io.Copy(io.Discard, br); err != nil {
@@ -342,6 +332,26 @@ func call(ctx context.Context, client *http.Client, url, body, auth string, stre
 }
 
 // statusError names a refused request by its status and error code.
+// postChat posts body to the chat endpoint with auth; a non-200 answer is
+// read and closed, and returned as an error naming its code.
+func postChat(ctx context.Context, client *http.Client, url, body, auth string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+auth)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, statusError(resp)
+	}
+	return resp, nil
+}
+
 func statusError(resp *http.Response) error {
 	var body struct {
 		Error struct {

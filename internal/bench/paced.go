@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,20 +256,11 @@ func pacedLoop(ctx context.Context, client *http.Client, url, body, auth string,
 
 // pacedCall reads one stream to its end, counting its data events.
 func pacedCall(ctx context.Context, client *http.Client, url, body, auth string, due time.Time) (ttfc, total time.Duration, chunks int64, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+auth)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := postChat(ctx, client, url, body, auth)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, 0, 0, statusError(resp)
-	}
 	br := bufio.NewReaderSize(resp.Body, 4<<10)
 	done := false
 	for {
