@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 )
@@ -16,44 +17,8 @@ func Members(b []byte, fn func(key, value []byte) bool) bool {
 	if i >= len(b) || b[i] != '{' {
 		return false
 	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return skipWS(b, i+1) == len(b)
-	}
-	for {
-		ks := i
-		ke, ok := skipString(b, i)
-		if !ok {
-			return false
-		}
-		key := b[ks+1 : ke-1]
-		for _, c := range key {
-			if c == '\\' {
-				return false
-			}
-		}
-		i = skipWS(b, ke)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		vs := skipWS(b, i+1)
-		ve, ok := skipValue(b, vs, 0)
-		if !ok || !fn(key, b[vs:ve]) {
-			return false
-		}
-		i = skipWS(b, ve)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return skipWS(b, i+1) == len(b)
-		default:
-			return false
-		}
-	}
+	end, ok := walkObject(b, i, 0, true, fn)
+	return ok && skipWS(b, end) == len(b)
 }
 
 // Elements walks a JSON array's elements as Members walks an object's.
@@ -62,26 +27,74 @@ func Elements(b []byte, fn func(value []byte) bool) bool {
 	if i >= len(b) || b[i] != '[' {
 		return false
 	}
+	end, ok := walkArray(b, i, 0, fn)
+	return ok && skipWS(b, end) == len(b)
+}
+
+// walkObject checks the object whose '{' is at b[i], its members' values
+// at depth, and calls member (when set) with each raw key and value; it
+// returns the index just past the '}'. plainKeys refuses a key holding an
+// escape.
+func walkObject(b []byte, i, depth int, plainKeys bool, member func(key, value []byte) bool) (int, bool) {
 	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return skipWS(b, i+1) == len(b)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
 	}
 	for {
-		ve, ok := skipValue(b, i, 0)
-		if !ok || !fn(b[i:ve]) {
-			return false
+		ke, ok := skipString(b, i)
+		if !ok {
+			return 0, false
+		}
+		key := b[i+1 : ke-1]
+		if plainKeys && bytes.IndexByte(key, '\\') >= 0 {
+			return 0, false
+		}
+		i = skipWS(b, ke)
+		if i >= len(b) || b[i] != ':' {
+			return 0, false
+		}
+		vs := skipWS(b, i+1)
+		ve, ok := skipValue(b, vs, depth)
+		if !ok || member != nil && !member(key, b[vs:ve]) {
+			return 0, false
 		}
 		i = skipWS(b, ve)
 		if i >= len(b) {
-			return false
+			return 0, false
 		}
 		switch b[i] {
+		case '}':
+			return i + 1, true
 		case ',':
 			i = skipWS(b, i+1)
-		case ']':
-			return skipWS(b, i+1) == len(b)
 		default:
-			return false
+			return 0, false
+		}
+	}
+}
+
+// walkArray is walkObject for the array whose '[' is at b[i].
+func walkArray(b []byte, i, depth int, elem func(value []byte) bool) (int, bool) {
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		ve, ok := skipValue(b, i, depth)
+		if !ok || elem != nil && !elem(b[i:ve]) {
+			return 0, false
+		}
+		i = skipWS(b, ve)
+		if i >= len(b) {
+			return 0, false
+		}
+		switch b[i] {
+		case ']':
+			return i + 1, true
+		case ',':
+			i = skipWS(b, i+1)
+		default:
+			return 0, false
 		}
 	}
 }
@@ -131,56 +144,9 @@ func skipValue(b []byte, i, depth int) (int, bool) {
 	case c == '"':
 		return skipString(b, i)
 	case c == '{':
-		i = skipWS(b, i+1)
-		if i < len(b) && b[i] == '}' {
-			return i + 1, true
-		}
-		for {
-			e, ok := skipString(b, i)
-			if !ok {
-				return 0, false
-			}
-			i = skipWS(b, e)
-			if i >= len(b) || b[i] != ':' {
-				return 0, false
-			}
-			if i, ok = skipValue(b, skipWS(b, i+1), depth+1); !ok {
-				return 0, false
-			}
-			i = skipWS(b, i)
-			if i >= len(b) {
-				return 0, false
-			}
-			if b[i] == '}' {
-				return i + 1, true
-			}
-			if b[i] != ',' {
-				return 0, false
-			}
-			i = skipWS(b, i+1)
-		}
+		return walkObject(b, i, depth+1, false, nil)
 	case c == '[':
-		i = skipWS(b, i+1)
-		if i < len(b) && b[i] == ']' {
-			return i + 1, true
-		}
-		for {
-			var ok bool
-			if i, ok = skipValue(b, i, depth+1); !ok {
-				return 0, false
-			}
-			i = skipWS(b, i)
-			if i >= len(b) {
-				return 0, false
-			}
-			if b[i] == ']' {
-				return i + 1, true
-			}
-			if b[i] != ',' {
-				return 0, false
-			}
-			i = skipWS(b, i+1)
-		}
+		return walkArray(b, i, depth+1, nil)
 	case c == 't':
 		return skipLiteral(b, i, "true")
 	case c == 'f':
