@@ -36,6 +36,15 @@ type Gateway struct {
 // StartFunc starts a gateway with a config file.
 type StartFunc func(ctx context.Context, configPath string) (*Gateway, error)
 
+// startOn writes cfg as dir/bench.yaml and starts a gateway on it.
+func startOn(ctx context.Context, start StartFunc, dir, cfg string) (*Gateway, error) {
+	path := dir + "/bench.yaml"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	return start(ctx, path)
+}
+
 // Options tune a run.
 type Options struct {
 	Rate     int           // requests per second, each phase
@@ -179,11 +188,7 @@ prices:
   - {model: up/bench, currency: CNY, input: 1, output: 2}
   - {model: up/hold, currency: CNY, input: 1, output: 2}
 %s`, o.Dir, upURL, observe)
-	path := o.Dir + "/bench.yaml"
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	gw, err := o.Start(ctx, path)
+	gw, err := startOn(ctx, o.Start, o.Dir, cfg)
 	if err != nil {
 		return nil, err
 	}

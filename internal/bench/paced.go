@@ -118,11 +118,7 @@ prices:
   - {model: up/fast, currency: CNY, input: 1, output: 2}
   - {model: hold/fast, currency: CNY, input: 1, output: 2}
 %s`, o.Dir, up.URL, hold.URL, observe)
-	path := o.Dir + "/bench.yaml"
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	gw, err := o.Start(ctx, path)
+	gw, err := startOn(ctx, o.Start, o.Dir, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +163,7 @@ prices:
 		// The memory figure is a fresh gateway's (same store, same key): RSS
 		// seldom shrinks, so after the load phases it would show their peak.
 		gw.Stop()
-		if gw, err = o.Start(ctx, path); err != nil {
+		if gw, err = startOn(ctx, o.Start, o.Dir, cfg); err != nil { // the same config, written again
 			return nil, err
 		}
 		defer gw.Stop()
