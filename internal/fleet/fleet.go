@@ -12,6 +12,7 @@ import (
 
 	"github.com/tidegate/tidegate/internal/config"
 	"github.com/tidegate/tidegate/internal/eval"
+	"github.com/tidegate/tidegate/internal/h1"
 	"github.com/tidegate/tidegate/internal/provider"
 	"github.com/tidegate/tidegate/internal/provider/anthropic"
 	"github.com/tidegate/tidegate/internal/provider/gemini"
@@ -23,19 +24,25 @@ import (
 // timeout (streams run long); the response-header timeout bounds the wait
 // for an answer to start, and the request context bounds the rest. Redirects
 // are never followed: the credential and the prompt go to the configured URL only.
+//
+// Cleartext upstreams (self-hosted servers, the sim) are served by h1, which
+// reads each answer in the goroutine that asked: net/http's Transport would
+// keep two more goroutines per open stream (28 → ~18 KiB of stacks a
+// stream) and hand every request between them. TLS upstreams and proxied
+// requests keep net/http's Transport, where HTTP/2 multiplexes streams.
+//
 // A stream holds its connection for its whole life: with fewer idle
 // connections kept than streams run at once to one host, every stream past
 // the cap would dial anew (9% of a relay's CPU at 600 open streams to one
-// HTTP/1.1 upstream); idle ones still close after IdleConnTimeout. The
-// write buffer only carries a request's head (a body larger than it goes
-// straight to the socket): 1 KiB instead of 4 saves 3 KiB per open stream.
-// The read buffer holds a few stream chunks at most (the SSE reader above it
-// keeps its own line buffer, and a read larger than the buffer bypasses it):
-// 1 KiB instead of 4 saves another 3 KiB per open stream.
+// HTTP/1.1 upstream). The fallback's write buffer only carries a request's
+// head (a body larger than it goes straight to the socket) and its read
+// buffer a few stream chunks (the SSE reader above keeps its own line
+// buffer): 1 KiB each instead of 4 saves 6 KiB per open stream.
 func HTTPClient(headerTimeout time.Duration) *http.Client {
-	return &http.Client{CheckRedirect: provider.RefuseRedirect, Transport: &http.Transport{
+	dial := (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	fallback := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dial,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          4096,
 		MaxIdleConnsPerHost:   2048,
@@ -44,6 +51,14 @@ func HTTPClient(headerTimeout time.Duration) *http.Client {
 		ResponseHeaderTimeout: headerTimeout,
 		ExpectContinueTimeout: time.Second,
 		WriteBufferSize:       1 << 10,
+		ReadBufferSize:        1 << 10,
+	}
+	return &http.Client{CheckRedirect: provider.RefuseRedirect, Transport: &h1.Transport{
+		Fallback:              fallback,
+		Proxy:                 http.ProxyFromEnvironment,
+		Dial:                  dial,
+		ResponseHeaderTimeout: headerTimeout,
+		MaxIdlePerHost:        2048,
 		ReadBufferSize:        1 << 10,
 	}}
 }

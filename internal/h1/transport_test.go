@@ -1,0 +1,568 @@
+package h1_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/tidegate/tidegate/internal/h1"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// connCounter counts a server's connections: opened, and open now.
+type connCounter struct {
+	mu     sync.Mutex
+	opened int
+	open   map[net.Conn]bool
+}
+
+func (c *connCounter) hook(nc net.Conn, s http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open == nil {
+		c.open = map[net.Conn]bool{}
+	}
+	switch s {
+	case http.StateNew:
+		c.opened++
+		c.open[nc] = true
+	case http.StateClosed, http.StateHijacked:
+		delete(c.open, nc)
+	}
+}
+
+func (c *connCounter) counts() (opened, open int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.opened, len(c.open)
+}
+
+func server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *connCounter) {
+	t.Helper()
+	cc := &connCounter{}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = cc.hook
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, cc
+}
+
+func client(t *testing.T, tr *h1.Transport) *http.Client {
+	t.Helper()
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+func post(t *testing.T, c *http.Client, ctx context.Context, u, body string) (*http.Response, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Do(req)
+}
+
+func echo(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
+}
+
+// eventually waits for cond, which the server side reaches on its own time.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestReusesOneConnection(t *testing.T) {
+	srv, cc := server(t, echo)
+	c := client(t, &h1.Transport{})
+	var reused []bool
+	for i := range 3 {
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			GotConn: func(info httptrace.GotConnInfo) { reused = append(reused, info.Reused) },
+		})
+		resp, err := post(t, c, ctx, srv.URL+"/v1/x", fmt.Sprint("body", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(b) != fmt.Sprintf("POST /v1/x body%d", i) {
+			t.Fatalf("answer %q, %v", b, err)
+		}
+	}
+	if diff := cmp.Diff([]bool{false, true, true}, reused); diff != "" {
+		t.Errorf("GotConn.Reused (-want +got):\n%s", diff)
+	}
+	if opened, _ := cc.counts(); opened != 1 {
+		t.Errorf("server saw %d connections, want 1", opened)
+	}
+}
+
+// The point of the package: an open stream costs no goroutine of its own
+// on the client side (net/http's Transport keeps two per connection).
+func TestOpenStreamsCostNoGoroutines(t *testing.T) {
+	release := make(chan struct{})
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("data: first\n\n"))
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	defer close(release)
+	c := client(t, &h1.Transport{MaxIdlePerHost: 64})
+	before := runtime.NumGoroutine()
+	const streams = 40
+	var bodies []io.ReadCloser
+	for range streams {
+		resp, err := post(t, c, context.Background(), srv.URL, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		if err != nil || line != "data: first\n" {
+			t.Fatalf("first line %q, %v", line, err)
+		}
+		bodies = append(bodies, resp.Body)
+	}
+	// The server holds two goroutines per connection (its handler and the
+	// connection's background read); anything above is the client's.
+	added := runtime.NumGoroutine() - before
+	if added > 2*streams+4 {
+		t.Errorf("%d goroutines for %d open streams: more than the server's 2 each", added, streams)
+	}
+	for _, b := range bodies {
+		b.Close()
+	}
+}
+
+func TestServerClosedIdleConnectionIsNotUsed(t *testing.T) {
+	srv, cc := server(t, echo)
+	c := client(t, &h1.Transport{})
+	for i := range 3 {
+		resp, err := post(t, c, context.Background(), srv.URL, "x")
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// The server drops every idle connection; the kept one must be
+		// seen as closed, not written to.
+		srv.CloseClientConnections()
+		eventually(t, "server closed its connections", func() bool { _, open := cc.counts(); return open == 0 })
+	}
+	if opened, _ := cc.counts(); opened != 3 {
+		t.Errorf("server saw %d connections, want 3 (one per request)", opened)
+	}
+}
+
+func TestUnaskedBytesRetireAnIdleConnection(t *testing.T) {
+	// A raw server that answers, then (idle) writes a 408 as some servers
+	// do before closing: the connection must not be reused for a request.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := accepted.Add(1)
+			br := bufio.NewReader(nc)
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				nc.Close()
+				continue
+			}
+			io.Copy(io.Discard, req.Body)
+			io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			if n == 1 {
+				io.WriteString(nc, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+			}
+			defer nc.Close()
+		}
+	}()
+	c := client(t, &h1.Transport{})
+	for i := range 2 {
+		resp, err := post(t, c, context.Background(), "http://"+ln.Addr().String(), "x")
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+		}
+		time.Sleep(20 * time.Millisecond) // let the 408 arrive
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+	ln.Close()
+	c.CloseIdleConnections()
+	wg.Wait()
+}
+
+func TestEarlyCloseCutsTheConnection(t *testing.T) {
+	finished := make(chan struct{})
+	srv, cc := server(t, func(w http.ResponseWriter, r *http.Request) {
+		defer close(finished)
+		for {
+			if _, err := w.Write([]byte("data: x\n\n")); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	})
+	c := client(t, &h1.Transport{})
+	resp, err := post(t, c, context.Background(), srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp.Body.Close() // must not drain an endless stream
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	<-finished
+	eventually(t, "server saw the connection closed", func() bool { _, open := cc.counts(); return open == 0 })
+	if _, err := resp.Body.Read(buf); !errors.Is(err, http.ErrBodyReadAfterClose) {
+		t.Errorf("read after close: %v", err)
+	}
+}
+
+func TestCloseWhileReading(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	c := client(t, &h1.Transport{})
+	resp, err := post(t, c, context.Background(), srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := resp.Body.Read(make([]byte, 8))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	resp.Body.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("read on a closed stream returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end a waiting Read")
+	}
+}
+
+func TestContextEndsTheExchange(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/head" {
+			<-release
+			return
+		}
+		w.Write([]byte("data: x\n\n"))
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	c := client(t, &h1.Transport{})
+
+	t.Run("waiting for the head", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(20*time.Millisecond, cancel)
+		_, err := post(t, c, ctx, srv.URL+"/head", "")
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v, want context.Canceled", err)
+		}
+	})
+	t.Run("reading the body", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		resp, err := post(t, c, ctx, srv.URL+"/body", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		time.AfterFunc(20*time.Millisecond, cancel)
+		_, err = io.ReadAll(br)
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v, want context.Canceled", err)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		_, err := post(t, c, ctx, srv.URL+"/head", "")
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("error %v, want context.DeadlineExceeded", err)
+		}
+	})
+}
+
+func TestResponseHeaderTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+			return
+		}
+		w.(http.Flusher).Flush() // the head at once, the body later
+		time.Sleep(150 * time.Millisecond)
+		w.Write([]byte("late body"))
+	})
+	c := client(t, &h1.Transport{ResponseHeaderTimeout: 50 * time.Millisecond})
+	_, err := post(t, c, context.Background(), srv.URL+"/slow", "")
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("error %v, want a timeout", err)
+	}
+	// The bound is on the head only: a body slower than it still arrives.
+	resp, err := post(t, c, context.Background(), srv.URL+"/fast-head", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(b) != "late body" {
+		t.Errorf("body %q, %v", b, err)
+	}
+}
+
+func TestHugeHeadIsRefused(t *testing.T) {
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		for i := range 64 {
+			w.Header().Set(fmt.Sprintf("X-Pad-%d", i), strings.Repeat("a", 1000))
+		}
+	})
+	c := client(t, &h1.Transport{MaxResponseHeaderBytes: 16 << 10})
+	if resp, err := post(t, c, context.Background(), srv.URL, ""); err == nil {
+		resp.Body.Close()
+		t.Fatal("a 64 KB head passed a 16 KiB bound")
+	}
+}
+
+func TestInformationalAnswersAreSkipped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		req, err := http.ReadRequest(bufio.NewReader(nc))
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(nc, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal")
+	}()
+	var got1xx []int
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { got1xx = append(got1xx, code); return nil },
+	})
+	c := client(t, &h1.Transport{})
+	resp, err := post(t, c, ctx, "http://"+ln.Addr().String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "final" {
+		t.Errorf("answer %d %q", resp.StatusCode, b)
+	}
+	if diff := cmp.Diff([]int{103}, got1xx); diff != "" {
+		t.Errorf("1xx answers (-want +got):\n%s", diff)
+	}
+}
+
+func TestTraceHooks(t *testing.T) {
+	srv, _ := server(t, echo)
+	c := client(t, &h1.Transport{})
+	var mu sync.Mutex
+	var events []string
+	note := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		ConnectStart:         func(string, string) { note("connect start") },
+		ConnectDone:          func(string, string, error) { note("connect done") },
+		GotConn:              func(httptrace.GotConnInfo) { note("got conn") },
+		WroteRequest:         func(httptrace.WroteRequestInfo) { note("wrote request") },
+		GotFirstResponseByte: func() { note("first byte") },
+	})
+	resp, err := post(t, c, ctx, srv.URL, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := []string{"connect start", "connect done", "got conn", "wrote request", "first byte"}
+	if diff := cmp.Diff(want, events); diff != "" {
+		t.Errorf("trace events (-want +got):\n%s", diff)
+	}
+}
+
+func TestOthersGoToTheFallback(t *testing.T) {
+	var fellBack []string
+	fallback := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		fellBack = append(fellBack, req.URL.String())
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: req}, nil
+	})
+	srv, cc := server(t, echo)
+	proxied := "http://proxied.invalid/x"
+	c := client(t, &h1.Transport{Fallback: fallback, Proxy: func(r *http.Request) (*url.URL, error) {
+		if r.URL.String() == proxied {
+			return url.Parse("http://proxy.invalid:3128")
+		}
+		return nil, nil
+	}})
+	for _, u := range []string{"https://api.example.invalid/v1", proxied, srv.URL + "/direct"} {
+		resp, err := post(t, c, context.Background(), u, "")
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if diff := cmp.Diff([]string{"https://api.example.invalid/v1", proxied}, fellBack); diff != "" {
+		t.Errorf("fallback got (-want +got):\n%s", diff)
+	}
+	if opened, _ := cc.counts(); opened != 1 {
+		t.Errorf("the plain-http request did not reach the server directly (%d connections)", opened)
+	}
+}
+
+func TestConnectionCloseAndIdleTimeout(t *testing.T) {
+	srv, cc := server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/close" {
+			w.Header().Set("Connection", "close")
+		}
+		io.WriteString(w, "ok")
+	})
+	c := client(t, &h1.Transport{IdleTimeout: 50 * time.Millisecond})
+	get := func(path string) {
+		resp, err := post(t, c, context.Background(), srv.URL+path, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	get("/close")
+	get("/keep")
+	if opened, _ := cc.counts(); opened != 2 {
+		t.Fatalf("%d connections after a Connection: close answer, want 2", opened)
+	}
+	// The kept one is closed once idle past the timeout, with no request.
+	eventually(t, "idle connection closed", func() bool { _, open := cc.counts(); return open == 0 })
+}
+
+func TestConcurrentStreams(t *testing.T) {
+	srv, cc := server(t, func(w http.ResponseWriter, r *http.Request) {
+		for i := range 5 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(time.Millisecond)
+		}
+	})
+	c := client(t, &h1.Transport{MaxIdlePerHost: 16})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16*10)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				resp, err := post(t, c, context.Background(), srv.URL, "")
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || strings.Count(string(b), "data:") != 5 {
+					errs <- fmt.Errorf("stream %q, %v", b, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if opened, _ := cc.counts(); opened > 16 {
+		t.Errorf("%d connections for 16 clients in turn: kept ones were not reused", opened)
+	}
+}
+
+func TestDialFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := client(t, &h1.Transport{})
+	_, err = post(t, c, context.Background(), "http://"+addr, "x")
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("dial to a closed port: %v", err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
