@@ -26,6 +26,9 @@ type Process struct {
 // apart from the load tool's and the gateway's.
 type UpstreamFunc func(ctx context.Context, ttft time.Duration, tps float64, tokens int) (*Process, error)
 
+// RelayFunc starts FloorRelay in front of an upstream, as its own process.
+type RelayFunc func(ctx context.Context, upstream string) (*Process, error)
+
 // PacedOptions tune a paced-stream run: every answer streams like a real
 // model, its first token after TTFT and the next ones TBT apart.
 type PacedOptions struct {
@@ -42,6 +45,9 @@ type PacedOptions struct {
 
 	Start    StartFunc
 	Upstream UpstreamFunc
+	// Floor, when set, adds a phase through a bare relay (FloorRelay): the
+	// CPU any relay spends on these streams here, next to tidegate's.
+	Floor RelayFunc
 
 	MasterKey                        bool
 	NoRequestLog, NoMetrics, Tracing bool
@@ -55,7 +61,7 @@ type PacedPhase struct {
 	Chunks   int64           // data events read by the load tool, [DONE] included
 	TTFC     []time.Duration // sorted; from due time to the first data event
 	Total    []time.Duration // sorted; to the body's end
-	Gateway  time.Duration   // CPU of each process over the phase
+	Gateway  time.Duration   // CPU of each process over the phase (Gateway: the relay in the middle)
 	Upstream time.Duration
 	Load     time.Duration
 	PeakOpen int64          // most streams open at once
@@ -81,6 +87,7 @@ type PacedReport struct {
 	Auth       string
 	Observe    string
 	Direct     PacedPhase
+	Floor      *PacedPhase // through the bare relay, when measured
 	Gateway    PacedPhase
 	RSSStreams int64
 	StreamsOK  int
@@ -138,22 +145,31 @@ prices:
 	body := func(model string) string {
 		return fmt.Sprintf(`{"model":%q,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"You are a benchmark."},{"role":"user","content":"Tell me about the tide gate and how it opens at dawn."}]}`, model)
 	}
-	phases := []struct {
+	type phase struct {
 		p    *PacedPhase
 		name string
 		url  string
 		body string
 		auth string
-	}{
-		{&rep.Direct, "direct", up.URL, body("fast"), "sk-bench"},
-		{&rep.Gateway, "through tidegate", gw.URL, body("up/fast"), key},
+		mid  *Gateway // the relay whose CPU and RSS are read
 	}
+	phases := []phase{{&rep.Direct, "direct", up.URL, body("fast"), "sk-bench", gw}}
+	if o.Floor != nil {
+		relay, err := o.Floor(ctx, up.URL)
+		if err != nil {
+			return nil, fmt.Errorf("starting the bare relay: %w", err)
+		}
+		defer relay.Stop()
+		rep.Floor = &PacedPhase{}
+		phases = append(phases, phase{rep.Floor, "through a bare relay (floor)", relay.URL, body("fast"), "sk-bench", &Gateway{URL: relay.URL, PID: relay.PID}})
+	}
+	phases = append(phases, phase{&rep.Gateway, "through tidegate", gw.URL, body("up/fast"), key, gw})
 	for _, ph := range phases {
 		ph.p.Name = ph.name
 		pacedLoop(ctx, client, ph.url, ph.body, ph.auth, o.Rate, o.Warmup, &PacedPhase{}, nil)
-		g0, u0, l0 := cpuTime(gw.PID), cpuTime(up.PID), cpuTime(os.Getpid())
-		pacedLoop(ctx, client, ph.url, ph.body, ph.auth, o.Rate, o.Duration, ph.p, gw)
-		ph.p.Gateway, ph.p.Upstream, ph.p.Load = cpuTime(gw.PID)-g0, cpuTime(up.PID)-u0, cpuTime(os.Getpid())-l0
+		g0, u0, l0 := cpuTime(ph.mid.PID), cpuTime(up.PID), cpuTime(os.Getpid())
+		pacedLoop(ctx, client, ph.url, ph.body, ph.auth, o.Rate, o.Duration, ph.p, ph.mid)
+		ph.p.Gateway, ph.p.Upstream, ph.p.Load = cpuTime(ph.mid.PID)-g0, cpuTime(up.PID)-u0, cpuTime(os.Getpid())-l0
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -291,15 +307,20 @@ func (r *PacedReport) Print(w io.Writer) {
 		o.Rate, o.Duration, o.TTFT, o.TBT, o.Tokens)
 	fmt.Fprintf(w, "load tool, upstream (tidegate sim) and gateway are three processes on the same cores\n")
 	fmt.Fprintf(w, "through tidegate with %s; ledger on; %s\n\n", r.Auth, r.Observe)
-	fmt.Fprintln(w, "| phase | streams | errors | chunks/stream | TTFC p50 | TTFC p99 | end p50 | end p99 | peak open | gateway CPU/stream | gateway CPU/chunk | upstream CPU/stream | load tool CPU/stream |")
+	fmt.Fprintln(w, "| phase | streams | errors | chunks/stream | TTFC p50 | TTFC p99 | end p50 | end p99 | peak open | relay CPU/stream | relay CPU/chunk | upstream CPU/stream | load tool CPU/stream |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-	for _, p := range []*PacedPhase{&r.Direct, &r.Gateway} {
+	phases := []*PacedPhase{&r.Direct}
+	if r.Floor != nil {
+		phases = append(phases, r.Floor)
+	}
+	phases = append(phases, &r.Gateway)
+	for _, p := range phases {
 		gwStream, gwChunk := "—", "—"
 		perChunk := 0.0
 		if p.ok() > 0 {
 			perChunk = float64(p.Chunks) / float64(p.ok())
 		}
-		if p == &r.Gateway && p.Chunks > 0 {
+		if p != &r.Direct && p.Chunks > 0 {
 			gwStream = us(p.PerStream(p.Gateway))
 			gwChunk = fmt.Sprintf("%.1f µs", float64(p.Gateway.Microseconds())/float64(p.Chunks))
 		}
@@ -309,7 +330,7 @@ func (r *PacedReport) Print(w io.Writer) {
 	}
 	g, d := &r.Gateway, &r.Direct
 	fmt.Fprintln(w)
-	for _, p := range []*PacedPhase{d, g} {
+	for _, p := range phases {
 		if l := whyLine(p.Name, p.Why); l != "" {
 			fmt.Fprintln(w, l)
 		}
@@ -320,6 +341,13 @@ func (r *PacedReport) Print(w io.Writer) {
 	if up := g.PerStream(g.Upstream); up > 0 {
 		fmt.Fprintf(w, "gateway CPU per stream ÷ upstream CPU per stream (same streams): %.2f (target ≤ 1)\n",
 			float64(g.PerStream(g.Gateway))/float64(up))
+	}
+	if f := r.Floor; f != nil && f.ok() > 0 && g.ok() > 0 {
+		if up := f.PerStream(f.Upstream); up > 0 {
+			fmt.Fprintf(w, "bare relay CPU per stream ÷ upstream CPU per stream: %.2f; tidegate ÷ bare relay: %.2f (tidegate's own work over the I/O floor: %s a stream)\n",
+				float64(f.PerStream(f.Gateway))/float64(up), float64(g.PerStream(g.Gateway))/float64(f.PerStream(f.Gateway)),
+				us(g.PerStream(g.Gateway)-f.PerStream(f.Gateway)))
+		}
 	}
 	fmt.Fprintf(w, "gateway RSS under load: %.1f MB with %d streams open\n", float64(g.RSS)/1e6, g.RSSOpen)
 	if o.Streams > 0 {

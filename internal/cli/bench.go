@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/tidegate/tidegate/internal/app"
 	"github.com/tidegate/tidegate/internal/bench"
 	"github.com/tidegate/tidegate/internal/config"
+	"github.com/tidegate/tidegate/internal/fleet"
 )
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,6 +40,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	paced := fs.Bool("paced", false, "paced streams: each answer streams like a model (see --ttft, --tbt); upstream and gateway are their own processes")
 	ttft := fs.Duration("ttft", 200*time.Millisecond, "paced: time to first token")
 	tbt := fs.Duration("tbt", 20*time.Millisecond, "paced: time between tokens")
+	floor := fs.Bool("floor", false, "paced: also stream through a bare relay (no key, ledger, log or parsing) as its own process: the I/O floor of any relay on this machine")
 	var child childOptions
 	fs.StringVar(&child.pprof, "pprof", "", "let the gateway serve Go's profiler on this address")
 	fs.IntVar(&child.maxProcs, "gateway-gomaxprocs", 0, "GOMAXPROCS of the gateway process (0: Go's default)")
@@ -64,6 +67,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		po := bench.PacedOptions{Rate: 500, Duration: o.Duration, Warmup: o.Warmup, TTFT: *ttft, TBT: *tbt, Tokens: 50,
 			Streams: o.Streams, HoldFor: o.HoldFor, Dir: dir, Start: o.Start, Upstream: startSim,
 			MasterKey: o.MasterKey, NoRequestLog: o.NoRequestLog, NoMetrics: o.NoMetrics}
+		if *floor {
+			po.Floor = startFloorRelay
+		}
 		if set["rate"] {
 			po.Rate = o.Rate
 		}
@@ -139,12 +145,23 @@ func (co childOptions) start(ctx context.Context, configPath string) (*bench.Gat
 // startSim runs `tidegate sim` as its own process, every model paced as
 // given, and reads the address it listens on from its first line.
 func startSim(ctx context.Context, ttft time.Duration, tps float64, tokens int) (*bench.Process, error) {
+	p, err := startListener(ctx, "the sim", "sim", "--listen", "127.0.0.1:0", "--ttft", ttft.String(),
+		"--tps", strconv.FormatFloat(tps, 'f', -1, 64), "--tokens", strconv.Itoa(tokens))
+	if err != nil {
+		return nil, err
+	}
+	p.URL = strings.TrimSuffix(p.URL, "/v1")
+	return p, nil
+}
+
+// startListener runs this binary with args as a helper process that says
+// where it listens in its first line ("... http://ADDR").
+func startListener(ctx context.Context, what string, args ...string) (*bench.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "sim", "--listen", "127.0.0.1:0", "--ttft", ttft.String(),
-		"--tps", strconv.FormatFloat(tps, 'f', -1, 64), "--tokens", strconv.Itoa(tokens))
+	cmd := exec.Command(self, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -161,10 +178,36 @@ func startSim(ctx context.Context, ttft time.Duration, tps float64, tokens int) 
 	_, addr, found := strings.Cut(strings.TrimSpace(line), "http://")
 	if err != nil || !found {
 		stop()
-		return nil, fmt.Errorf("the sim did not say where it listens: %q", line)
+		return nil, fmt.Errorf("%s did not say where it listens: %q", what, line)
 	}
 	go func() { _, _ = io.Copy(io.Discard, out) }()
-	return &bench.Process{URL: "http://" + strings.TrimSuffix(addr, "/v1"), PID: cmd.Process.Pid, Stop: stop}, ctx.Err()
+	return &bench.Process{URL: "http://" + addr, PID: cmd.Process.Pid, Stop: stop}, ctx.Err()
+}
+
+// startFloorRelay runs `tidegate bench-relay` (bench.FloorRelay) as its own
+// process in front of upstream, and reads its address from its first line.
+func startFloorRelay(ctx context.Context, upstream string) (*bench.Process, error) {
+	return startListener(ctx, "the bare relay", "bench-relay", "--upstream", upstream)
+}
+
+// benchRelay serves bench.FloorRelay: the paced bench's yardstick, not a
+// command for users (it is not in the usage).
+func benchRelay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench-relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	upstream := fs.String("upstream", "", "the upstream's base URL")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(*upstream, "http://") {
+		return errors.New("--upstream must be an http:// URL")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bare relay listening on http://%s\n", ln.Addr())
+	return serveUntilDone(ctx, ln, bench.FloorRelay(*upstream, fleet.HTTPClient(0)))
 }
 
 // startInProcess builds the gateway in this process from the config file.

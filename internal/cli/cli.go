@@ -50,6 +50,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = simServe(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout, stderr)
+	case "bench-relay": // the paced bench's yardstick (bench --floor), not in the usage
+		err = benchRelay(ctx, args[1:], stdout, stderr)
 	case "keys":
 		err = keysCmd(ctx, args[1:], stdout, stderr)
 	case "prices":

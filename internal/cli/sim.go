@@ -67,8 +67,13 @@ func simServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: f.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "sim fleet listening on http://%s/v1\n", ln.Addr())
+	return serveUntilDone(ctx, ln, f.Handler())
+}
+
+// serveUntilDone serves h on ln until ctx ends, then shuts down (5 s grace).
+func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
