@@ -133,6 +133,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body.Close()
 		return nil, c.fail(ctx, errors.New("upstream switched protocols, which tidegate does not follow"))
 	}
+	// The answer keeps the request, as net/http documents, without its body:
+	// a stream holds its answer for its whole life, and the prompt it was
+	// asked with (kilobytes to megabytes) need not live as long.
+	sent := *req
+	sent.Body, sent.GetBody = nil, nil
+	resp.Request = &sent
 	keep := !resp.Close && !req.Close
 	if resp.Body == http.NoBody {
 		c.done(t, addr, keep)

@@ -566,3 +566,27 @@ func TestDialFailure(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// An open stream must not keep the prompt it was asked with alive.
+func TestAnswerDoesNotKeepThePrompt(t *testing.T) {
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "data: x\n\n")
+	})
+	c := client(t, &h1.Transport{})
+	req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(strings.Repeat("p", 64<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Request == nil || resp.Request.URL.String() != srv.URL {
+		t.Fatalf("answer's request: %+v", resp.Request)
+	}
+	if resp.Request.Body != nil || resp.Request.GetBody != nil {
+		t.Error("the answer still holds the request's body")
+	}
+}
