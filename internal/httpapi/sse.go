@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/tidegate/tidegate/internal/llm"
@@ -17,7 +18,6 @@ type sseWriter struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
-	buf     bytes.Buffer
 	started bool
 	// hold defers the flush while the next chunk is already in memory: a
 	// burst goes out in one write, and no token ever waits for a later one.
@@ -77,15 +77,12 @@ func (sw *sseWriter) data(v any) error {
 	return sw.event("", v)
 }
 
+// eventBufs frame events: a buffer is held for one event, not for a
+// stream's life (1,000 open streams would keep 1,000 of them).
+var eventBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // event writes a named event (Anthropic's style) or a data-only one.
 func (sw *sseWriter) event(name string, v any) error {
-	sw.buf.Reset()
-	if name != "" {
-		sw.buf.WriteString("event: ")
-		sw.buf.WriteString(name)
-		sw.buf.WriteByte('\n')
-	}
-	sw.buf.WriteString("data: ")
 	var b []byte
 	var err error
 	if c, ok := v.(*llm.ChatChunk); ok {
@@ -96,9 +93,21 @@ func (sw *sseWriter) event(name string, v any) error {
 	if err != nil {
 		return err
 	}
-	sw.buf.Write(b)
-	sw.buf.WriteString("\n\n")
-	return sw.raw(sw.buf.Bytes())
+	buf := eventBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	if name != "" {
+		buf.WriteString("event: ")
+		buf.WriteString(name)
+		buf.WriteByte('\n')
+	}
+	buf.WriteString("data: ")
+	buf.Write(b)
+	buf.WriteString("\n\n")
+	err = sw.raw(buf.Bytes())
+	if buf.Cap() <= 64<<10 { // an outsized event's buffer is left to the GC
+		eventBufs.Put(buf)
+	}
+	return err
 }
 
 func (sw *sseWriter) flush() error {

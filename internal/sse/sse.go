@@ -32,11 +32,11 @@ type Reader struct {
 }
 
 func NewReader(r io.Reader) *Reader {
-	// 1 KiB holds a typical chunk (200–400 bytes) and is what an open stream
-	// keeps; longer lines are assembled in line(). The body it reads has a
-	// buffer of its own (the HTTP transport's), so this one costs a copy, not
-	// syscalls.
-	return &Reader{br: bufio.NewReaderSize(r, 1<<10)}
+	// 512 bytes hold a typical event line (200–400 bytes) and are what an
+	// open stream keeps here; longer lines are assembled in line(). The body
+	// it reads has a buffer of its own (the HTTP client's, which takes a
+	// whole chunk in one read), so this one costs a copy, not syscalls.
+	return &Reader{br: bufio.NewReaderSize(r, 512)}
 }
 
 // Buffered reports whether bytes of a next event are already in memory, so
