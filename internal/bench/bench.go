@@ -234,7 +234,7 @@ prices:
 	time.Sleep(200 * time.Millisecond)
 	runtime.GC()
 	rep.RSSIdle = rss(gw.PID)
-	rep.RSSStreams, rep.StreamsOK = holdStreams(ctx, gw, gwKey, "up/hold", o.Streams, o.HoldFor)
+	rep.RSSStreams, _, rep.StreamsOK = holdStreams(ctx, gw, gwKey, "up/hold", o.Streams, o.HoldFor)
 	return rep, ctx.Err()
 }
 
@@ -369,10 +369,11 @@ func statusError(resp *http.Response) error {
 }
 
 // holdStreams opens n slow streams through the gateway, waits for each to
-// start, and reads the gateway's RSS while all are open.
-func holdStreams(ctx context.Context, gw *Gateway, key, model string, n int, holdFor time.Duration) (int64, int) {
+// start, and reads the gateway's RSS once all are open and, highest, over
+// holdFor while they go on.
+func holdStreams(ctx context.Context, gw *Gateway, key, model string, n int, holdFor time.Duration) (opened, highest int64, started int) {
 	if n <= 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -380,7 +381,6 @@ func holdStreams(ctx context.Context, gw *Gateway, key, model string, n int, hol
 	defer client.CloseIdleConnections()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	started := 0
 	body := `{"model":"` + model + `","stream":true,"messages":[{"role":"user","content":"hold the line"}]}`
 	for i := 0; i < n; i++ {
 		wg.Add(1)
@@ -414,14 +414,20 @@ func holdStreams(ctx context.Context, gw *Gateway, key, model string, n int, hol
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // let the open streams settle
-	r := rss(gw.PID)
-	time.Sleep(holdFor)
+	opened = rss(gw.PID)
+	// Over the hold, the streams' chunks leave garbage and the heap grows
+	// toward the GC's goal before a collection: the highest sample is the
+	// figure a gateway holding these streams for long would show.
+	highest = opened
+	for end := time.Now().Add(holdFor); time.Now().Before(end) && ctx.Err() == nil; time.Sleep(250 * time.Millisecond) {
+		highest = max(highest, rss(gw.PID))
+	}
 	mu.Lock()
-	s := started
+	n = started
 	mu.Unlock()
 	cancel()
 	wg.Wait()
-	return r, s
+	return opened, highest, n
 }
 
 // cpuTime is a process's user+system CPU time, from /proc.

@@ -30,7 +30,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each measured phase")
 	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "unmeasured warm-up before each phase")
 	fs.IntVar(&o.Streams, "streams", 1000, "concurrent streams held open for the memory figure")
-	fs.DurationVar(&o.HoldFor, "hold-for", 0, "keep the streams open this much longer (for a heap profile with --pprof)")
+	fs.DurationVar(&o.HoldFor, "hold-for", 0, "keep the held streams open this much longer, RSS sampled (--paced default 20s; also for a heap profile with --pprof)")
 	fs.IntVar(&o.Tokens, "tokens", 16, "output tokens per answer")
 	fs.BoolVar(&o.MasterKey, "master-key", false, "use the master key instead of a virtual key with a budget")
 	fs.BoolVar(&o.NoRequestLog, "no-request-log", false, "run the gateway without its request log")
@@ -45,6 +45,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&child.pprof, "pprof", "", "let the gateway serve Go's profiler on this address")
 	fs.IntVar(&child.maxProcs, "gateway-gomaxprocs", 0, "GOMAXPROCS of the gateway process (0: Go's default)")
 	fs.StringVar(&child.memLimit, "gateway-memlimit", "", "GOMEMLIMIT of the gateway process, e.g. 80MiB (empty: Go's default, none)")
+	fs.StringVar(&child.gogc, "gateway-gogc", "", "GOGC of the gateway process, e.g. 50 (empty: Go's default, 100)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +77,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if set["tokens"] {
 			po.Tokens = o.Tokens
 		}
+		if !set["hold-for"] {
+			po.HoldFor = 20 * time.Second // long enough for the heap to reach the GC's goal
+		}
 		rep, err := bench.RunPaced(ctx, po)
 		if err != nil {
 			return err
@@ -96,6 +100,7 @@ type childOptions struct {
 	pprof    string
 	maxProcs int
 	memLimit string
+	gogc     string
 }
 
 // start runs the gateway as its own process, so its CPU and memory are
@@ -119,6 +124,9 @@ func (co childOptions) start(ctx context.Context, configPath string) (*bench.Gat
 	}
 	if co.memLimit != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+co.memLimit)
+	}
+	if co.gogc != "" {
+		cmd.Env = append(cmd.Env, "GOGC="+co.gogc)
 	}
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
