@@ -22,6 +22,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
@@ -262,6 +263,16 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, cm *corev1.ConfigMap, s
 	c := d.Spec.Template.Spec.Containers[0]
 	env := map[string]bool{}
 	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			// Go's soft limit, the one literal: it must sit under the
+			// container's memory limit, or the OOM killer comes first.
+			limit, err := resource.ParseQuantity(strings.TrimSuffix(e.Value, "B"))
+			mem := c.Resources.Limits.Memory()
+			if err != nil || mem.IsZero() || limit.Cmp(*mem) >= 0 {
+				t.Errorf("GOMEMLIMIT %q: want a size under limits.memory (%v)", e.Value, mem)
+			}
+			continue
+		}
 		if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 			t.Errorf("env %s: want a Secret reference, never a literal value", e.Name)
 		}
