@@ -24,6 +24,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -82,10 +83,20 @@ func (t *Transport) maxHeader() int64 {
 // once, so its buffer is the pool's again as soon as it is flushed.
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<10) }}
 
+// maxInlineBody is the largest request body written before the answer is
+// read: up to it, the body fits in the kernel's socket buffers even when the
+// server answers early (a 401, a 413) without reading it. A larger body, or
+// one of unknown length, goes to the fallback, which writes and reads at once.
+const maxInlineBody = 64 << 10
+
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL == nil || req.URL.Scheme != "http" || req.URL.Host == "" || req.Method == http.MethodConnect {
+	if req.URL == nil || req.URL.Scheme != "http" || req.URL.Host == "" || req.Method == http.MethodConnect ||
+		req.ContentLength > maxInlineBody || req.ContentLength < 0 || req.Header.Get("Expect") != "" {
 		return t.fallback(req)
+	}
+	if req.ContentLength == 0 && req.Body != nil && req.Body != http.NoBody {
+		return t.fallback(req) // a body of unknown length (ContentLength 0 with a body)
 	}
 	if t.Proxy != nil {
 		if u, err := t.Proxy(req); err != nil || u != nil {
@@ -95,26 +106,35 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	trace := httptrace.ContextClientTrace(ctx)
 	addr := hostPort(req.URL)
-	c, reused, err := t.get(ctx, addr)
-	if err != nil {
-		closeBody(req)
-		return nil, err
-	}
-	if trace != nil && trace.GotConn != nil {
-		trace.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: reused, WasIdle: reused})
-	}
-	c.watch(ctx)
-
-	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(c.nc)
-	err = req.Write(bw) // closes the request's body; calls trace.WroteRequest, as net/http's Transport does
-	if err == nil {
-		err = bw.Flush()
-	}
-	bw.Reset(nil)
-	writers.Put(bw)
-	if err != nil {
-		return nil, c.fail(ctx, err)
+	var c *conn
+	for attempt := 0; ; attempt++ {
+		var reused bool
+		var err error
+		c, reused, err = t.get(ctx, addr)
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		if trace != nil && trace.GotConn != nil {
+			trace.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: reused, WasIdle: reused})
+		}
+		c.watch(ctx)
+		err = c.write(req)
+		if err == nil {
+			break
+		}
+		err = c.fail(ctx, err)
+		// A server never acts on a request it did not receive whole: one
+		// whose write failed on a kept connection (closed by the server
+		// since) goes again, once, on a new one, if its body can be had again.
+		if !reused || attempt > 0 || ctx.Err() != nil {
+			return nil, err
+		}
+		again, ok := rewind(req)
+		if !ok {
+			return nil, err
+		}
+		req = again
 	}
 
 	if t.ResponseHeaderTimeout > 0 {
@@ -139,13 +159,43 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	sent := *req
 	sent.Body, sent.GetBody = nil, nil
 	resp.Request = &sent
-	keep := !resp.Close && !req.Close
+	keep := !resp.Close && !req.Close && !strings.EqualFold(req.Header.Get("Connection"), "close")
 	if resp.Body == http.NoBody {
 		c.done(t, addr, keep)
 		return resp, nil
 	}
 	resp.Body = &body{inner: resp.Body, c: c, t: t, addr: addr, keep: keep, ctx: ctx}
 	return resp, nil
+}
+
+// write sends the request through a pooled buffer.
+func (c *conn) write(req *http.Request) error {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	err := req.Write(bw) // closes the request's body; calls trace.WroteRequest, as net/http's Transport does
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
+	return err
+}
+
+// rewind is the request again, with a fresh body, when it can be had.
+func rewind(req *http.Request) (*http.Request, bool) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return req, true
+	}
+	if req.GetBody == nil {
+		return nil, false
+	}
+	b, err := req.GetBody()
+	if err != nil {
+		return nil, false
+	}
+	again := *req
+	again.Body = b
+	return &again, true
 }
 
 func (t *Transport) fallback(req *http.Request) (*http.Response, error) {
@@ -179,7 +229,10 @@ func (c *conn) readHead(req *http.Request, trace *httptrace.ClientTrace) (*http.
 	if trace != nil && trace.GotFirstResponseByte != nil {
 		trace.GotFirstResponseByte()
 	}
-	for {
+	for informational := 0; ; informational++ {
+		if informational > 5 {
+			return nil, errors.New("upstream sent too many informational (1xx) answers")
+		}
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			if c.limit.n == 0 {
@@ -230,37 +283,54 @@ func (t *Transport) get(ctx context.Context, addr string) (*conn, bool, error) {
 
 func (t *Transport) takeIdle(addr string) *conn {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	list := t.idle[addr]
 	if len(list) == 0 {
+		t.mu.Unlock()
 		return nil
 	}
 	c := list[len(list)-1]
 	list[len(list)-1] = nil
-	t.idle[addr] = list[:len(list)-1]
-	if len(t.idle[addr]) == 0 {
+	list = list[:len(list)-1]
+	var stale []*conn
+	if time.Since(c.idleSince) >= t.idleTimeout() {
+		// The newest is too old, so are the rest: a server may be closing
+		// them as this request would go out.
+		stale, c, list = append(list, c), nil, nil
+	}
+	if len(list) == 0 {
 		delete(t.idle, addr)
+	} else {
+		t.idle[addr] = list
+	}
+	t.mu.Unlock()
+	for _, s := range stale {
+		s.nc.Close()
 	}
 	return c
 }
 
-// put keeps a connection for reuse, or closes it when the host's share is full.
+// put keeps a connection for reuse; when the host's share is full, the
+// oldest kept one is closed instead.
 func (t *Transport) put(addr string, c *conn) {
-	c.idleSince = time.Now()
 	t.mu.Lock()
+	c.idleSince = time.Now()
 	if t.idle == nil {
 		t.idle = map[string][]*conn{}
 	}
-	if len(t.idle[addr]) >= t.maxIdle() {
-		t.mu.Unlock()
-		c.nc.Close()
-		return
+	list := append(t.idle[addr], c)
+	var oldest *conn
+	if len(list) > t.maxIdle() {
+		oldest = list[0]
+		list = append(list[:0], list[1:]...)
 	}
-	t.idle[addr] = append(t.idle[addr], c)
+	t.idle[addr] = list
 	if t.sweep == nil {
 		t.sweep = time.AfterFunc(t.idleTimeout(), t.sweepIdle)
 	}
 	t.mu.Unlock()
+	if oldest != nil {
+		oldest.nc.Close()
+	}
 }
 
 // sweepIdle closes the connections idle past the timeout, and runs again
@@ -282,7 +352,7 @@ func (t *Transport) sweepIdle() {
 		}
 	}
 	if len(t.idle) > 0 {
-		t.sweep.Reset(t.idleTimeout() / 2)
+		t.sweep.Reset(t.idleTimeout() / 4)
 	} else {
 		t.sweep = nil
 	}
@@ -400,8 +470,11 @@ func (l *limitedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// body is an answer's body: read to its end, it gives the connection back;
-// closed before, it closes the connection (never drains a stream).
+// body is an answer's body: read to its end, it gives the connection back.
+// Closed before its end (a relay stops at [DONE], a beat before the body's
+// last chunk arrives), the rest is read in the background for a moment, so
+// the connection is kept when the end comes at once, and cut, never drained
+// at length, when it does not (a stream abandoned midway).
 type body struct {
 	inner io.ReadCloser
 	c     *conn
@@ -410,8 +483,9 @@ type body struct {
 	keep  bool
 	ctx   context.Context
 
-	mu    sync.Mutex
-	state int // open, ended (read to its end) or closed
+	mu      sync.Mutex
+	state   int  // open, ended (read to its end) or closed
+	reading bool // a Read is under way
 }
 
 const (
@@ -420,27 +494,36 @@ const (
 	bodyClosed
 )
 
+// Bounds of the end read after an early Close.
+const (
+	endWait  = 100 * time.Millisecond
+	endBytes = 16 << 10
+)
+
 func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
-	state := b.state
-	b.mu.Unlock()
-	switch state {
+	switch b.state {
 	case bodyEnded:
+		b.mu.Unlock()
 		return 0, io.EOF
 	case bodyClosed:
+		b.mu.Unlock()
 		return 0, http.ErrBodyReadAfterClose
 	}
+	b.reading = true
+	b.mu.Unlock()
 	n, err := b.inner.Read(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reading = false
 	if err == nil {
 		return n, nil
 	}
 	if err == io.EOF {
-		b.mu.Lock()
 		if b.state == bodyOpen {
 			b.state = bodyEnded
 			b.c.done(b.t, b.addr, b.keep)
 		}
-		b.mu.Unlock()
 		return n, io.EOF
 	}
 	if cerr := b.ctx.Err(); cerr != nil {
@@ -458,6 +541,23 @@ func (b *body) Close() error {
 		return nil
 	}
 	b.state = bodyClosed
-	b.c.unwatch()
-	return b.c.nc.Close()
+	if !b.c.unwatch() || !b.keep || b.reading {
+		return b.c.nc.Close()
+	}
+	go b.readEnd()
+	return nil
+}
+
+// readEnd reads what is left of a closed body, briefly and boundedly, and
+// keeps the connection if that was its end.
+func (b *body) readEnd() {
+	c := b.c
+	c.nc.SetReadDeadline(time.Now().Add(endWait))
+	n, err := io.Copy(io.Discard, io.LimitReader(b.inner, endBytes))
+	if err != nil || n >= endBytes {
+		c.nc.Close()
+		return
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	c.done(b.t, b.addr, true)
 }
