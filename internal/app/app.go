@@ -436,11 +436,15 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Running, err
 	sctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(sctx, ls) }()
+	var once sync.Once
+	var stopped error
 	stop := func() error {
-		cancel()
-		err := <-served
-		a.Close()
-		return err
+		once.Do(func() {
+			cancel()
+			stopped = <-served
+			a.Close()
+		})
+		return stopped
 	}
 	r := &Running{App: a, URL: "http://" + ls.API.Addr().String(), stop: stop}
 	if ls.Admin != nil {
@@ -450,7 +454,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Running, err
 }
 
 // Stop drains the server and closes the app, returning what Serve
-// returned; call it once.
+// returned; calls after the first return the same.
 func (r *Running) Stop() error { return r.stop() }
 
 // OpenStore opens a store: sqlite:PATH or postgres://….

@@ -46,3 +46,42 @@ func TestPercentiles(t *testing.T) {
 		}
 	}
 }
+
+// TestPacedBenchRuns drives the paced bench with its floor phase at a tiny
+// load: the sim and the bare relay are this binary as their own processes.
+func TestPacedBenchRuns(t *testing.T) {
+	t.Setenv("TIDEGATE_TEST_MAIN", "1") // the children run Main (TestMain)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := bench.RunPaced(ctx, bench.PacedOptions{Rate: 40, Duration: 400 * time.Millisecond, Warmup: 50 * time.Millisecond,
+		TTFT: 20 * time.Millisecond, TBT: 5 * time.Millisecond, Tokens: 5, Streams: 10, HoldFor: 300 * time.Millisecond,
+		Dir: t.TempDir(), Start: startInProcess, Upstream: startSim, Floor: startFloorRelay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Floor == nil {
+		t.Fatal("no floor phase")
+	}
+	for _, p := range []*bench.PacedPhase{&rep.Direct, rep.Floor, &rep.Gateway} {
+		if p.Sent < 10 || p.Errors != 0 || len(p.TTFC) != p.Sent {
+			t.Errorf("%s: sent %d, errors %d (%v), timed %d", p.Name, p.Sent, p.Errors, p.Why, len(p.TTFC))
+		}
+		// Each answer's tokens, its finish and [DONE] (usage rides along).
+		if ok := p.Sent - p.Errors; ok > 0 && p.Chunks < int64(ok)*7 {
+			t.Errorf("%s: %d chunks for %d streams", p.Name, p.Chunks, ok)
+		}
+	}
+	if rep.Floor.Gateway <= 0 {
+		t.Error("the bare relay's CPU was not read")
+	}
+	if rep.StreamsOK != 10 || rep.RSSStreams == 0 || rep.RSSHeld < rep.RSSStreams {
+		t.Errorf("held streams %d, rss %d then %d", rep.StreamsOK, rep.RSSStreams, rep.RSSHeld)
+	}
+	var out strings.Builder
+	rep.Print(&out)
+	for _, want := range []string{"| through a bare relay (floor) |", "bare relay CPU per stream ÷ upstream", "highest over"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
