@@ -720,7 +720,8 @@ func TestClosedAtDoneKeepsTheConnection(t *testing.T) {
 		w.(http.Flusher).Flush()
 		time.Sleep(5 * time.Millisecond) // the last chunk comes a beat later
 	})
-	c := client(t, &h1.Transport{})
+	tr := &h1.Transport{}
+	c := client(t, tr)
 	for i := range 3 {
 		resp, err := post(t, c, context.Background(), srv.URL, "")
 		if err != nil {
@@ -737,7 +738,7 @@ func TestClosedAtDoneKeepsTheConnection(t *testing.T) {
 			}
 		}
 		resp.Body.Close()
-		time.Sleep(60 * time.Millisecond) // within the end read's 100 ms
+		eventually(t, "the connection kept once its end is read", func() bool { return tr.IdleConns() == 1 })
 	}
 	if opened, _ := cc.counts(); opened != 1 {
 		t.Errorf("%d connections for 3 streams closed at [DONE], want 1", opened)
