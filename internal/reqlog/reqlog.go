@@ -201,30 +201,48 @@ func (l *Log) row(p pending) Row {
 }
 
 // Request finds a request's record, still queued or in the store: by the
-// gateway's id first, then by the client's label (the newest carrying it).
+// gateway's id first, wherever it is, then by the client's label (the newest
+// carrying it). A queued record labelled with another request's id must not
+// shadow that request once it is written.
 func (l *Log) Request(ctx context.Context, id string) (*timing.Record, error) {
 	l.mu.Lock()
-	found := -1
+	exact, labelled := -1, -1
 	for i := len(l.pending) - 1; i >= 0; i-- {
 		if l.pending[i].rec.ID == id {
-			found = i
+			exact = i
 			break
 		}
-		if found < 0 && id != "" && l.pending[i].clientID == id {
-			found = i
+		if labelled < 0 && id != "" && l.pending[i].clientID == id {
+			labelled = i
 		}
 	}
-	if found >= 0 {
-		row := l.row(l.pending[found])
+	if exact >= 0 {
+		row := l.row(l.pending[exact])
 		l.mu.Unlock()
 		return decode(row.Record)
 	}
+	var queued string
+	if labelled >= 0 {
+		queued = l.row(l.pending[labelled]).Record
+	}
 	l.mu.Unlock()
 	s, err := l.store.RequestLog(ctx, id)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	return decode(s)
+	var stored *timing.Record
+	if err == nil {
+		if stored, err = decode(s); err != nil {
+			return nil, err
+		}
+		if stored.ID == id || queued == "" { // the gateway's id, or the only label match
+			return stored, nil
+		}
+	}
+	if queued != "" { // queued records are newer than written ones
+		return decode(queued)
+	}
+	return nil, ErrNotFound
 }
 
 // Lookup reads a record straight from a store (the diagnose command).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,6 +74,48 @@ func BenchmarkFlush(b *testing.B) {
 		l.ObserveRequest(context.Background(), &r, nil)
 		if i%100 == 0 {
 			l.Flush(context.Background())
+		}
+	}
+}
+
+// TestLabelNeverShadowsAWrittenRequest: a request's record is written; a
+// later one labelled with its id is still queued. A lookup by the id finds
+// the request itself, and by a plain label the newest carrying it.
+func TestLabelNeverShadowsAWrittenRequest(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l := reqlog.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), reqlog.Options{})
+	observe := func(id, label string) {
+		rt := timing.New(id, time.Now(), true)
+		rec := rt.Finish(timing.Meta{Endpoint: "/v1/chat/completions", Status: 200}, time.Millisecond)
+		h := http.Header{}
+		if label != "" {
+			h.Set("x-request-id", label)
+		}
+		l.ObserveRequest(ctx, &rec, h)
+	}
+	observe("req_victim", "")
+	observe("req_old", "mine")
+	l.Flush(ctx)
+	observe("req_shadow", "req_victim") // another tenant claims the victim's id
+	observe("req_new", "mine")
+	for _, c := range []struct{ lookup, want string }{
+		{"req_victim", "req_victim"}, {"req_shadow", "req_shadow"}, {"mine", "req_new"},
+	} {
+		got, err := l.Request(ctx, c.lookup)
+		if err != nil || got.ID != c.want {
+			t.Errorf("lookup %q: %v, %v; want %s", c.lookup, got, err, c.want)
+		}
+	}
+	l.Flush(ctx)
+	for _, c := range []struct{ lookup, want string }{{"req_victim", "req_victim"}, {"mine", "req_new"}} {
+		got, err := l.Request(ctx, c.lookup)
+		if err != nil || got.ID != c.want {
+			t.Errorf("written, lookup %q: %v, %v; want %s", c.lookup, got, err, c.want)
 		}
 	}
 }
