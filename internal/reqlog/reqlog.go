@@ -77,8 +77,10 @@ type Log struct {
 
 	mu      sync.Mutex
 	pending []pending
+	writing []pending // the batch being written: still found by Request
 	dropped int64
 	kick    chan struct{}
+	flushMu sync.Mutex // one batch written at a time
 }
 
 // New makes a log; Run writes it.
@@ -162,11 +164,14 @@ func (l *Log) prune(ctx context.Context) {
 	}
 }
 
-// Flush writes the queued records now.
+// Flush writes the queued records now. Until the store has them, they
+// are still found by Request (a lookup never falls between the two).
 func (l *Log) Flush(ctx context.Context) {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	batch, dropped := l.pending, l.dropped
-	l.pending, l.dropped = nil, 0
+	l.pending, l.dropped, l.writing = nil, 0, batch
 	l.mu.Unlock()
 	if dropped > 0 {
 		l.logger.Warn("request log fell behind; records dropped", slog.Int64("dropped", dropped))
@@ -181,6 +186,9 @@ func (l *Log) Flush(ctx context.Context) {
 	if err := l.store.InsertRequestLogs(ctx, rows); err != nil {
 		l.logger.Warn("request log write failed", slog.Int("records", len(rows)), slog.String("error", err.Error()))
 	}
+	l.mu.Lock()
+	l.writing = nil
+	l.mu.Unlock()
 }
 
 func (l *Log) row(p pending) Row {
@@ -206,24 +214,25 @@ func (l *Log) row(p pending) Row {
 // shadow that request once it is written.
 func (l *Log) Request(ctx context.Context, id string) (*timing.Record, error) {
 	l.mu.Lock()
-	exact, labelled := -1, -1
-	for i := len(l.pending) - 1; i >= 0; i-- {
-		if l.pending[i].rec.ID == id {
-			exact = i
-			break
-		}
-		if labelled < 0 && id != "" && l.pending[i].clientID == id {
-			labelled = i
+	var exact, labelled *pending
+	// Newest first: the queue, then the batch being written.
+	for _, list := range [][]pending{l.pending, l.writing} {
+		for i := len(list) - 1; i >= 0 && exact == nil; i-- {
+			if list[i].rec.ID == id {
+				exact = &list[i]
+			} else if labelled == nil && id != "" && list[i].clientID == id {
+				labelled = &list[i]
+			}
 		}
 	}
-	if exact >= 0 {
-		row := l.row(l.pending[exact])
+	if exact != nil {
+		row := l.row(*exact)
 		l.mu.Unlock()
 		return decode(row.Record)
 	}
 	var queued string
-	if labelled >= 0 {
-		queued = l.row(l.pending[labelled]).Record
+	if labelled != nil {
+		queued = l.row(*labelled).Record
 	}
 	l.mu.Unlock()
 	s, err := l.store.RequestLog(ctx, id)

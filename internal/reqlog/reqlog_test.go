@@ -119,3 +119,44 @@ func TestLabelNeverShadowsAWrittenRequest(t *testing.T) {
 		}
 	}
 }
+
+// gatedStore holds a batch's write until released: the moment a record has
+// left the queue and is not yet in the store.
+type gatedStore struct {
+	reqlog.Store
+	entered, release chan struct{}
+}
+
+func (g gatedStore) InsertRequestLogs(ctx context.Context, rows []reqlog.Row) error {
+	close(g.entered)
+	<-g.release
+	return g.Store.InsertRequestLogs(ctx, rows)
+}
+
+// TestFoundWhileBeingWritten: a record being written is found all the same.
+func TestFoundWhileBeingWritten(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g := gatedStore{Store: st, entered: make(chan struct{}), release: make(chan struct{})}
+	l := reqlog.New(g, slog.New(slog.NewTextHandler(io.Discard, nil)), reqlog.Options{})
+	rt := timing.New("req_inflight", time.Now(), true)
+	rec := rt.Finish(timing.Meta{Endpoint: "/v1/chat/completions", Status: 200}, time.Millisecond)
+	l.ObserveRequest(ctx, &rec, http.Header{"X-Request-Id": {"label-1"}})
+	done := make(chan struct{})
+	go func() { l.Flush(ctx); close(done) }()
+	<-g.entered
+	for _, lookup := range []string{"req_inflight", "label-1"} {
+		if got, err := l.Request(ctx, lookup); err != nil || got.ID != "req_inflight" {
+			t.Errorf("lookup %q while written: %v, %v", lookup, got, err)
+		}
+	}
+	close(g.release)
+	<-done
+	if got, err := l.Request(ctx, "req_inflight"); err != nil || got.ID != "req_inflight" {
+		t.Errorf("once written: %v, %v", got, err)
+	}
+}
