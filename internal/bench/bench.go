@@ -194,14 +194,14 @@ prices:
 	}
 	defer gw.Stop()
 	rep.Startup = gw.Ready
-	gwKey := "bench-key"
 	rep.Observe = fmt.Sprintf("request log %s, metrics %s, tracing %s", onOff(!o.NoRequestLog), onOff(!o.NoMetrics), onOff(o.Tracing))
-	rep.Auth = "the master key (ledger on, no budget)"
+	gwKey, auth, err := benchAuth(ctx, gw.URL, o.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	rep.Auth = auth
 	if !o.MasterKey {
-		if gwKey, err = createBenchKey(ctx, gw.URL); err != nil {
-			return nil, err
-		}
-		rep.Auth = "a virtual key with a monthly budget (limits, reservation, settlement and ledger on every request)"
+		rep.Auth += " (limits, reservation, settlement and ledger on every request)"
 	}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute}}
@@ -366,6 +366,18 @@ func statusError(resp *http.Response) error {
 	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return fmt.Errorf("status %d %v", resp.StatusCode, body.Error.Code)
+}
+
+// benchAuth is the key the gateway phases use and how the report names it:
+// the master key, or a fresh virtual key with a monthly budget.
+func benchAuth(ctx context.Context, gatewayURL string, master bool) (key, auth string, err error) {
+	if master {
+		return "bench-key", "the master key (ledger on, no budget)", nil
+	}
+	if key, err = createBenchKey(ctx, gatewayURL); err != nil {
+		return "", "", err
+	}
+	return key, "a virtual key with a monthly budget", nil
 }
 
 // holdStreams opens n slow streams through the gateway, waits for each to

@@ -137,14 +137,11 @@ prices:
 	}
 	defer gw.Stop()
 	rep.Observe = fmt.Sprintf("request log %s, metrics %s", onOff(!o.NoRequestLog), onOff(!o.NoMetrics))
-	key := "bench-key"
-	rep.Auth = "the master key (ledger on, no budget)"
-	if !o.MasterKey {
-		if key, err = createBenchKey(ctx, gw.URL); err != nil {
-			return nil, err
-		}
-		rep.Auth = "a virtual key with a monthly budget"
+	key, auth, err := benchAuth(ctx, gw.URL, o.MasterKey)
+	if err != nil {
+		return nil, err
 	}
+	rep.Auth = auth
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 8192, MaxIdleConnsPerHost: 8192, IdleConnTimeout: time.Minute}}
 	defer client.CloseIdleConnections()
